@@ -1,0 +1,1 @@
+"""Numba kernels: GIL-free loops over arrays and scalars, never importing sklearn."""
