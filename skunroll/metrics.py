@@ -1,0 +1,524 @@
+"""Metrics for dictionary recovery and for the geometry of a dictionary.
+
+Dictionaries hold their atoms as rows, with shape ``(n_components, n_features)``;
+convolutional kernels have shape ``(n_components, n_times)``,
+``(n_components, n_channels, n_times)`` or
+``(n_components, n_channels, height, width)``.
+
+* :func:`atom_recovery_errors` and :func:`recovery_rate` compare an estimated
+  dictionary with the ground truth, up to permutation, sign and scale of the
+  atoms (and, optionally, up to shifts of convolutional kernels).
+* :func:`mutual_coherence` and :func:`restricted_isometry_constant` measure the
+  properties under which sparse codes and dictionaries can be recovered.
+* :func:`support_f1` compares the supports of sparse codes.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+from scipy import fft as sp_fft
+from scipy.optimize import linear_sum_assignment
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils.validation import check_array
+
+__all__ = [
+    "atom_recovery_errors",
+    "mutual_coherence",
+    "recovery_rate",
+    "restricted_isometry_constant",
+    "support_f1",
+]
+
+# Upper bound on the number of complex entries of one block of pairwise
+# cross-spectra in the shift-invariant errors (about 64 MiB).
+_XCORR_BLOCK = 2**22
+# Upper bound on the number of floats of one block of Gram submatrices in the
+# Monte-Carlo estimate of the restricted isometry constant.
+_RIP_BLOCK = 2**21
+
+
+def _check_array_nd(X, name, *, ndims=None):
+    """Return ``X`` as a finite float64 array whose ndim is in ``ndims``.
+
+    ``ndims=None`` accepts any array of at least one dimension. The array is not
+    copied when it already is float64; callers must not write into it.
+    """
+    ndim = np.ndim(X)
+    if ndims is None:
+        ok, expected = ndim >= 1, "non-scalar"
+    else:
+        ok, expected = ndim in ndims, " or ".join(f"{d}-D" for d in ndims)
+    if not ok:
+        raise ValueError(
+            f"{name} must be a {expected} array, got an array of shape {np.shape(X)}."
+        )
+    return check_array(
+        X,
+        dtype=np.float64,
+        ensure_2d=False,
+        allow_nd=True,
+        ensure_min_samples=1,
+        input_name=name,
+    )
+
+
+def _row_norms(X):
+    """Euclidean norm of each atom (everything but the first axis)."""
+    return np.sqrt(np.einsum("ij,ij->i", X, X))
+
+
+def _check_nonzero_atoms(norms, name):
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        raise ValueError(
+            f"{name} has all-zero atoms at indices {zero[:10].tolist()}; every "
+            "atom must have a non-zero norm."
+        )
+
+
+def _normalized_atoms(D, name):
+    """Flatten atoms to rows and scale them to unit norm (zero atoms: error)."""
+    flat = D.reshape(D.shape[0], -1)
+    norms = _row_norms(flat)
+    _check_nonzero_atoms(norms, name)
+    return flat / norms[:, None]
+
+
+def _as_kernels(D):
+    """View kernels as ``(n_atoms, n_channels, *spatial)`` with 1 or 2 axes."""
+    if D.ndim == 2:
+        return D[:, None, :]
+    return D
+
+
+def _max_abs_xcorr(H, E):
+    """Max over lags of |full cross-correlation|, channels summed, all pairs.
+
+    ``H`` and ``E`` have shape ``(n_atoms, n_channels, *spatial)`` with the same
+    trailing shape; the result has shape ``(len(H), len(E))``.
+    """
+    spatial = H.shape[2:]
+    axes = tuple(range(-len(spatial), 0))
+    shape = [sp_fft.next_fast_len(2 * n - 1, real=True) for n in spatial]
+    H_hat = sp_fft.rfftn(H, s=shape, axes=axes)
+    E_hat = np.conj(sp_fft.rfftn(E, s=shape, axes=axes))
+    n_freq = int(np.prod(H_hat.shape[1:]))
+    block = max(1, _XCORR_BLOCK // max(1, n_freq * len(E)))
+    out = np.empty((len(H), len(E)))
+    subscripts = "ic...,jc...->ij..."
+    for start in range(0, len(H), block):
+        cross = np.einsum(subscripts, H_hat[start : start + block], E_hat)
+        xcorr = sp_fft.irfftn(cross, s=shape, axes=axes)
+        out[start : start + block] = np.abs(xcorr).reshape(*xcorr.shape[:2], -1).max(-1)
+    return out
+
+
+def _cosine_matrix(D_true, D_est, shift_invariant):
+    """|cos| of the (best-lag) angle between every true and estimated atom.
+
+    Estimated atoms of zero norm get 0 against everything.
+    """
+    n_true, n_est = D_true.shape[0], D_est.shape[0]
+    norms_true = _row_norms(D_true.reshape(n_true, -1))
+    _check_nonzero_atoms(norms_true, "D_true")
+    norms_est = _row_norms(D_est.reshape(n_est, -1))
+    if shift_invariant:
+        inner = _max_abs_xcorr(_as_kernels(D_true), _as_kernels(D_est))
+    else:
+        inner = np.abs(D_true.reshape(n_true, -1) @ D_est.reshape(n_est, -1).T)
+    scale = np.outer(norms_true, norms_est)
+    cos = np.divide(inner, scale, out=np.zeros_like(inner), where=scale > 0)
+    return np.clip(cos, 0.0, 1.0)
+
+
+@validate_params(
+    {
+        "D_true": ["array-like"],
+        "D_est": ["array-like"],
+        "shift_invariant": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def atom_recovery_errors(D_true, D_est, *, shift_invariant=False):
+    r"""Error of each true atom against its matched estimated atom.
+
+    For a true atom :math:`h` and an estimated atom :math:`\hat h` the error is
+    the sine of the angle between them,
+
+    .. math::
+
+        e(h, \hat h) = \sqrt{1 - \frac{\langle h, \hat h \rangle^2}
+        {\|h\|^2 \, \|\hat h\|^2}},
+
+    which is invariant to the sign and the scale of either atom, is 0 for
+    collinear atoms and 1 for orthogonal ones. True and estimated atoms are
+    matched one-to-one by the assignment that minimises the sum of the errors
+    (Hungarian algorithm, :func:`scipy.optimize.linear_sum_assignment`), so the
+    result does not depend on the order of the atoms.
+
+    With ``shift_invariant=True`` the atoms are convolutional kernels and the
+    inner product is the best one over all relative shifts,
+
+    .. math::
+
+        \langle h, \hat h \rangle = \max_{\tau} \Big|\sum_{c} \sum_{t}
+        h_c[t] \, \hat h_c[t + \tau]\Big|,
+
+    the largest absolute value of the full (zero-padded) cross-correlation,
+    channels summed. The lag :math:`\tau` runs over the last axis (kernels of
+    shape ``(n_components, n_times)`` or ``(n_components, n_channels,
+    n_times)``) or over the last two axes (images, shape ``(n_components,
+    n_channels, height, width)``). All cross-correlations are computed at once
+    with FFTs.
+
+    Parameters
+    ----------
+    D_true : array-like of shape (n_true_atoms, n_features) or (n_true_atoms, \
+            *kernel_shape)
+        Ground-truth atoms, first axis indexing the atoms. Atoms may have any
+        non-zero norm.
+    D_est : array-like of shape (n_est_atoms, n_features) or (n_est_atoms, \
+            *kernel_shape)
+        Estimated atoms, each of the same shape as the true ones. Zero atoms
+        are allowed and have error 1 against every true atom.
+    shift_invariant : bool, default=False
+        Whether to compare atoms up to a shift (convolutional kernels). Without
+        it, atoms of any shape are compared as flattened vectors.
+
+    Returns
+    -------
+    errors : ndarray of shape (n_true_atoms,)
+        Error in ``[0, 1]`` of each true atom, in the order of ``D_true``. If
+        ``D_est`` has fewer atoms than ``D_true``, the true atoms left unmatched
+        get error 1.
+
+    Raises
+    ------
+    ValueError
+        If an array has NaN or infinite values or fewer than 2 or more than 4
+        dimensions, if the atoms of ``D_true`` and ``D_est`` differ in shape,
+        or if ``D_true`` has a zero atom.
+
+    See Also
+    --------
+    recovery_rate : Fraction of true atoms recovered below an error threshold.
+
+    Notes
+    -----
+    The error is computed from :math:`1 - \cos^2`, so values below about
+    ``1e-8`` are at the level of floating-point rounding.
+
+    Arrays of 2 to 4 dimensions are accepted in both modes; without
+    ``shift_invariant`` every atom is flattened.
+
+    References
+    ----------
+    .. [1] Aharon, Elad & Bruckstein, "K-SVD: An algorithm for designing
+       overcomplete dictionaries for sparse representation", IEEE Trans. Signal
+       Process. 54(11), 2006 (recovery of atoms up to sign and permutation).
+    .. [2] Dupré la Tour, Moreau, Jas & Gramfort, "Multivariate convolutional
+       sparse coding for electromagnetic brain signals", NeurIPS 2018
+       (shift-invariant comparison of kernels).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skunroll.metrics import atom_recovery_errors
+    >>> D = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    >>> D_est = np.array([[0.0, -2.0, 0.0], [1.0, 0.0, 1.0]])
+    >>> atom_recovery_errors(D, D_est).round(4)
+    array([0.7071, 0.    ])
+    """
+    D_true = _check_array_nd(D_true, "D_true", ndims=(2, 3, 4))
+    D_est = _check_array_nd(D_est, "D_est", ndims=(2, 3, 4))
+    if D_true.shape[1:] != D_est.shape[1:]:
+        raise ValueError(
+            f"D_true and D_est must hold atoms of the same shape, got D_true of "
+            f"shape {D_true.shape} and D_est of shape {D_est.shape}."
+        )
+    cos = _cosine_matrix(D_true, D_est, shift_invariant)
+    cost = np.sqrt(np.maximum(1.0 - cos**2, 0.0))
+    errors = np.ones(D_true.shape[0])
+    rows, cols = linear_sum_assignment(cost)
+    errors[rows] = cost[rows, cols]
+    return errors
+
+
+@validate_params(
+    {
+        "D_true": ["array-like"],
+        "D_est": ["array-like"],
+        "threshold": [Interval(Real, 0, None, closed="neither")],
+        "shift_invariant": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def recovery_rate(D_true, D_est, *, threshold=0.1, shift_invariant=False):
+    """Fraction of the true atoms recovered with an error below a threshold.
+
+    Parameters
+    ----------
+    D_true : array-like of shape (n_true_atoms, n_features) or (n_true_atoms, \
+            *kernel_shape)
+        Ground-truth atoms; see :func:`atom_recovery_errors`.
+    D_est : array-like of shape (n_est_atoms, n_features) or (n_est_atoms, \
+            *kernel_shape)
+        Estimated atoms.
+    threshold : float, default=0.1
+        A true atom counts as recovered when its error (sine of the angle to
+        its matched estimated atom) is strictly below ``threshold``. An error
+        of 0.1 is an angle of about 5.7 degrees.
+    shift_invariant : bool, default=False
+        Whether to compare atoms up to a shift (convolutional kernels).
+
+    Returns
+    -------
+    rate : float
+        Fraction in ``[0, 1]`` of the atoms of ``D_true`` that are recovered.
+
+    See Also
+    --------
+    atom_recovery_errors : The error of each true atom.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skunroll.metrics import recovery_rate
+    >>> D = np.eye(4)
+    >>> D_est = np.eye(4)[[1, 0, 3]] * -2.0
+    >>> recovery_rate(D, D_est)
+    0.75
+    """
+    errors = atom_recovery_errors(D_true, D_est, shift_invariant=shift_invariant)
+    return float(np.mean(errors < threshold))
+
+
+@validate_params({"D": ["array-like"]}, prefer_skip_nested_validation=True)
+def mutual_coherence(D):
+    r"""Mutual coherence of a dictionary: the largest |cosine| between atoms.
+
+    .. math::
+
+        \mu(D) = \max_{i \neq j}
+        \frac{|\langle d_i, d_j \rangle|}{\|d_i\| \, \|d_j\|}
+
+    where :math:`d_i` are the rows of ``D``. It lies in ``[0, 1]``; it is at
+    least the Welch bound :math:`\sqrt{(p - m) / (m (p - 1))}` for ``p`` atoms
+    in dimension ``m < p``.
+
+    Parameters
+    ----------
+    D : array-like of shape (n_components, n_features)
+        Dictionary, atoms as rows. Atoms may have any non-zero norm.
+
+    Returns
+    -------
+    coherence : float
+        The mutual coherence; 0.0 for a dictionary with a single atom.
+
+    Raises
+    ------
+    ValueError
+        If ``D`` is not 2-D, has NaN or infinite values, or has a zero atom.
+
+    References
+    ----------
+    .. [1] Donoho & Huo, "Uncertainty principles and ideal atomic
+       decomposition", IEEE Trans. Inf. Theory 47(7), 2001.
+    .. [2] Welch, "Lower bounds on the maximum cross correlation of signals",
+       IEEE Trans. Inf. Theory 20(3), 1974.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skunroll.metrics import mutual_coherence
+    >>> D = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    >>> round(mutual_coherence(D), 4)
+    0.7071
+    """
+    D = _check_array_nd(D, "D", ndims=(2,))
+    atoms = _normalized_atoms(D, "D")
+    gram = np.abs(atoms @ atoms.T)
+    np.fill_diagonal(gram, 0.0)
+    return float(min(gram.max(), 1.0))
+
+
+def _random_supports(rng, n_trials, n_components, size):
+    """``n_trials`` uniformly random subsets of ``size`` atoms, as indices."""
+    keys = rng.random((n_trials, n_components))
+    return np.argpartition(keys, size - 1, axis=1)[:, :size]
+
+
+def _support_deltas(atoms, supports):
+    """max(lambda_max - 1, 1 - lambda_min) of the Gram matrix of each support."""
+    sub = atoms[supports]
+    gram = sub @ np.swapaxes(sub, 1, 2)
+    eigvals = np.linalg.eigvalsh(gram)
+    return np.maximum(eigvals[:, -1] - 1.0, 1.0 - eigvals[:, 0])
+
+
+@validate_params(
+    {
+        "D": ["array-like"],
+        "n_nonzero_coefs": [Interval(Integral, 1, None, closed="left")],
+        "n_trials": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def restricted_isometry_constant(
+    D, n_nonzero_coefs, *, n_trials=1000, random_state=None
+):
+    r"""Monte-Carlo lower estimate of the restricted isometry constant.
+
+    The restricted isometry constant :math:`\delta_s` of the dictionary with
+    unit-norm atoms :math:`\bar D` is the smallest :math:`\delta` such that
+
+    .. math::
+
+        (1 - \delta) \|z\|^2 \le \|z \bar D\|^2 \le (1 + \delta) \|z\|^2
+
+    for every code :math:`z` with at most :math:`s` non-zeros. Equivalently it
+    is the maximum over supports :math:`S` of size :math:`s` of
+    :math:`\max(\lambda_{\max}(G_{SS}) - 1, 1 - \lambda_{\min}(G_{SS}))`, with
+    :math:`G_{SS}` the Gram matrix of the atoms in :math:`S`. Computing it is
+    NP-hard; this function takes the maximum over ``n_trials`` supports drawn
+    uniformly at random.
+
+    Parameters
+    ----------
+    D : array-like of shape (n_components, n_features)
+        Dictionary, atoms as rows. Atoms are scaled to unit norm first.
+    n_nonzero_coefs : int
+        Sparsity level :math:`s`, at most ``n_components``.
+    n_trials : int, default=1000
+        Number of random supports.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the random supports.
+
+    Returns
+    -------
+    delta : float
+        Largest deviation from isometry found. As it is a maximum over a sample
+        of supports, it is a lower bound of the true :math:`\delta_s`, and it
+        can be far below it when the bad supports are rare.
+
+    Raises
+    ------
+    ValueError
+        If ``D`` is not 2-D, has NaN or infinite values or a zero atom, or if
+        ``n_nonzero_coefs`` exceeds the number of atoms.
+
+    See Also
+    --------
+    mutual_coherence : gives the upper bound
+        :math:`\delta_s \le (s - 1) \mu` (Gershgorin).
+
+    References
+    ----------
+    .. [1] Candès & Tao, "Decoding by linear programming", IEEE Trans. Inf.
+       Theory 51(12), 2005.
+    .. [2] Tillmann & Pfetsch, "The computational complexity of the restricted
+       isometry property, the nullspace property, and related concepts in
+       compressed sensing", IEEE Trans. Inf. Theory 60(2), 2014.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skunroll.metrics import restricted_isometry_constant
+    >>> D = np.array([[1.0, 0.0], [0.6, 0.8]])
+    >>> round(restricted_isometry_constant(D, 2, n_trials=10, random_state=0), 4)
+    0.6
+    """
+    D = _check_array_nd(D, "D", ndims=(2,))
+    n_components = D.shape[0]
+    if n_nonzero_coefs > n_components:
+        raise ValueError(
+            f"n_nonzero_coefs={n_nonzero_coefs} is larger than the number of "
+            f"atoms n_components={n_components} of D (shape {D.shape})."
+        )
+    atoms = _normalized_atoms(D, "D")
+    rng = check_random_state(random_state)
+    size = int(n_nonzero_coefs)
+    block = max(1, _RIP_BLOCK // (size * max(size, D.shape[1], n_components)))
+    delta = 0.0
+    for start in range(0, n_trials, block):
+        n_block = min(block, n_trials - start)
+        supports = _random_supports(rng, n_block, n_components, size)
+        delta = max(delta, float(_support_deltas(atoms, supports).max()))
+    return delta
+
+
+def _support(codes, atol):
+    return np.abs(codes) > atol
+
+
+@validate_params(
+    {
+        "codes_true": ["array-like"],
+        "codes_est": ["array-like"],
+        "atol": [Interval(Real, 0, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
+def support_f1(codes_true, codes_est, *, atol=0.0):
+    r"""F1 score of the estimated support against the true one.
+
+    The support of a code array is the set of its entries with absolute value
+    above ``atol``. Pooling all samples and atoms, with :math:`TP` the entries
+    in both supports, :math:`FP` those only in the estimated one and :math:`FN`
+    those only in the true one,
+
+    .. math::
+
+        F_1 = \frac{2\,TP}{2\,TP + FP + FN}.
+
+    When both supports are empty the estimate is perfect and the score is 1.
+
+    Parameters
+    ----------
+    codes_true : array-like of shape (n_samples, n_components)
+        True codes. Any shape is accepted (for instance convolutional
+        activations), as long as both arrays have the same.
+    codes_est : array-like of shape (n_samples, n_components)
+        Estimated codes.
+    atol : float, default=0.0
+        Entries with absolute value at most ``atol`` are outside the support.
+
+    Returns
+    -------
+    f1 : float
+        Score in ``[0, 1]``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or an array has NaN or infinite values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skunroll.metrics import support_f1
+    >>> true = np.array([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]])
+    >>> est = np.array([[0.5, 0.1, 0.0], [0.0, 0.0, 1.0]])
+    >>> round(support_f1(true, est), 4)
+    0.6667
+    >>> support_f1(true, est, atol=0.2)
+    0.8
+    """
+    codes_true = _check_array_nd(codes_true, "codes_true")
+    codes_est = _check_array_nd(codes_est, "codes_est")
+    if codes_true.shape != codes_est.shape:
+        raise ValueError(
+            f"codes_true and codes_est must have the same shape, got codes_true "
+            f"of shape {codes_true.shape} and codes_est of shape "
+            f"{codes_est.shape}."
+        )
+    true = _support(codes_true, atol)
+    est = _support(codes_est, atol)
+    tp = np.count_nonzero(true & est)
+    errors = np.count_nonzero(true ^ est)
+    if tp + errors == 0:
+        return 1.0
+    return float(2 * tp / (2 * tp + errors))
