@@ -1,0 +1,24 @@
+"""skunroll: model-based (unrolled) sparse coding and dictionary learning.
+
+skunroll turns iterative sparse-coding algorithms (ISTA/FISTA for the lasso,
+orthogonal matching pursuit) into fixed-depth encoders whose weights are the
+model's own dictionary, and exposes them as scikit-learn estimators. Hot loops
+are numba kernels that release the GIL; joblib threads run them over chunks of
+samples.
+
+See the user guide in ``doc/`` and the examples in ``examples/``.
+"""
+
+from . import datasets, metrics, utils
+from ._sparse_coding import UnrolledSparseCoder, sparse_encode
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "UnrolledSparseCoder",
+    "datasets",
+    "metrics",
+    "sparse_encode",
+    "utils",
+    "__version__",
+]

@@ -1,0 +1,67 @@
+"""scikit-learn's estimator checks over every public estimator.
+
+``UnrolledSparseCoder`` holds a fixed dictionary, so the checks that feed it
+``X`` with another number of features cannot pass with one instance: they are
+declared expected failures below (each with its reason) and then run again,
+each with a dictionary of the width that check uses, as scikit-learn does for
+its own ``SparseCoder``. No check is left unexercised.
+"""
+
+import numpy as np
+import pytest
+from sklearn.utils import estimator_checks
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skunroll import UnrolledSparseCoder
+
+# check name -> number of features of the X that the check generates
+FIXED_DICTIONARY_CHECKS = {
+    "check_estimators_dtypes": 5,
+    "check_dtype_object": 10,
+    "check_transformers_unfitted_stateless": 5,
+    "check_fit_idempotent": 2,
+    "check_estimators_overwrite_params": 2,
+    "check_estimators_fit_returns_self": 2,
+    "check_readonly_memmap_input": 2,
+    "check_n_features_in_after_fitting": 4,
+    "check_fit_check_is_fitted": 2,
+    "check_n_features_in": 2,
+    "check_positive_only_tag_during_fit": 4,
+    "check_fit2d_1sample": 10,
+    "check_fit2d_1feature": 1,
+}
+REASON = "X has another number of features than the fixed dictionary"
+
+CODER_PARAMS = [
+    {},
+    {"transform_algorithm": "lasso", "transform_alpha": 0.1},
+    {"transform_algorithm": "fista", "transform_alpha": 0.1},
+    {"transform_algorithm": "omp", "transform_n_nonzero_coefs": 2},
+    {"split_sign": True, "positive_code": False},
+]
+
+
+def _coder(n_features=3, **params):
+    rng = np.random.default_rng(0)
+    return UnrolledSparseCoder(rng.standard_normal((5, n_features)), **params)
+
+
+def _expected_failed_checks(estimator):
+    if isinstance(estimator, UnrolledSparseCoder):
+        return dict.fromkeys(FIXED_DICTIONARY_CHECKS, REASON)
+    return {}
+
+
+@parametrize_with_checks(
+    [_coder(**params) for params in CODER_PARAMS],
+    expected_failed_checks=_expected_failed_checks,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("params", CODER_PARAMS)
+@pytest.mark.parametrize("check_name", sorted(FIXED_DICTIONARY_CHECKS))
+def test_coder_checks_with_matching_dictionary(check_name, params):
+    coder = _coder(FIXED_DICTIONARY_CHECKS[check_name], **params)
+    getattr(estimator_checks, check_name)("UnrolledSparseCoder", coder)
