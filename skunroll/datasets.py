@@ -387,9 +387,8 @@ def make_sparse_coded_data(
     n_nonzero_coefs : int, default=5
         Number ``k`` of non-zero coefficients per sample (exactly, or on
         average for ``"bernoulli_gaussian"``). At most ``n_components``.
-    code_distribution : {"gaussian", "uniform", "bernoulli_gaussian"}, \
-            default="gaussian"
-        Distribution of the codes:
+    code_distribution : str, default="gaussian"
+        Distribution of the codes, one of:
 
         - ``"gaussian"``: exactly ``k`` non-zeros per sample at uniformly
           random positions, with standard normal values.

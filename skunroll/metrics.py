@@ -174,12 +174,10 @@ def atom_recovery_errors(D_true, D_est, *, shift_invariant=False):
 
     Parameters
     ----------
-    D_true : array-like of shape (n_true_atoms, n_features) or (n_true_atoms, \
-            *kernel_shape)
+    D_true : array-like of shape (n_true_atoms, n_features) or (n_true_atoms, ...)
         Ground-truth atoms, first axis indexing the atoms. Atoms may have any
         non-zero norm.
-    D_est : array-like of shape (n_est_atoms, n_features) or (n_est_atoms, \
-            *kernel_shape)
+    D_est : array-like of shape (n_est_atoms, n_features) or (n_est_atoms, ...)
         Estimated atoms, each of the same shape as the true ones. Zero atoms
         are allowed and have error 1 against every true atom.
     shift_invariant : bool, default=False
@@ -259,11 +257,9 @@ def recovery_rate(D_true, D_est, *, threshold=0.1, shift_invariant=False):
 
     Parameters
     ----------
-    D_true : array-like of shape (n_true_atoms, n_features) or (n_true_atoms, \
-            *kernel_shape)
+    D_true : array-like of shape (n_true_atoms, n_features) or (n_true_atoms, ...)
         Ground-truth atoms; see :func:`atom_recovery_errors`.
-    D_est : array-like of shape (n_est_atoms, n_features) or (n_est_atoms, \
-            *kernel_shape)
+    D_est : array-like of shape (n_est_atoms, n_features) or (n_est_atoms, ...)
         Estimated atoms.
     threshold : float, default=0.1
         A true atom counts as recovered when its error (sine of the angle to
@@ -296,7 +292,7 @@ def recovery_rate(D_true, D_est, *, threshold=0.1, shift_invariant=False):
 
 @validate_params({"D": ["array-like"]}, prefer_skip_nested_validation=True)
 def mutual_coherence(D):
-    r"""Mutual coherence of a dictionary: the largest |cosine| between atoms.
+    r"""Mutual coherence of a dictionary: the largest absolute cosine between atoms.
 
     .. math::
 

@@ -15,44 +15,45 @@ __all__ = ["lipschitz_constant"]
 def lipschitz_constant(dictionary, *, max_iter=100, tol=1e-6, random_state=0):
     """Lipschitz constant ``||D||_2^2`` of the least-squares gradient.
 
-        The gradient of ``0.5 ||x - z D||^2`` with respect to the code ``z`` is
-        ``(z D - x) D^T``; it is Lipschitz with constant the largest eigenvalue of
-        ``D D^T`` (equivalently of ``D^T D``), estimated here by power iteration on
-        the smaller of the two Gram matrices. ISTA and FISTA take the step ``1 / L``.
+    The gradient of ``0.5 ||x - z D||^2`` with respect to the code ``z`` is
+    ``(z D - x) D^T``; it is Lipschitz with constant the largest eigenvalue of
+    ``D D^T`` (equivalently of ``D^T D``), estimated here by power iteration on
+    the smaller of the two Gram matrices. ISTA and FISTA take the step ``1 / L``.
 
-        Power iteration approaches the eigenvalue from below; the estimate is
-        inflated by ``10 * tol`` (relative) so that ``1 / L`` stays a safe step.
+    Power iteration approaches the eigenvalue from below; the estimate is
+    inflated by ``10 * tol`` (relative) so that ``1 / L`` stays a safe step. If
+    it has not converged after ``max_iter`` iterations, the smaller of the
+    Gershgorin and Frobenius bounds on the Gram matrix is returned instead: an
+    upper bound, so the step is always safe.
 
-        Parameters
-        ----------
-        dictionary : array-like of shape (n_components, n_features)
-            Atoms as rows.
-        max_iter : int, default=100
-            Maximum number of power iterations.
-        tol : float, default=1e-6
-            Relative change of the Rayleigh quotient at which to stop.
-        random_state : int, RandomState instance or None, default=0
-            Seed of the random starting vector.
+    Parameters
+    ----------
+    dictionary : array-like of shape (n_components, n_features)
+        Atoms as rows.
+    max_iter : int, default=100
+        Maximum number of power iterations.
+    tol : float, default=1e-6
+        Relative change of the Rayleigh quotient at which to stop.
+    random_state : int, RandomState instance or None, default=0
+        Seed of the random starting vector.
 
-        Returns
-        -------
-        L : float
-            Estimate of ``||D||_2^2``.
+    Returns
+    -------
+    L : float
+        Estimate of ``||D||_2^2``.
 
-        References
-        ----------
-        Beck & Teboulle, "A fast iterative shrinkage-thresholding algorithm for
-        linear inverse problems", SIAM J. Imaging Sci. 2(1), 2009.
+    References
+    ----------
+    Beck & Teboulle, "A fast iterative shrinkage-thresholding algorithm for
+    linear inverse problems", SIAM J. Imaging Sci. 2(1), 2009.
 
-        Examples
-        --------
-        >>> import functools
-
-    import numpy as np
-        >>> from skunroll.utils import lipschitz_constant
-        >>> D = np.diag([3.0, 1.0])
-        >>> round(lipschitz_constant(D), 4)
-        9.0001
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skunroll.utils import lipschitz_constant
+    >>> D = np.diag([3.0, 1.0])
+    >>> round(lipschitz_constant(D), 4)
+    9.0001
     """
     D = check_array(dictionary, dtype=[np.float64, np.float32], input_name="dictionary")
     gram = D @ D.T if D.shape[0] <= D.shape[1] else D.T @ D

@@ -20,11 +20,14 @@ from ._blas import axpy, cholesky_append, cholesky_solve
 
 @njit(nogil=True, cache=True)
 def _argmax_abs(v):
-    best = 0
-    for j in range(1, v.shape[0]):
-        if abs(v[j]) > abs(v[best]):
-            best = j
-    return best
+    """Index of the largest ``|v|``: a vectorisable max, then a lookup."""
+    best = 0.0
+    for j in range(v.shape[0]):
+        best = max(best, abs(v[j]))
+    for j in range(v.shape[0]):
+        if abs(v[j]) == best:
+            return j
+    return 0
 
 
 @njit(nogil=True, cache=True)
@@ -46,13 +49,17 @@ def omp_gram_sample(b, gram, x_norm2, n_nonzero, tol, z, corr, L, support, rhs, 
         rhs[k] = b[j]
         k += 1
         cholesky_solve(L, k, rhs, gamma)
+        if tol >= 0.0:
+            res2 = x_norm2
+            for a in range(k):
+                res2 -= rhs[a] * gamma[a]
+            if res2 <= tol:
+                break
+        if k == n_nonzero:
+            break  # the correlations are only needed to pick a next atom
         corr[:] = b
-        res2 = x_norm2
         for a in range(k):
             axpy(-gamma[a], gram[support[a]], corr)
-            res2 -= rhs[a] * gamma[a]
-        if tol >= 0.0 and res2 <= tol:
-            break
     for a in range(k):
         z[support[a]] = gamma[a]
     return k
