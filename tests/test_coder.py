@@ -3,7 +3,6 @@
 import pickle
 
 import numpy as np
-import pytest
 from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
@@ -37,7 +36,7 @@ def test_split_sign_and_inverse_transform(problem):
 
 
 def test_feature_names_and_pandas_output(problem):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     X, D, _ = problem
     coder = UnrolledSparseCoder(D).set_output(transform="pandas")
     out = coder.fit_transform(pd.DataFrame(X))

@@ -219,6 +219,14 @@ def lasso_gram_sample(
 
 
 @njit(nogil=True, cache=True)
+def _all_zero(z):
+    for j in range(z.shape[0]):
+        if z[j] != 0.0:
+            return False
+    return True
+
+
+@njit(nogil=True, cache=True)
 def lasso_gram(X, dictionary, B, gram, Z, alpha, positive, max_iter, tol):
     """Exact lasso for every row of a chunk; ``Z`` is the warm start, in place.
 
@@ -244,7 +252,7 @@ def lasso_gram(X, dictionary, B, gram, Z, alpha, positive, max_iter, tol):
     worst_gap = 0.0
     for i in range(n_samples):
         z = Z[i]
-        if not np.any(z != 0.0):
+        if _all_zero(z):
             lars_lasso_sample(
                 B[i],
                 gram,
