@@ -3,8 +3,8 @@
 skunroll turns iterative sparse-coding algorithms (ISTA/FISTA for the lasso,
 orthogonal matching pursuit) into fixed-depth encoders whose weights are the
 model's own dictionary, and exposes them as scikit-learn estimators. Hot loops
-are numba kernels that release the GIL; joblib threads run them over chunks of
-samples.
+are numba kernels that release the GIL; a persistent pool of ``n_jobs`` threads
+runs them over chunks of samples.
 
 See the user guide in ``doc/`` and the examples in ``examples/``.
 """
