@@ -37,6 +37,7 @@ def test_split_sign_and_inverse_transform(problem):
 
 def test_feature_names_and_pandas_output(problem):
     import pandas as pd
+
     X, D, _ = problem
     coder = UnrolledSparseCoder(D).set_output(transform="pandas")
     out = coder.fit_transform(pd.DataFrame(X))
