@@ -269,7 +269,12 @@ def _chunk_runner(
     n_components, n_features = D.shape
     DT = np.ascontiguousarray(D.T)
     if algorithm == "omp":
-        x_norm2 = np.einsum("ij,ij->i", X, X)
+        # squared norms are only needed to stop on the residual (tol)
+        x_norm2 = (
+            np.zeros(X.shape[0], dtype=X.dtype)
+            if tol is None
+            else np.einsum("ij,ij->i", X, X)
+        )
         if n_nonzero_coefs is None:
             n_nonzero_coefs = (
                 max(n_features // 10, 1)

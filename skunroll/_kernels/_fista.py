@@ -1,11 +1,12 @@
-"""Batched ISTA / FISTA on a chunk of samples, in Gram form.
+"""Batched ISTA / FISTA on a chunk of samples.
 
 With atoms as rows of ``D`` (n_components, n_features), ``G = D D^T`` and
 ``B = X D^T``, the gradient of ``0.5 ||x - z D||^2`` for a chunk of codes ``Z``
-is ``Z G - B``; one iteration is a matrix product and a prox. A fixed number of
-iterations is the forward pass of the unrolled encoder (``tol = 0``); with
-``tol > 0`` the relative duality gap of every sample is checked every
-``check_every`` iterations and the loop stops once all are below ``tol``.
+is ``Z G - B`` (or ``(Z D - X) D^T``, whichever is cheaper); one iteration is
+matrix products and a prox. A fixed number of iterations is the forward pass
+of the unrolled encoder (``tol = 0``); with ``tol > 0`` the relative duality
+gap of every sample is checked every ``check_every`` iterations, and a sample
+leaves the batch once its own gap is below ``tol``.
 
 References
 ----------

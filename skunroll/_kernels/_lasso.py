@@ -144,6 +144,18 @@ def _append_top_k(score, k, ws, n_w):
 
 
 @njit(nogil=True, cache=True)
+def _correlations(b, gram, z, corr):
+    """``corr = b - z G`` over the support of ``z``; returns the support size."""
+    corr[:] = b
+    n_supp = 0
+    for j in range(z.shape[0]):
+        if z[j] != 0.0:
+            axpy(-z[j], gram[j], corr)
+            n_supp += 1
+    return n_supp
+
+
+@njit(nogil=True, cache=True)
 def lasso_gram_sample(
     x,
     dictionary,
@@ -169,12 +181,7 @@ def lasso_gram_sample(
     Returns ``(n_outer_iterations, relative_gap)``.
     """
     p = b.shape[0]
-    corr[:] = b
-    n_supp = 0
-    for j in range(p):
-        if z[j] != 0.0:
-            axpy(-z[j], gram[j], corr)
-            n_supp += 1
+    n_supp = _correlations(b, gram, z, corr)
     ws_size = max(16, 2 * n_supp)
     cd_tol = 1e-4
     rel_gap = np.inf
@@ -203,16 +210,12 @@ def lasso_gram_sample(
                 break
             if max_delta <= cd_tol * max_z:
                 break
+        # refresh the correlations outside the working set (the polish may
+        # have moved z even when coordinate descent did not)
+        n_supp = _correlations(b, gram, z, corr)
         if not moved:
             break  # stagnation: the gap is at the floor of the precision
         cd_tol *= 0.1
-        # refresh the correlations outside the working set
-        corr[:] = b
-        n_supp = 0
-        for j in range(p):
-            if z[j] != 0.0:
-                axpy(-z[j], gram[j], corr)
-                n_supp += 1
         ws_size = min(p, max(2 * ws_size, 2 * n_supp))
     primal, gap = lasso_primal_dual(x, dictionary, z, corr, alpha, positive, res)
     return max_iter, relative_gap(primal, gap)
@@ -272,8 +275,9 @@ def lasso_gram(X, dictionary, B, gram, Z, alpha, positive, max_iter, tol):
             primal, gap = lasso_primal_dual(
                 X[i], dictionary, z, corr, alpha, positive, res
             )
-            if relative_gap(primal, gap) <= tol:
-                worst_gap = max(worst_gap, relative_gap(primal, gap))
+            rel_gap = relative_gap(primal, gap)
+            if rel_gap <= tol:
+                worst_gap = max(worst_gap, rel_gap)
                 continue
         n_it, gap = lasso_gram_sample(
             X[i],
