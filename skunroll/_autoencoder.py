@@ -1,0 +1,110 @@
+"""Private dispatcher of the unrolled auto-encoder: chunks, threads, kernels.
+
+``forward_backward`` runs the numba kernels of ``_kernels/_unrolled.py`` over
+fixed-size chunks of samples in the package's thread pool and sums the
+per-chunk gradients in chunk order, so results do not depend on ``n_jobs``.
+Nothing here validates input: the estimators do.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from joblib import effective_n_jobs
+
+from ._kernels import _unrolled as _k
+from ._likelihoods import LIKELIHOODS
+from ._priors import PRIORS, prox_parameters
+from ._sparse_coding import _thread_pool
+from .utils import single_threaded_blas
+
+#: rows per kernel call; fixed, so that sums do not depend on n_jobs
+CHUNK_ROWS = 64
+
+MODES = {"forward": _k.FORWARD, "dec": _k.DEC, "ae-ls": _k.AE_LS, "ae-lasso": _k.AE_LASSO}
+
+
+@dataclass(frozen=True)
+class Network:
+    """The unrolled encoder/decoder, everything but the dictionary.
+
+    ``step`` is the encoder step ``a`` (``1 / (c L)``), held constant in the
+    gradient.
+    """
+
+    n_unroll: int
+    accelerated: bool
+    prior: str
+    alpha: float
+    negative_alpha: float
+    groups: np.ndarray
+    likelihood: str = "gaussian"
+    n_trials: float = 1.0
+
+    def kernel_args(self, step):
+        p1, p2 = prox_parameters(self.prior, step, self.alpha, self.negative_alpha)
+        betas = _k.fista_momentum(self.n_unroll, self.accelerated)
+        return betas, PRIORS[self.prior], p1, p2, self.groups
+
+
+@dataclass
+class Result:
+    """Summed losses over the samples, summed gradient and the codes."""
+
+    data_loss: float
+    penalty: float
+    grad: np.ndarray
+    codes: np.ndarray
+
+
+def forward_backward(X, D, net, step, mode="ae-ls", n_jobs=None, form="auto"):
+    """Codes, summed loss and summed ``D``-gradient of the unrolled network.
+
+    ``mode`` is "forward" (codes and losses only), "dec", "ae-ls" or
+    "ae-lasso". ``form`` is "auto" (Gram form for the Gaussian likelihood),
+    "gram" or "explicit" (the general kernel).
+    """
+    n = X.shape[0]
+    k = D.shape[0]
+    codes = np.zeros((n, k), dtype=X.dtype)
+    gram_form = form == "gram" or (form == "auto" and net.likelihood == "gaussian")
+    if gram_form and net.likelihood != "gaussian":
+        raise ValueError("the Gram form needs the Gaussian likelihood")
+    betas, prior, p1, p2, groups = net.kernel_args(step)
+    code = MODES[mode]
+    gram = D @ D.T if gram_form else None
+    n_chunks = -(-n // CHUNK_ROWS)
+
+    def run(c):
+        sl = slice(c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, n))
+        losses = np.zeros(2)
+        grad = np.zeros_like(D) if code != _k.FORWARD else np.zeros((1, 1), D.dtype)
+        if gram_form:
+            S = np.zeros((k, k), dtype=D.dtype) if code >= _k.AE_LS else grad[:0, :0]
+            B = X[sl] @ D.T
+            _k.unrolled_gram_chunk(
+                X[sl], B, D, gram, step, betas, prior, p1, p2, groups,
+                net.alpha, net.negative_alpha, code, codes[sl], grad, S, losses,
+            )  # fmt: skip
+            if code >= _k.AE_LS:
+                grad -= step * (S @ D)
+        else:
+            _k.unrolled_chunk(
+                X[sl], D, step, betas, prior, p1, p2, groups,
+                LIKELIHOODS[net.likelihood], net.n_trials, net.alpha,
+                net.negative_alpha, code, codes[sl], grad, losses,
+            )  # fmt: skip
+        return losses, grad
+
+    n_threads = min(effective_n_jobs(n_jobs), n_chunks)
+    with single_threaded_blas():
+        if n_threads > 1:
+            results = list(_thread_pool(n_threads).map(run, range(n_chunks)))
+        else:
+            results = [run(c) for c in range(n_chunks)]
+    losses = np.sum([r[0] for r in results], axis=0)
+    grad = None
+    if code != _k.FORWARD:
+        grad = results[0][1].astype(np.float64)
+        for r in results[1:]:
+            grad += r[1]
+    return Result(float(losses[0]), float(losses[1]), grad, codes)

@@ -1,0 +1,476 @@
+"""Forward and hand-written backward pass of the unrolled sparse auto-encoder.
+
+With atoms as rows of ``D`` (n_components, n_features), a sample ``x``, the
+step ``a`` and ``P`` the prior's proximal map, the encoder runs ``T`` steps
+
+    y_t = z_t + b_t (z_t - z_{t-1})                  (b_t = 0 for ISTA)
+    u_t = y_t + a (x - f(y_t D)) D^T,   z_{t+1} = P(u_t),   z_0 = z_{-1} = 0
+
+and the decoder returns ``f(z_T D)`` (``f`` the inverse link). The loss of a
+sample is the negative log-likelihood ``l(x, z_T D)``, plus the prior penalty
+``h(z_T)`` for the ``ae-lasso`` gradient. Its gradient with respect to ``D`` is
+accumulated by reverse-mode differentiation written out by hand: with
+``e_t = y_t D``, ``r_t = x - f(e_t)`` and the adjoint ``g_{t+1} = dL/dz_{t+1}``,
+
+    v_t  = J_P(u_t)^T g_{t+1}
+    w_t  = f'(e_t) * (v_t D)
+    dL/dD += a (v_t^T r_t - y_t^T w_t)
+    dL/dy_t = v_t - a w_t D^T
+    g_t += (1 + b_t) dL/dy_t,   g_{t-1} += -b_t dL/dy_t.
+
+The step ``a`` is treated as a constant (it is ``1 / L`` with ``L`` computed
+from ``D`` outside the graph). Every sample is independent, so the kernels run
+sample by sample with ``T``-deep buffers that stay in cache, and skip the zero
+entries of the codes and of their adjoints (a sparse code makes ``y D`` and
+the outer products cheap).
+
+``unrolled_chunk`` handles every likelihood. ``unrolled_gram_chunk`` is the
+Gaussian special case in Gram form (``G = D D^T``): the residual step becomes
+``u_t = y_t - a (y_t G - x D^T)``, whose cost is ``nnz(y_t) * n_components``
+per step instead of ``n_components * n_features``; its ``D``-gradient is
+``a (sum_t v_t)^T x - a (S + S^T) D`` with ``S = sum_t v_t^T y_t``.
+
+References
+----------
+Tolooshams & Ba, "Stable and interpretable unrolled dictionary learning",
+TMLR 2022 (the ``dec``, ``ae-lasso`` and ``ae-ls`` gradients).
+Tolooshams, Dey & Ba, "Deep residual autoencoders for expectation
+maximization-inspired dictionary learning", IEEE TNNLS 2020 (priors and
+exponential-family likelihoods).
+"""
+
+import numpy as np
+from numba import njit
+
+from ._prox import group_soft_threshold, project_simplex
+
+# prior codes
+L1, NONNEG_L1, RIDGE, TWO_SIDED_GAUSSIAN, GROUP_L1, SIMPLEX = 0, 1, 2, 3, 4, 5
+# likelihood codes
+GAUSSIAN, POISSON, BINOMIAL = 0, 1, 2
+# what a kernel computes
+FORWARD, DEC, AE_LS, AE_LASSO = 0, 1, 2, 3
+
+# exp() of the Poisson natural parameter is evaluated at min(eta, ETA_MAX)
+ETA_MAX = 50.0
+
+
+@njit(nogil=True, cache=True)
+def fista_momentum(n_unroll, accelerated):
+    """Momentum ``b_t`` of every step (zeros for ISTA); independent of ``D``."""
+    betas = np.zeros(n_unroll)
+    if accelerated:
+        t = 1.0
+        for i in range(n_unroll):
+            t_next = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
+            betas[i] = (t - 1.0) / t_next
+            t = t_next
+    return betas
+
+
+# --- priors: prox, its vector-Jacobian product, penalty and its gradient ----
+
+
+@njit(nogil=True, cache=True)
+def prox_row(u, prior, p1, p2, groups, out):
+    """Prior's proximal map of one code vector, into ``out``.
+
+    ``p1``/``p2`` are the prior's step-scaled parameters: the threshold for
+    l1 / nonneg_l1 / group_l1, the shrink factors ``1 / (1 + a alpha)`` for
+    ridge (p1) and two_sided_gaussian (p1 positive side, p2 negative side).
+    """
+    if prior == L1:
+        for j in range(u.shape[0]):
+            v = u[j]
+            out[j] = v - p1 if v > p1 else (v + p1 if v < -p1 else 0.0)
+    elif prior == NONNEG_L1:
+        for j in range(u.shape[0]):
+            v = u[j] - p1
+            out[j] = v if v > 0.0 else 0.0
+    elif prior == RIDGE:
+        for j in range(u.shape[0]):
+            out[j] = p1 * u[j]
+    elif prior == TWO_SIDED_GAUSSIAN:
+        for j in range(u.shape[0]):
+            out[j] = p1 * u[j] if u[j] >= 0.0 else p2 * u[j]
+    elif prior == GROUP_L1:
+        group_soft_threshold(u, p1, groups, out)
+    else:
+        project_simplex(u, out)
+
+
+@njit(nogil=True, cache=True)
+def prox_vjp_row(u, z, g, prior, p1, p2, groups, out):
+    """``J_P(u)^T g`` into ``out``, with ``z = P(u)`` (all Jacobians symmetric)."""
+    n = u.shape[0]
+    if prior == L1 or prior == NONNEG_L1:
+        for j in range(n):
+            out[j] = g[j] if z[j] != 0.0 else 0.0
+    elif prior == RIDGE:
+        for j in range(n):
+            out[j] = p1 * g[j]
+    elif prior == TWO_SIDED_GAUSSIAN:
+        for j in range(n):
+            out[j] = p1 * g[j] if u[j] >= 0.0 else p2 * g[j]
+    elif prior == GROUP_L1:
+        # J = (1 - t/r) I + t u u^T / r^3 on groups with r = ||u_g|| > t
+        n_groups = 0
+        for j in range(n):
+            n_groups = max(n_groups, groups[j] + 1)
+        sq = np.zeros(n_groups)
+        dot = np.zeros(n_groups)
+        for j in range(n):
+            sq[groups[j]] += u[j] * u[j]
+            dot[groups[j]] += u[j] * g[j]
+        for j in range(n):
+            r = np.sqrt(sq[groups[j]])
+            if r > p1:
+                c = p1 * dot[groups[j]] / (r * r * r)
+                out[j] = (1.0 - p1 / r) * g[j] + c * u[j]
+            else:
+                out[j] = 0.0
+    else:
+        # projection onto the simplex: centring on the support
+        total = 0.0
+        count = 0
+        for j in range(n):
+            if z[j] > 0.0:
+                total += g[j]
+                count += 1
+        mean = total / max(count, 1)
+        for j in range(n):
+            out[j] = g[j] - mean if z[j] > 0.0 else 0.0
+
+
+@njit(nogil=True, cache=True)
+def penalty_row(z, prior, alpha, negative_alpha, groups):
+    """Prior penalty ``h(z)`` of one code vector (0 for the simplex)."""
+    n = z.shape[0]
+    h = 0.0
+    if prior == L1 or prior == NONNEG_L1:
+        for j in range(n):
+            h += abs(z[j])
+        return alpha * h
+    if prior == RIDGE:
+        for j in range(n):
+            h += z[j] * z[j]
+        return 0.5 * alpha * h
+    if prior == TWO_SIDED_GAUSSIAN:
+        for j in range(n):
+            h += (alpha if z[j] >= 0.0 else negative_alpha) * z[j] * z[j]
+        return 0.5 * h
+    if prior == GROUP_L1:
+        n_groups = 0
+        for j in range(n):
+            n_groups = max(n_groups, groups[j] + 1)
+        sq = np.zeros(n_groups)
+        for j in range(n):
+            sq[groups[j]] += z[j] * z[j]
+        for k in range(n_groups):
+            h += np.sqrt(sq[k])
+        return alpha * h
+    return 0.0
+
+
+@njit(nogil=True, cache=True)
+def add_penalty_gradient(z, prior, alpha, negative_alpha, groups, out):
+    """``out += grad h(z)`` (the subgradient that is 0 at 0 for l1 priors)."""
+    n = z.shape[0]
+    if prior == L1 or prior == NONNEG_L1:
+        for j in range(n):
+            if z[j] > 0.0:
+                out[j] += alpha
+            elif z[j] < 0.0:
+                out[j] -= alpha
+    elif prior == RIDGE:
+        for j in range(n):
+            out[j] += alpha * z[j]
+    elif prior == TWO_SIDED_GAUSSIAN:
+        for j in range(n):
+            out[j] += (alpha if z[j] >= 0.0 else negative_alpha) * z[j]
+    elif prior == GROUP_L1:
+        n_groups = 0
+        for j in range(n):
+            n_groups = max(n_groups, groups[j] + 1)
+        sq = np.zeros(n_groups)
+        for j in range(n):
+            sq[groups[j]] += z[j] * z[j]
+        for j in range(n):
+            r = np.sqrt(sq[groups[j]])
+            if r > 0.0:
+                out[j] += alpha * z[j] / r
+
+
+# --- likelihoods: inverse link, its derivative, negative log-likelihood -----
+
+
+@njit(nogil=True, cache=True)
+def inverse_link(eta, likelihood, n_trials):
+    if likelihood == GAUSSIAN:
+        return eta
+    if likelihood == POISSON:
+        return np.exp(min(eta, ETA_MAX))
+    if eta >= 0.0:
+        return n_trials / (1.0 + np.exp(-eta))
+    e = np.exp(eta)
+    return n_trials * e / (1.0 + e)
+
+
+@njit(nogil=True, cache=True)
+def inverse_link_derivative(eta, likelihood, n_trials):
+    if likelihood == GAUSSIAN:
+        return 1.0
+    if likelihood == POISSON:
+        return np.exp(eta) if eta < ETA_MAX else 0.0
+    s = inverse_link(eta, likelihood, 1.0)
+    return n_trials * s * (1.0 - s)
+
+
+@njit(nogil=True, cache=True)
+def nll(x, eta, likelihood, n_trials):
+    """Negative log-likelihood of one entry, up to terms free of ``eta``."""
+    if likelihood == GAUSSIAN:
+        d = x - eta
+        return 0.5 * d * d
+    if likelihood == POISSON:
+        return np.exp(min(eta, ETA_MAX)) - x * eta
+    softplus = max(eta, 0.0) + np.log1p(np.exp(-abs(eta)))
+    return n_trials * softplus - x * eta
+
+
+# --- small sparse-aware linear algebra -------------------------------------
+
+
+@njit(nogil=True, cache=True)
+def _nonzeros(v, idx):
+    count = 0
+    for j in range(v.shape[0]):
+        if v[j] != 0.0:
+            idx[count] = j
+            count += 1
+    return count
+
+
+@njit(nogil=True, cache=True)
+def _sparse_times(v, idx, count, M, out):
+    """``out = v M`` for a vector with nonzeros ``v[idx[:count]]``."""
+    out[:] = 0.0
+    for c in range(count):
+        j = idx[c]
+        vj = v[j]
+        for f in range(M.shape[1]):
+            out[f] += vj * M[j, f]
+
+
+@njit(nogil=True, cache=True)
+def _times_transpose(r, M, out):
+    """``out = r M^T`` (dense)."""
+    for j in range(M.shape[0]):
+        acc = 0.0
+        for f in range(M.shape[1]):
+            acc += r[f] * M[j, f]
+        out[j] = acc
+
+
+@njit(nogil=True, cache=True)
+def _add_outer(scale, v, idx, count, w, out):
+    """``out += scale * v^T w`` for a sparse ``v`` (nonzeros ``idx[:count]``)."""
+    for c in range(count):
+        j = idx[c]
+        s = scale * v[j]
+        for f in range(w.shape[0]):
+            out[j, f] += s * w[f]
+
+
+# --- the general kernel -----------------------------------------------------
+
+
+@njit(nogil=True, cache=True)
+def unrolled_chunk(
+    X, D, step, betas, prior, p1, p2, groups, likelihood, n_trials,
+    alpha, negative_alpha, mode, Z, grad, losses,
+):  # fmt: skip
+    """Unrolled encoder, decoder, loss and ``D``-gradient of a chunk of rows.
+
+    Writes the codes ``z_T`` into ``Z``; for ``mode`` DEC / AE_LS / AE_LASSO,
+    adds the gradient of the summed loss to ``grad`` (n_components,
+    n_features). ``losses[0] += sum of the data loss``, ``losses[1] += sum of
+    the penalty h(z_T)``. ``betas`` is the momentum of each step.
+    """
+    n_unroll = betas.shape[0]
+    k, m = D.shape
+    dt = X.dtype
+    Ys = np.zeros((n_unroll, k), dtype=dt)
+    Us = np.zeros((n_unroll, k), dtype=dt)
+    Es = np.zeros((n_unroll, m), dtype=dt)
+    z = np.zeros(k, dtype=dt)
+    z_prev = np.zeros(k, dtype=dt)
+    r = np.zeros(m, dtype=dt)
+    w = np.zeros(m, dtype=dt)
+    gk = np.zeros(k, dtype=dt)
+    g_next = np.zeros(k, dtype=dt)
+    g_cur = np.zeros(k, dtype=dt)
+    v = np.zeros(k, dtype=dt)
+    idx = np.zeros(k, dtype=np.int64)
+    for i in range(X.shape[0]):
+        x = X[i]
+        z[:] = 0.0
+        z_prev[:] = 0.0
+        for t in range(n_unroll):
+            y = Ys[t]
+            for j in range(k):
+                y[j] = z[j] + betas[t] * (z[j] - z_prev[j])
+            count = _nonzeros(y, idx)
+            _sparse_times(y, idx, count, D, Es[t])
+            for f in range(m):
+                r[f] = x[f] - inverse_link(Es[t, f], likelihood, n_trials)
+            _times_transpose(r, D, gk)
+            for j in range(k):
+                Us[t, j] = y[j] + step * gk[j]
+            z_prev[:] = z
+            prox_row(Us[t], prior, p1, p2, groups, z)
+        Z[i] = z
+        count = _nonzeros(z, idx)
+        _sparse_times(z, idx, count, D, w)  # w = eta_T
+        data_loss = 0.0
+        for f in range(m):
+            data_loss += nll(x[f], w[f], likelihood, n_trials)
+            r[f] = inverse_link(w[f], likelihood, n_trials) - x[f]  # dl/deta
+        losses[0] += data_loss
+        losses[1] += penalty_row(z, prior, alpha, negative_alpha, groups)
+        if mode == FORWARD:
+            continue
+        _add_outer(1.0, z, idx, count, r, grad)  # decoder (direct) gradient
+        if mode == DEC:
+            continue
+        _times_transpose(r, D, g_next)  # dL/dz_T
+        if mode == AE_LASSO:
+            add_penalty_gradient(z, prior, alpha, negative_alpha, groups, g_next)
+        g_cur[:] = 0.0
+        for t in range(n_unroll - 1, -1, -1):
+            prox_row(Us[t], prior, p1, p2, groups, gk)  # z_{t+1} = P(u_t)
+            prox_vjp_row(Us[t], gk, g_next, prior, p1, p2, groups, v)
+            count = _nonzeros(v, idx)
+            _sparse_times(v, idx, count, D, w)
+            for f in range(m):
+                r[f] = x[f] - inverse_link(Es[t, f], likelihood, n_trials)
+                w[f] *= inverse_link_derivative(Es[t, f], likelihood, n_trials)
+            _add_outer(step, v, idx, count, r, grad)
+            y = Ys[t]
+            count = _nonzeros(y, idx)
+            _add_outer(-step, y, idx, count, w, grad)
+            _times_transpose(w, D, gk)  # gk = w D^T
+            b = betas[t]
+            for j in range(k):
+                ybar = v[j] - step * gk[j]
+                g_cur[j] += (1.0 + b) * ybar
+                g_next[j] = -b * ybar  # becomes part of g_{t-1}
+            # shift: g_{t} is complete, g_{t-1} holds its first contribution
+            for j in range(k):
+                tmp = g_cur[j]
+                g_cur[j] = g_next[j]
+                g_next[j] = tmp
+
+
+# --- the Gaussian kernel in Gram form --------------------------------------
+
+
+@njit(nogil=True, cache=True)
+def _add_sym_outer(scale, v, iv, nv, y, iy, ny, S):
+    """``S += scale * (v^T y + y^T v)`` for sparse ``v`` and ``y``."""
+    for a in range(nv):
+        j = iv[a]
+        vj = scale * v[j]
+        for b in range(ny):
+            jj = iy[b]
+            S[j, jj] += vj * y[jj]
+            S[jj, j] += vj * y[jj]
+
+
+@njit(nogil=True, cache=True)
+def unrolled_gram_chunk(
+    X, B, D, gram, step, betas, prior, p1, p2, groups, alpha, negative_alpha,
+    mode, Z, grad, S, losses,
+):  # fmt: skip
+    """Gaussian-likelihood special case of ``unrolled_chunk`` in Gram form.
+
+    ``B = X D^T`` and ``gram = D D^T`` are precomputed. The gradient is split:
+    this kernel adds ``a v^T x`` and the decoder term to ``grad`` and
+    accumulates the symmetric ``S`` (n_components, n_components); the caller
+    finishes with ``grad -= a S D``.
+    """
+    n_unroll = betas.shape[0]
+    k, m = D.shape
+    dt = X.dtype
+    Ys = np.zeros((n_unroll, k), dtype=dt)
+    Us = np.zeros((n_unroll, k), dtype=dt)
+    z = np.zeros(k, dtype=dt)
+    z_prev = np.zeros(k, dtype=dt)
+    res = np.zeros(m, dtype=dt)
+    gk = np.zeros(k, dtype=dt)
+    g_next = np.zeros(k, dtype=dt)
+    g_cur = np.zeros(k, dtype=dt)
+    v = np.zeros(k, dtype=dt)
+    vsum = np.zeros(k, dtype=dt)
+    iv = np.zeros(k, dtype=np.int64)
+    iy = np.zeros(k, dtype=np.int64)
+    for i in range(X.shape[0]):
+        x = X[i]
+        b_i = B[i]
+        z[:] = 0.0
+        z_prev[:] = 0.0
+        for t in range(n_unroll):
+            y = Ys[t]
+            for j in range(k):
+                y[j] = z[j] + betas[t] * (z[j] - z_prev[j])
+            ny = _nonzeros(y, iy)
+            _sparse_times(y, iy, ny, gram, gk)
+            for j in range(k):
+                Us[t, j] = y[j] - step * (gk[j] - b_i[j])
+            z_prev[:] = z
+            prox_row(Us[t], prior, p1, p2, groups, z)
+        Z[i] = z
+        nz = _nonzeros(z, iv)
+        _sparse_times(z, iv, nz, D, res)
+        data_loss = 0.0
+        for f in range(m):
+            res[f] -= x[f]
+            data_loss += 0.5 * res[f] * res[f]
+        losses[0] += data_loss
+        losses[1] += penalty_row(z, prior, alpha, negative_alpha, groups)
+        if mode == FORWARD:
+            continue
+        _add_outer(1.0, z, iv, nz, res, grad)
+        if mode == DEC:
+            continue
+        _sparse_times(z, iv, nz, gram, g_next)
+        for j in range(k):
+            g_next[j] -= b_i[j]  # dL/dz_T = (z D - x) D^T
+        if mode == AE_LASSO:
+            add_penalty_gradient(z, prior, alpha, negative_alpha, groups, g_next)
+        g_cur[:] = 0.0
+        vsum[:] = 0.0
+        for t in range(n_unroll - 1, -1, -1):
+            prox_row(Us[t], prior, p1, p2, groups, gk)  # z_{t+1} = P(u_t)
+            prox_vjp_row(Us[t], gk, g_next, prior, p1, p2, groups, v)
+            nv = _nonzeros(v, iv)
+            if nv == 0:
+                g_next[:] = g_cur
+                g_cur[:] = 0.0
+                continue
+            y = Ys[t]
+            ny = _nonzeros(y, iy)
+            _add_sym_outer(1.0, v, iv, nv, y, iy, ny, S)
+            _sparse_times(v, iv, nv, gram, gk)
+            b = betas[t]
+            for j in range(k):
+                vsum[j] += v[j]
+                ybar = v[j] - step * gk[j]
+                g_cur[j] += (1.0 + b) * ybar
+                g_next[j] = -b * ybar
+            for j in range(k):
+                tmp = g_cur[j]
+                g_cur[j] = g_next[j]
+                g_next[j] = tmp
+        nv = _nonzeros(vsum, iv)
+        _add_outer(step, vsum, iv, nv, x, grad)

@@ -1,0 +1,82 @@
+"""Priors on the codes: their names, parameters and proximal maps.
+
+Each prior is the activation function of an encoder step (the proximal map of
+its penalty ``h`` at the encoder step ``a``), from the table of Tolooshams,
+Dey & Ba, "Deep residual autoencoders for expectation maximization-inspired
+dictionary learning", IEEE TNNLS 2020:
+
+================== ======================================= =====================
+prior              penalty h(z)                            activation P(u)
+================== ======================================= =====================
+l1                 alpha ||z||_1                           soft-threshold a alpha
+nonneg_l1          alpha sum z, z >= 0                     ReLU(u - a alpha)
+ridge              alpha / 2 ||z||^2                       u / (1 + a alpha)
+two_sided_gaussian alpha / 2 z+^2 + negative_alpha / 2 z-^2 leaky ReLU, slopes
+                                                           1 / (1 + a alpha+-)
+group_l1           alpha sum_g ||z_g||_2                   group shrink a alpha
+simplex            0 on {z >= 0, sum z = 1}                simplex projection
+================== ======================================= =====================
+"""
+
+import numbers
+
+import numpy as np
+
+from ._kernels import _unrolled as _k
+
+PRIORS = {
+    "l1": _k.L1,
+    "nonneg_l1": _k.NONNEG_L1,
+    "ridge": _k.RIDGE,
+    "two_sided_gaussian": _k.TWO_SIDED_GAUSSIAN,
+    "group_l1": _k.GROUP_L1,
+    "simplex": _k.SIMPLEX,
+}
+
+#: priors whose codes the exact lasso solvers of ``sparse_encode`` compute
+LASSO_PRIORS = ("l1", "nonneg_l1")
+
+
+def prox_parameters(prior, step, alpha, negative_alpha):
+    """Step-scaled parameters ``(p1, p2)`` of the prior's proximal map."""
+    if prior in ("l1", "nonneg_l1", "group_l1"):
+        return step * alpha, 0.0
+    if prior == "ridge":
+        return 1.0 / (1.0 + step * alpha), 0.0
+    if prior == "two_sided_gaussian":
+        return 1.0 / (1.0 + step * alpha), 1.0 / (1.0 + step * negative_alpha)
+    return 0.0, 0.0
+
+
+def resolve_negative_alpha(prior, alpha, negative_alpha):
+    """``negative_alpha`` of the two-sided Gaussian prior (10 alpha if None)."""
+    if negative_alpha is None:
+        return 10.0 * alpha
+    return float(negative_alpha)
+
+
+def resolve_groups(prior, groups, n_components):
+    """Group index of every atom as an int64 array (a dummy unless group_l1).
+
+    ``groups`` is an int (consecutive atoms in groups of that size, the last
+    one possibly smaller) or an array-like of ``n_components`` labels.
+    """
+    if prior != "group_l1":
+        return np.zeros(n_components, dtype=np.int64)
+    if groups is None:
+        raise ValueError(
+            "prior='group_l1' needs `groups`: a group size (int) or one group "
+            "label per component."
+        )
+    if isinstance(groups, numbers.Integral):
+        if groups < 1:
+            raise ValueError(f"`groups` must be a positive group size, got {groups}.")
+        return np.arange(n_components, dtype=np.int64) // int(groups)
+    labels = np.asarray(groups)
+    if labels.shape != (n_components,):
+        raise ValueError(
+            f"`groups` must have one label per component, shape ({n_components},);"
+            f" got shape {labels.shape}."
+        )
+    _, codes = np.unique(labels, return_inverse=True)
+    return codes.astype(np.int64)
