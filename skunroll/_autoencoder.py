@@ -71,7 +71,6 @@ def forward_backward(X, D, net, step, mode="ae-ls", n_jobs=None, form="auto"):
         raise ValueError("the Gram form needs the Gaussian likelihood")
     betas, prior, p1, p2, groups = net.kernel_args(step)
     code = MODES[mode]
-    gram = D @ D.T if gram_form else None
     n_chunks = -(-n // CHUNK_ROWS)
 
     def run(c):
@@ -97,6 +96,7 @@ def forward_backward(X, D, net, step, mode="ae-ls", n_jobs=None, form="auto"):
 
     n_threads = min(effective_n_jobs(n_jobs), n_chunks)
     with single_threaded_blas():
+        gram = D @ D.T if gram_form else None
         if n_threads > 1:
             results = list(_thread_pool(n_threads).map(run, range(n_chunks)))
         else:

@@ -376,15 +376,59 @@ def unrolled_chunk(
 
 
 @njit(nogil=True, cache=True)
-def _add_sym_outer(scale, v, iv, nv, y, iy, ny, S):
-    """``S += scale * (v^T y + y^T v)`` for sparse ``v`` and ``y``."""
+def _axpy_row(a, M, j, out):
+    """``out += a * M[j]``."""
+    for f in range(out.shape[0]):
+        out[f] += a * M[j, f]
+
+
+@njit(nogil=True, cache=True)
+def _prox_support(u, prior, p1, p2, groups, z, idx):
+    """``z = P(u)`` and the indices of its nonzeros; returns their count.
+
+    The soft-thresholds are fused into one pass; other priors use
+    ``prox_row`` and a scan.
+    """
+    count = 0
+    if prior == L1:
+        for j in range(u.shape[0]):
+            v = u[j]
+            if v > p1:
+                z[j] = v - p1
+                idx[count] = j
+                count += 1
+            elif v < -p1:
+                z[j] = v + p1
+                idx[count] = j
+                count += 1
+            else:
+                z[j] = 0.0
+        return count
+    if prior == NONNEG_L1:
+        for j in range(u.shape[0]):
+            v = u[j] - p1
+            if v > 0.0:
+                z[j] = v
+                idx[count] = j
+                count += 1
+            else:
+                z[j] = 0.0
+        return count
+    prox_row(u, prior, p1, p2, groups, z)
+    return _nonzeros(z, idx)
+
+
+@njit(nogil=True, cache=True)
+def _sym_update(S, v, iv, nv, z, iz, nz, scale):
+    """``S += scale * (v^T z + z^T v)`` over the given supports."""
     for a in range(nv):
         j = iv[a]
         vj = scale * v[j]
-        for b in range(ny):
-            jj = iy[b]
-            S[j, jj] += vj * y[jj]
-            S[jj, j] += vj * y[jj]
+        for b in range(nz):
+            jj = iz[b]
+            c = vj * z[jj]
+            S[j, jj] += c
+            S[jj, j] += c
 
 
 @njit(nogil=True, cache=True)
@@ -394,18 +438,20 @@ def unrolled_gram_chunk(
 ):  # fmt: skip
     """Gaussian-likelihood special case of ``unrolled_chunk`` in Gram form.
 
-    ``B = X D^T`` and ``gram = D D^T`` are precomputed. The gradient is split:
-    this kernel adds ``a v^T x`` and the decoder term to ``grad`` and
+    ``B = X D^T`` and ``gram = D D^T`` are precomputed. Only the nonzeros of
+    the codes are visited: ``z_t`` and its support are kept for every step
+    and ``y_t G`` is formed from ``z_t`` and ``z_{t-1}``. The gradient is
+    split: this kernel adds ``a v^T x`` and the decoder term to ``grad`` and
     accumulates the symmetric ``S`` (n_components, n_components); the caller
     finishes with ``grad -= a S D``.
     """
     n_unroll = betas.shape[0]
     k, m = D.shape
     dt = X.dtype
-    Ys = np.zeros((n_unroll, k), dtype=dt)
+    Zs = np.zeros((n_unroll + 1, k), dtype=dt)
     Us = np.zeros((n_unroll, k), dtype=dt)
-    z = np.zeros(k, dtype=dt)
-    z_prev = np.zeros(k, dtype=dt)
+    supp = np.zeros((n_unroll + 1, k), dtype=np.int64)
+    nnz = np.zeros(n_unroll + 1, dtype=np.int64)
     res = np.zeros(m, dtype=dt)
     gk = np.zeros(k, dtype=dt)
     g_next = np.zeros(k, dtype=dt)
@@ -413,25 +459,36 @@ def unrolled_gram_chunk(
     v = np.zeros(k, dtype=dt)
     vsum = np.zeros(k, dtype=dt)
     iv = np.zeros(k, dtype=np.int64)
-    iy = np.zeros(k, dtype=np.int64)
+    fast = prior == L1 or prior == NONNEG_L1
     for i in range(X.shape[0]):
         x = X[i]
         b_i = B[i]
-        z[:] = 0.0
-        z_prev[:] = 0.0
         for t in range(n_unroll):
-            y = Ys[t]
+            u = Us[t]
             for j in range(k):
-                y[j] = z[j] + betas[t] * (z[j] - z_prev[j])
-            ny = _nonzeros(y, iy)
-            _sparse_times(y, iy, ny, gram, gk)
-            for j in range(k):
-                Us[t, j] = y[j] - step * (gk[j] - b_i[j])
-            z_prev[:] = z
-            prox_row(Us[t], prior, p1, p2, groups, z)
+                u[j] = step * b_i[j]
+            beta = betas[t]
+            z = Zs[t]
+            for c in range(nnz[t]):
+                j = supp[t, c]
+                w = (1.0 + beta) * z[j]
+                u[j] += w
+                _axpy_row(-step * w, gram, j, u)
+            if beta != 0.0 and t > 0:
+                z = Zs[t - 1]
+                for c in range(nnz[t - 1]):
+                    j = supp[t - 1, c]
+                    w = -beta * z[j]
+                    u[j] += w
+                    _axpy_row(-step * w, gram, j, u)
+            nnz[t + 1] = _prox_support(u, prior, p1, p2, groups, Zs[t + 1], supp[t + 1])
+        z = Zs[n_unroll]
+        nz = nnz[n_unroll]
+        iz = supp[n_unroll]
         Z[i] = z
-        nz = _nonzeros(z, iv)
-        _sparse_times(z, iv, nz, D, res)
+        res[:] = 0.0
+        for c in range(nz):
+            _axpy_row(z[iz[c]], D, iz[c], res)
         data_loss = 0.0
         for f in range(m):
             res[f] -= x[f]
@@ -440,37 +497,41 @@ def unrolled_gram_chunk(
         losses[1] += penalty_row(z, prior, alpha, negative_alpha, groups)
         if mode == FORWARD:
             continue
-        _add_outer(1.0, z, iv, nz, res, grad)
+        _add_outer(1.0, z, iz, nz, res, grad)
         if mode == DEC:
             continue
-        _sparse_times(z, iv, nz, gram, g_next)
         for j in range(k):
-            g_next[j] -= b_i[j]  # dL/dz_T = (z D - x) D^T
+            g_next[j] = -b_i[j]  # dL/dz_T = z G - b
+        for c in range(nz):
+            _axpy_row(z[iz[c]], gram, iz[c], g_next)
         if mode == AE_LASSO:
             add_penalty_gradient(z, prior, alpha, negative_alpha, groups, g_next)
         g_cur[:] = 0.0
         vsum[:] = 0.0
         for t in range(n_unroll - 1, -1, -1):
-            prox_row(Us[t], prior, p1, p2, groups, gk)  # z_{t+1} = P(u_t)
-            prox_vjp_row(Us[t], gk, g_next, prior, p1, p2, groups, v)
-            nv = _nonzeros(v, iv)
-            if nv == 0:
-                g_next[:] = g_cur
-                g_cur[:] = 0.0
-                continue
-            y = Ys[t]
-            ny = _nonzeros(y, iy)
-            _add_sym_outer(1.0, v, iv, nv, y, iy, ny, S)
-            _sparse_times(v, iv, nv, gram, gk)
-            b = betas[t]
-            for j in range(k):
+            # v = J_P(u_t)^T g_{t+1}, supported on the support of z_{t+1}
+            if fast:
+                nv = nnz[t + 1]
+                iv[:nv] = supp[t + 1, :nv]
+                for c in range(nv):
+                    v[iv[c]] = g_next[iv[c]]
+            else:
+                prox_vjp_row(Us[t], Zs[t + 1], g_next, prior, p1, p2, groups, v)
+                nv = _nonzeros(v, iv)
+            beta = betas[t]
+            gk[:] = 0.0
+            for c in range(nv):
+                j = iv[c]
                 vsum[j] += v[j]
-                ybar = v[j] - step * gk[j]
-                g_cur[j] += (1.0 + b) * ybar
-                g_next[j] = -b * ybar
+                _axpy_row(-step * v[j], gram, j, gk)
+                gk[j] += v[j]  # gk = dL/dy_t = v - a v G
+            if t > 0:
+                _sym_update(S, v, iv, nv, Zs[t], supp[t], nnz[t], 1.0 + beta)
+                if beta != 0.0:
+                    _sym_update(S, v, iv, nv, Zs[t - 1], supp[t - 1], nnz[t - 1], -beta)
             for j in range(k):
-                tmp = g_cur[j]
-                g_cur[j] = g_next[j]
-                g_next[j] = tmp
+                g_cur[j] += (1.0 + beta) * gk[j]
+                g_next[j] = -beta * gk[j]
+            g_cur, g_next = g_next, g_cur
         nv = _nonzeros(vsum, iv)
         _add_outer(step, vsum, iv, nv, x, grad)

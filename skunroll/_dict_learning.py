@@ -1,0 +1,704 @@
+"""Dictionary learning by an unrolled sparse auto-encoder: ``UnrolledDictionaryLearning``.
+
+Three layers: the validated estimator here; the dispatcher
+``skunroll._autoencoder.forward_backward`` (chunks and threads); the numba
+kernels of ``skunroll._kernels._unrolled`` (forward pass and hand-written
+gradients).
+"""
+
+import copy
+import time
+import warnings
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from ._autoencoder import Network, forward_backward
+from ._kernels._power import power_iteration
+from ._likelihoods import LIKELIHOODS, check_counts, curvature
+from ._optim import OPTIMIZERS
+from ._priors import LASSO_PRIORS, PRIORS, resolve_groups, resolve_negative_alpha
+from ._sparse_coding import _sparse_encode
+from ._validation import FLOAT_DTYPES, check_dictionary
+
+GRADIENTS = ("ae-ls", "ae-lasso", "dec")
+TRANSFORM_ALGORITHMS = ("unrolled", "lasso", "fista", "ista", "omp")
+MAX_HALVINGS = 10
+"""Consecutive non-finite steps (learning rate halved each time) before giving up."""
+
+
+@dataclass
+class _TrainingState:
+    """Everything ``fit``/``partial_fit`` update; attached to the estimator only
+    after a successful call, so that a failed fit leaves nothing half-fitted."""
+
+    D: np.ndarray
+    optimizer: object
+    rng: np.random.RandomState
+    curvature: float
+    learning_rate: float
+    power_vector: np.ndarray
+    usage: np.ndarray
+    samples_since_check: int = 0
+    n_steps: int = 0
+    n_epochs: int = 0
+    n_redrawn: int = 0
+    objective_history: list = field(default_factory=list)
+
+
+class UnrolledDictionaryLearning(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
+    """Dictionary learning with an unrolled sparse auto-encoder (CRsAE / PUDLE).
+
+    The encoder is ``n_unroll`` ISTA or FISTA steps whose weights are tied to
+    the dictionary ``D`` (atoms as rows)::
+
+        z_0 = 0,   z_{t+1} = P(z_t + a (x - f(z_t D)) D^T),   a = 1 / (c ||D||_2^2)
+
+    with ``P`` the proximal map of the prior (the activation function) and
+    ``f`` the inverse link of the likelihood; the decoder is ``f(z_T D)``. The
+    dictionary is learned by minibatch first-order optimisation (Adam or SGD)
+    of the negative log-likelihood of the reconstruction, with the gradient
+    through the unrolled steps written by hand (see ``gradient``). Atoms are
+    renormalised to unit norm after every step; atoms left unused are re-drawn
+    from the residuals of badly reconstructed samples.
+
+    Parameters
+    ----------
+    n_components : int, default=None
+        Number of atoms; ``None`` means ``n_features``.
+    alpha : float, default=0.1
+        Weight of the prior penalty (the lasso ``lambda`` for ``prior="l1"``),
+        per sample: the l1 objective is ``0.5 ||x - z D||^2 + alpha ||z||_1``,
+        the convention of SPAMS' ``lambda1`` and scikit-learn's ``alpha``.
+    n_unroll : int, default=30
+        Depth ``T`` of the encoder.
+    encoder : {"fista", "ista"}, default="fista"
+        Unrolled algorithm; FISTA adds the usual momentum (which does not depend
+        on ``D``).
+    gradient : {"ae-ls", "ae-lasso", "dec"}, default="ae-ls"
+        Gradient of the dictionary update [1]_. ``"ae-ls"``: the gradient of the
+        data loss through all ``T`` encoder steps; ``"ae-lasso"``: the same
+        with the prior penalty ``h(z_T)`` added to the loss; ``"dec"``: the codes
+        held fixed (the classical alternating step), which inherits the bias of
+        the forward pass.
+    prior : {"l1", "nonneg_l1", "ridge", "two_sided_gaussian", "group_l1", \
+            "simplex"}, default="l1"
+        Prior on the codes, i.e. the encoder's activation [2]_: soft-threshold,
+        ReLU, linear shrink, leaky ReLU with one slope per sign, group shrink
+        over ``groups``, projection onto the probability simplex (``alpha`` is
+        unused there).
+    likelihood : {"gaussian", "poisson", "binomial"}, default="gaussian"
+        Exponential-family likelihood [2]_: squared loss; counts with inverse
+        link ``exp``; counts out of ``n_trials`` with inverse link
+        ``n_trials * sigmoid``. Count likelihoods need non-negative integer X.
+    n_trials : int, default=1
+        Number of trials of the binomial likelihood.
+    groups : int or array-like of shape (n_components,), default=None
+        Groups of ``prior="group_l1"``: a group size (consecutive atoms) or one
+        label per atom. Required for that prior, ignored otherwise.
+    negative_alpha : float, default=None
+        Penalty of negative codes for ``prior="two_sided_gaussian"``
+        (``alpha`` penalises positive ones); ``None`` means ``10 * alpha``.
+    batch_size : int, default=256
+        Samples per minibatch.
+    max_iter : int, default=10
+        Maximum number of passes (epochs) over the data in ``fit``.
+    learning_rate : float, default=1e-2
+        Step of the optimiser. Adam's is a step per dictionary entry, invariant
+        to the scale of the gradient; SGD's multiplies the gradient of the mean
+        loss of a minibatch.
+    optimizer : {"adam", "sgd"}, default="adam"
+        First-order optimiser of the dictionary.
+    tol : float, default=1e-3
+        ``fit`` stops when the mean training objective of an epoch changes by
+        less than ``tol`` relative to the previous epoch.
+    dict_init : ndarray of shape (n_components, n_features), default=None
+        Initial dictionary (rows are renormalised; not modified). ``None``
+        draws distinct samples of ``X`` (unit-normalised), as SPAMS does.
+    positive_dict : bool, default=False
+        Keep the atoms non-negative.
+    transform_algorithm : {"unrolled", "lasso", "fista", "ista", "omp"}, \
+            default="unrolled"
+        Encoder of ``transform``: the trained network, or an exact solver of
+        :func:`skunroll.sparse_encode` (Gaussian likelihood with an l1 prior).
+    transform_alpha : float, default=None
+        Penalty of ``transform``; ``None`` means ``alpha``.
+    transform_n_nonzero_coefs : int, default=None
+        Sparsity of ``transform_algorithm="omp"``.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the initial dictionary, the shuffling and the re-drawn atoms.
+    n_jobs : int, default=None
+        Threads over chunks of samples (``None`` means 1, ``-1`` all cores).
+        Results do not depend on it.
+    verbose : int, default=0
+        1 prints a line per epoch (objective, elapsed time); 2 also every
+        10 steps.
+    callback : callable, default=None
+        ``callback(estimator, info)`` called after every step, with ``info`` a
+        dict of ``n_iter`` (epoch), ``n_steps``, ``objective`` (of the
+        minibatch), ``learning_rate``, ``elapsed`` (s) and ``components``
+        (the current dictionary, read-only). Returning True stops training.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        The learned atoms (unit-norm rows).
+    n_components_ : int
+        Number of atoms.
+    step_size_ : float
+        Encoder step ``1 / (c ||D||_2^2)`` of the fitted dictionary.
+    objective_history_ : ndarray of shape (n_iter_,)
+        Mean training objective (data loss plus penalty, per sample) of every
+        epoch (of every ``partial_fit`` call).
+    n_iter_ : int
+        Number of epochs run (``partial_fit`` calls count as one each).
+    n_steps_ : int
+        Number of minibatch updates.
+    n_redrawn_ : int
+        Number of atoms re-drawn because they fell out of use.
+    learning_rate_ : float
+        Learning rate in use at the end (lower than ``learning_rate`` if a
+        non-finite objective forced it down).
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during ``fit``, when ``X`` has string column names.
+
+    See Also
+    --------
+    UnrolledSparseCoder : Coding with a fixed dictionary.
+    sklearn.decomposition.MiniBatchDictionaryLearning : The alternating
+        (lasso, then dictionary) counterpart.
+
+    Notes
+    -----
+    ``score`` is minus the mean objective of the fitted network on ``X``
+    (higher is better). It is comparable across dictionaries for one
+    ``alpha``, not across values of ``alpha``: to choose ``alpha`` or
+    ``n_components``, grid-search a downstream score (a ``Pipeline``).
+
+    References
+    ----------
+    .. [1] Tolooshams & Ba, "Stable and interpretable unrolled dictionary
+       learning", Transactions on Machine Learning Research, 2022.
+    .. [2] Tolooshams, Dey & Ba, "Deep residual autoencoders for expectation
+       maximization-inspired dictionary learning", IEEE TNNLS 32(6), 2020.
+    .. [3] Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015.
+
+    Examples
+    --------
+    >>> from skunroll import UnrolledDictionaryLearning
+    >>> from skunroll.datasets import make_dictionary, make_sparse_coded_data
+    >>> D = make_dictionary(20, 10, random_state=0)
+    >>> X, _, _ = make_sparse_coded_data(500, D, n_nonzero_coefs=2, random_state=0)
+    >>> dl = UnrolledDictionaryLearning(20, alpha=0.1, max_iter=5, tol=0,
+    ...                                 random_state=0)
+    >>> codes = dl.fit_transform(X)
+    >>> codes.shape, dl.components_.shape
+    ((500, 20), (20, 10))
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "n_unroll": [Interval(Integral, 1, None, closed="left")],
+        "encoder": [StrOptions({"fista", "ista"})],
+        "gradient": [StrOptions(set(GRADIENTS))],
+        "prior": [StrOptions(set(PRIORS))],
+        "likelihood": [StrOptions(set(LIKELIHOODS))],
+        "n_trials": [Interval(Integral, 1, None, closed="left")],
+        "groups": [Interval(Integral, 1, None, closed="left"), "array-like", None],
+        "negative_alpha": [Interval(Real, 0, None, closed="left"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "dict_init": ["array-like", None],
+        "positive_dict": ["boolean"],
+        "transform_algorithm": [StrOptions(set(TRANSFORM_ALGORITHMS))],
+        "transform_alpha": [Interval(Real, 0, None, closed="left"), None],
+        "transform_n_nonzero_coefs": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
+        "callback": [callable, None],
+    }
+
+    def __init__(
+        self,
+        n_components=None,
+        *,
+        alpha=0.1,
+        n_unroll=30,
+        encoder="fista",
+        gradient="ae-ls",
+        prior="l1",
+        likelihood="gaussian",
+        n_trials=1,
+        groups=None,
+        negative_alpha=None,
+        batch_size=256,
+        max_iter=10,
+        learning_rate=1e-2,
+        optimizer="adam",
+        tol=1e-3,
+        dict_init=None,
+        positive_dict=False,
+        transform_algorithm="unrolled",
+        transform_alpha=None,
+        transform_n_nonzero_coefs=None,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+        callback=None,
+    ):
+        self.n_components = n_components
+        self.alpha = alpha
+        self.n_unroll = n_unroll
+        self.encoder = encoder
+        self.gradient = gradient
+        self.prior = prior
+        self.likelihood = likelihood
+        self.n_trials = n_trials
+        self.groups = groups
+        self.negative_alpha = negative_alpha
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.optimizer = optimizer
+        self.tol = tol
+        self.dict_init = dict_init
+        self.positive_dict = positive_dict
+        self.transform_algorithm = transform_algorithm
+        self.transform_alpha = transform_alpha
+        self.transform_n_nonzero_coefs = transform_n_nonzero_coefs
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.callback = callback
+
+    # ------------------------------------------------------------ fitting
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn the dictionary from ``X`` by minibatch training.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (non-negative integer counts for the count
+            likelihoods).
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X = self._validate_X(X, reset=True)
+        state = self._initial_state(X)
+        n_samples = X.shape[0]
+        batch = min(self.batch_size, n_samples)
+        start = time.perf_counter()
+        converged = stopped = False
+        for _ in range(self.max_iter):
+            order = state.rng.permutation(n_samples)
+            total = 0.0
+            for first in range(0, n_samples, batch):
+                X_batch = X[np.sort(order[first : first + batch])]
+                objective = self._step(state, X_batch, n_samples, start)
+                total += objective * X_batch.shape[0]
+                if self._callback(state, objective, start):
+                    stopped = True
+                    break
+            state.n_epochs += 1
+            state.objective_history.append(total / n_samples)
+            self._print_epoch(state, start)
+            if stopped or (converged := self._converged(state)):
+                break
+        self._set_fitted(state)
+        if not (converged or stopped) and self.tol > 0:
+            warnings.warn(
+                f"UnrolledDictionaryLearning stopped after max_iter={self.max_iter} "
+                f"epochs before the objective settled (tol={self.tol}); increase "
+                "max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def partial_fit(self, X, y=None):
+        """Update the dictionary with one minibatch step on ``X``.
+
+        The first call initialises the dictionary from ``X`` (or
+        ``dict_init``) and the curvature of the likelihood; later calls
+        continue the same optimiser.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            One minibatch.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        first = not hasattr(self, "components_")
+        if first:
+            self._validate_params()
+        X = self._validate_X(X, reset=first)
+        state = self._initial_state(X) if first else self._copy_state()
+        start = time.perf_counter()
+        objective = self._step(state, X, None, start)
+        self._callback(state, objective, start)
+        state.n_epochs += 1
+        state.objective_history.append(objective)
+        self._set_fitted(state)
+        return self
+
+    def _validate_X(self, X, reset):
+        X = validate_data(self, X, dtype=FLOAT_DTYPES, order="C", reset=reset)
+        check_counts(X, self.likelihood, self.n_trials)
+        return X
+
+    def _network(self, n_components, alpha=None):
+        alpha = self.alpha if alpha is None else alpha
+        return Network(
+            n_unroll=self.n_unroll,
+            accelerated=self.encoder == "fista",
+            prior=self.prior,
+            alpha=float(alpha),
+            negative_alpha=resolve_negative_alpha(
+                self.prior, float(alpha), self.negative_alpha
+            ),
+            groups=resolve_groups(self.prior, self.groups, n_components),
+            likelihood=self.likelihood,
+            n_trials=float(self.n_trials),
+        )
+
+    def _initial_state(self, X):
+        self._check_compatible()
+        rng = check_random_state(self.random_state)
+        n_components = self.n_components or X.shape[1]
+        self._net = self._network(n_components)
+        if self.dict_init is None:
+            D = _dictionary_from_samples(X, n_components, rng)
+        else:
+            D = check_dictionary(self.dict_init, dtype=X.dtype, n_features=X.shape[1])
+            if D.shape[0] != n_components:
+                raise ValueError(
+                    f"dict_init has {D.shape[0]} atoms (shape {D.shape}) but "
+                    f"n_components={n_components}."
+                )
+            D = D.copy()
+        _project_atoms(D, self.positive_dict, rng)
+        return _TrainingState(
+            D=D,
+            optimizer=OPTIMIZERS[self.optimizer](D.shape),
+            rng=rng,
+            curvature=curvature(self.likelihood, self.n_trials, X),
+            learning_rate=float(self.learning_rate),
+            power_vector=rng.standard_normal(min(D.shape)),
+            usage=np.zeros(n_components, dtype=np.int64),
+        )
+
+    def _check_compatible(self):
+        exact = self.transform_algorithm != "unrolled"
+        if exact and (self.likelihood != "gaussian" or self.prior not in LASSO_PRIORS):
+            raise ValueError(
+                f"transform_algorithm={self.transform_algorithm!r} solves the "
+                "Gaussian lasso; it needs likelihood='gaussian' and prior in "
+                f"{LASSO_PRIORS}, got likelihood={self.likelihood!r}, "
+                f"prior={self.prior!r}. Use transform_algorithm='unrolled'."
+            )
+        if self.transform_algorithm == "omp" and self.prior == "nonneg_l1":
+            raise ValueError("transform_algorithm='omp' has no non-negative variant.")
+
+    def _copy_state(self):
+        state = self._state
+        return _TrainingState(
+            D=state.D.copy(),
+            optimizer=copy.deepcopy(state.optimizer),
+            rng=state.rng,
+            curvature=state.curvature,
+            learning_rate=state.learning_rate,
+            power_vector=state.power_vector.copy(),
+            usage=state.usage.copy(),
+            samples_since_check=state.samples_since_check,
+            n_steps=state.n_steps,
+            n_epochs=state.n_epochs,
+            n_redrawn=state.n_redrawn,
+            objective_history=list(state.objective_history),
+        )
+
+    def _step(self, state, X_batch, n_samples, start):
+        """One update of ``state.D`` on a minibatch; returns its mean objective.
+
+        A non-finite objective or gradient leaves ``D`` untouched and halves
+        the learning rate (with a warning); ``MAX_HALVINGS`` in a row raise a
+        FloatingPointError.
+        """
+        n = X_batch.shape[0]
+        for _ in range(MAX_HALVINGS):
+            step = self._encoder_step(state)
+            res = forward_backward(
+                X_batch, state.D, self._net, step, self.gradient, self.n_jobs
+            )
+            objective = (res.data_loss + res.penalty) / n
+            grad = res.grad / n
+            if np.isfinite(objective) and np.all(np.isfinite(grad)):
+                break
+            state.learning_rate /= 2.0
+            warnings.warn(
+                f"non-finite training objective at step {state.n_steps + 1}; the "
+                f"step was skipped and learning_rate halved to "
+                f"{state.learning_rate:.3g}.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        else:
+            raise FloatingPointError(
+                f"the training objective stayed non-finite over {MAX_HALVINGS} "
+                "learning-rate halvings; check the scale of X (and n_trials or "
+                "the likelihood) and the initial dictionary. Nothing was fitted."
+            )
+        state.optimizer.step(state.D, grad, state.learning_rate)
+        _project_atoms(state.D, self.positive_dict, state.rng)
+        state.n_steps += 1
+        state.usage += np.count_nonzero(res.codes, axis=0)
+        state.samples_since_check += n
+        self._maybe_redraw(state, X_batch, res.codes, n_samples)
+        if self.verbose >= 2 and state.n_steps % 10 == 0:
+            print(
+                f"[UnrolledDictionaryLearning] step {state.n_steps:6d}  "
+                f"objective {objective:.6g}  {time.perf_counter() - start:.2f} s"
+            )
+        return objective
+
+    def _encoder_step(self, state):
+        D = state.D
+        gram = D @ D.T if D.shape[0] <= D.shape[1] else D.T @ D
+        gram = np.asarray(gram, dtype=np.float64)
+        lam, converged = power_iteration(gram, state.power_vector, 100, 1e-6)
+        if not converged:
+            lam = min(np.abs(gram).sum(1).max(), np.linalg.norm(gram))
+        return 1.0 / (state.curvature * float(lam) * (1.0 + 1e-5))
+
+    def _maybe_redraw(self, state, X_batch, codes, n_samples):
+        """Re-draw atoms unused over the last ``20 n_components`` samples
+        (or an epoch if shorter) from the residuals of the worst-reconstructed
+        samples of this minibatch."""
+        k = state.D.shape[0]
+        period = 20 * k if n_samples is None else min(20 * k, n_samples)
+        if state.samples_since_check < period:
+            return
+        dead = np.flatnonzero(state.usage == 0)
+        state.usage[:] = 0
+        state.samples_since_check = 0
+        if dead.size == 0:
+            return
+        residual = X_batch - _mean(codes @ state.D, self._net)
+        norms = np.linalg.norm(residual, axis=1)
+        worst = np.argsort(norms)[::-1][: dead.size]
+        worst = worst[norms[worst] > 0]
+        state.D[dead[: worst.size]] = residual[worst]
+        state.D[dead[worst.size :]] = state.rng.standard_normal(
+            (dead.size - worst.size, state.D.shape[1])
+        )
+        if hasattr(state.optimizer, "reset_rows"):
+            state.optimizer.reset_rows(dead)
+        _project_atoms(state.D, self.positive_dict, state.rng)
+        state.n_redrawn += dead.size
+
+    def _callback(self, state, objective, start):
+        if self.callback is None:
+            return False
+        D = state.D.view()
+        D.flags.writeable = False
+        info = {
+            "n_iter": state.n_epochs,
+            "n_steps": state.n_steps,
+            "objective": objective,
+            "learning_rate": state.learning_rate,
+            "elapsed": time.perf_counter() - start,
+            "components": D,
+        }
+        return bool(self.callback(self, info))
+
+    def _converged(self, state):
+        history = state.objective_history
+        if self.tol == 0 or len(history) < 2:
+            return False
+        previous, current = history[-2], history[-1]
+        return abs(previous - current) <= self.tol * max(abs(previous), 1e-12)
+
+    def _print_epoch(self, state, start):
+        if self.verbose:
+            print(
+                f"[UnrolledDictionaryLearning] epoch {state.n_epochs:3d}/"
+                f"{self.max_iter}  objective {state.objective_history[-1]:.6g}  "
+                f"steps {state.n_steps}  {time.perf_counter() - start:.2f} s",
+                flush=True,
+            )
+
+    def _set_fitted(self, state):
+        self._state = state
+        self.components_ = state.D.copy()
+        self.n_components_ = state.D.shape[0]
+        self.step_size_ = self._encoder_step(state)
+        self.objective_history_ = np.asarray(state.objective_history)
+        self.n_iter_ = state.n_epochs
+        self.n_steps_ = state.n_steps
+        self.n_redrawn_ = state.n_redrawn
+        self.learning_rate_ = state.learning_rate
+
+    # ------------------------------------------------------------ inference
+
+    def transform(self, X):
+        """Encode ``X`` with the fitted dictionary.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, n_components)
+            Codes, in the dtype of ``X``.
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        D = self.components_.astype(X.dtype, copy=False)
+        alpha = self.alpha if self.transform_alpha is None else self.transform_alpha
+        if self.transform_algorithm == "unrolled":
+            net = self._network(D.shape[0], alpha)
+            return forward_backward(
+                X, D, net, self.step_size_, "forward", self.n_jobs
+            ).codes
+        return _sparse_encode(
+            X,
+            D,
+            algorithm=self.transform_algorithm,
+            alpha=alpha,
+            n_nonzero_coefs=self.transform_n_nonzero_coefs,
+            n_unroll=self.n_unroll,
+            positive=self.prior == "nonneg_l1",
+            max_iter=1000,
+            tol=None,
+            n_jobs=self.n_jobs,
+        )
+
+    def inverse_transform(self, X):
+        """Decode codes into the mean of the likelihood, ``f(codes @ D)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Codes, as returned by ``transform``.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features)
+            Reconstruction (the identity, ``exp`` or ``n_trials * sigmoid`` of
+            ``codes @ components_``).
+        """
+        check_is_fitted(self)
+        codes = check_array(X, dtype=FLOAT_DTYPES, input_name="X")
+        if codes.shape[1] != self.n_components_:
+            raise ValueError(
+                f"X has {codes.shape[1]} columns (shape {codes.shape}); expected "
+                f"n_components_={self.n_components_} codes."
+            )
+        D = self.components_.astype(codes.dtype, copy=False)
+        return _mean(codes @ D, self._net)
+
+    def score(self, X, y=None):
+        """Minus the mean objective of the fitted network on ``X``.
+
+        The objective of a sample is the negative log-likelihood of its
+        reconstruction by the unrolled encoder and decoder plus the prior
+        penalty of its code; higher is better.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            ``-mean(loss(x) + h(z))``.
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        D = self.components_.astype(X.dtype, copy=False)
+        res = forward_backward(X, D, self._net, self.step_size_, "forward", self.n_jobs)
+        return -(res.data_loss + res.penalty) / X.shape[0]
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.non_deterministic = False
+        return tags
+
+
+def _mean(eta, net):
+    """Inverse link ``f(eta)`` of the likelihood (the decoder's output)."""
+    if net.likelihood == "poisson":
+        return np.exp(np.minimum(eta, 50.0))
+    if net.likelihood == "binomial":
+        return net.n_trials / (1.0 + np.exp(-eta))
+    return eta
+
+
+def _dictionary_from_samples(X, n_components, rng):
+    """Distinct random samples of ``X`` as atoms (Gaussian ones if too few)."""
+    n_samples, n_features = X.shape
+    D = rng.standard_normal((n_components, n_features)).astype(X.dtype)
+    take = min(n_samples, n_components)
+    rows = rng.choice(n_samples, size=take, replace=False)
+    nonzero = np.any(X[rows] != 0, axis=1)
+    D[:take][nonzero] = X[rows][nonzero]
+    return D
+
+
+def _project_atoms(D, positive, rng):
+    """Clip to non-negative (``positive``) and renormalise rows in place; a row
+    that vanishes is replaced by a random unit vector."""
+    if positive:
+        np.maximum(D, 0, out=D)
+    norms = np.linalg.norm(D, axis=1)
+    zero = ~(norms > 0)
+    if np.any(zero):
+        D[zero] = rng.standard_normal((int(zero.sum()), D.shape[1]))
+        if positive:
+            D[zero] = np.abs(D[zero])
+        norms = np.linalg.norm(D, axis=1)
+    D /= norms[:, None].astype(D.dtype)
+
+
