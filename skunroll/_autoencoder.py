@@ -18,7 +18,7 @@ from ._sparse_coding import _thread_pool
 from .utils import single_threaded_blas
 
 #: rows per kernel call; fixed, so that sums do not depend on n_jobs
-CHUNK_ROWS = 64
+CHUNK_ROWS = 128
 
 MODES = {"forward": _k.FORWARD, "dec": _k.DEC, "ae-ls": _k.AE_LS, "ae-lasso": _k.AE_LASSO}
 
@@ -78,14 +78,17 @@ def forward_backward(X, D, net, step, mode="ae-ls", n_jobs=None, form="auto"):
         losses = np.zeros(2)
         grad = np.zeros_like(D) if code != _k.FORWARD else np.zeros((1, 1), D.dtype)
         if gram_form:
-            S = np.zeros((k, k), dtype=D.dtype) if code >= _k.AE_LS else grad[:0, :0]
-            B = X[sl] @ D.T
+            X_c = X[sl]
+            shape = (net.n_unroll, X_c.shape[0], k) if code >= _k.AE_LS else (0, 0, 0)
+            Ys = np.empty(shape, dtype=D.dtype)
+            Vs = np.empty(shape, dtype=D.dtype)
             _k.unrolled_gram_chunk(
-                X[sl], B, D, gram, step, betas, prior, p1, p2, groups,
-                net.alpha, net.negative_alpha, code, codes[sl], grad, S, losses,
+                X_c, X_c @ D.T, D, gram, step, betas, prior, p1, p2, groups,
+                net.alpha, net.negative_alpha, code, codes[sl], grad, Ys, Vs, losses,
             )  # fmt: skip
             if code >= _k.AE_LS:
-                grad -= step * (S @ D)
+                S = Vs.reshape(-1, k).T @ Ys.reshape(-1, k)
+                grad -= step * ((S + S.T) @ D)
         else:
             _k.unrolled_chunk(
                 X[sl], D, step, betas, prior, p1, p2, groups,

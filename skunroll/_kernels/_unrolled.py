@@ -372,166 +372,77 @@ def unrolled_chunk(
                 g_next[j] = tmp
 
 
-# --- the Gaussian kernel in Gram form --------------------------------------
-
-
-@njit(nogil=True, cache=True)
-def _axpy_row(a, M, j, out):
-    """``out += a * M[j]``."""
-    for f in range(out.shape[0]):
-        out[f] += a * M[j, f]
-
-
-@njit(nogil=True, cache=True)
-def _prox_support(u, prior, p1, p2, groups, z, idx):
-    """``z = P(u)`` and the indices of its nonzeros; returns their count.
-
-    The soft-thresholds are fused into one pass; other priors use
-    ``prox_row`` and a scan.
-    """
-    count = 0
-    if prior == L1:
-        for j in range(u.shape[0]):
-            v = u[j]
-            if v > p1:
-                z[j] = v - p1
-                idx[count] = j
-                count += 1
-            elif v < -p1:
-                z[j] = v + p1
-                idx[count] = j
-                count += 1
-            else:
-                z[j] = 0.0
-        return count
-    if prior == NONNEG_L1:
-        for j in range(u.shape[0]):
-            v = u[j] - p1
-            if v > 0.0:
-                z[j] = v
-                idx[count] = j
-                count += 1
-            else:
-                z[j] = 0.0
-        return count
-    prox_row(u, prior, p1, p2, groups, z)
-    return _nonzeros(z, idx)
-
-
-@njit(nogil=True, cache=True)
-def _sym_update(S, v, iv, nv, z, iz, nz, scale):
-    """``S += scale * (v^T z + z^T v)`` over the given supports."""
-    for a in range(nv):
-        j = iv[a]
-        vj = scale * v[j]
-        for b in range(nz):
-            jj = iz[b]
-            c = vj * z[jj]
-            S[j, jj] += c
-            S[jj, j] += c
+# --- the Gaussian kernel in Gram form, batched -----------------------------
 
 
 @njit(nogil=True, cache=True)
 def unrolled_gram_chunk(
     X, B, D, gram, step, betas, prior, p1, p2, groups, alpha, negative_alpha,
-    mode, Z, grad, S, losses,
+    mode, Z, grad, Ys, Vs, losses,
 ):  # fmt: skip
     """Gaussian-likelihood special case of ``unrolled_chunk`` in Gram form.
 
-    ``B = X D^T`` and ``gram = D D^T`` are precomputed. Only the nonzeros of
-    the codes are visited: ``z_t`` and its support are kept for every step
-    and ``y_t G`` is formed from ``z_t`` and ``z_{t-1}``. The gradient is
-    split: this kernel adds ``a v^T x`` and the decoder term to ``grad`` and
-    accumulates the symmetric ``S`` (n_components, n_components); the caller
-    finishes with ``grad -= a S D``.
+    The chunk moves through the ``T`` steps together, each step one matrix
+    product with ``gram = D D^T`` (``u_t = y_t - a (y_t G - x D^T)``, with
+    ``B = X D^T`` precomputed), so the work is BLAS whatever the sparsity of
+    the iterates. For the ae modes, ``y_t`` and ``v_t = J_P(u_t)^T g_{t+1}``
+    are written into ``Ys`` and ``Vs`` (T, n, n_components); the kernel adds
+    the decoder term and ``a (sum_t v_t)^T x`` to ``grad`` and the caller
+    finishes with ``grad -= a (S + S^T) D``, ``S = sum_t v_t^T y_t``.
     """
     n_unroll = betas.shape[0]
-    k, m = D.shape
+    n, k = B.shape
     dt = X.dtype
-    Zs = np.zeros((n_unroll + 1, k), dtype=dt)
-    Us = np.zeros((n_unroll, k), dtype=dt)
-    supp = np.zeros((n_unroll + 1, k), dtype=np.int64)
-    nnz = np.zeros(n_unroll + 1, dtype=np.int64)
-    res = np.zeros(m, dtype=dt)
-    gk = np.zeros(k, dtype=dt)
-    g_next = np.zeros(k, dtype=dt)
-    g_cur = np.zeros(k, dtype=dt)
-    v = np.zeros(k, dtype=dt)
-    vsum = np.zeros(k, dtype=dt)
-    iv = np.zeros(k, dtype=np.int64)
-    fast = prior == L1 or prior == NONNEG_L1
-    for i in range(X.shape[0]):
-        x = X[i]
-        b_i = B[i]
-        for t in range(n_unroll):
-            u = Us[t]
+    Zs = np.zeros((n_unroll + 1, n, k), dtype=dt)
+    Us = np.empty((n_unroll, n, k), dtype=dt)
+    Y = np.empty((n, k), dtype=dt)
+    GY = np.empty((n, k), dtype=dt)
+    keep = mode >= AE_LS
+    for t in range(n_unroll):
+        beta = betas[t]
+        Z_t = Zs[t]
+        Z_prev = Zs[t - 1] if t > 0 else Zs[0]
+        for i in range(n):
             for j in range(k):
-                u[j] = step * b_i[j]
-            beta = betas[t]
-            z = Zs[t]
-            for c in range(nnz[t]):
-                j = supp[t, c]
-                w = (1.0 + beta) * z[j]
-                u[j] += w
-                _axpy_row(-step * w, gram, j, u)
-            if beta != 0.0 and t > 0:
-                z = Zs[t - 1]
-                for c in range(nnz[t - 1]):
-                    j = supp[t - 1, c]
-                    w = -beta * z[j]
-                    u[j] += w
-                    _axpy_row(-step * w, gram, j, u)
-            nnz[t + 1] = _prox_support(u, prior, p1, p2, groups, Zs[t + 1], supp[t + 1])
-        z = Zs[n_unroll]
-        nz = nnz[n_unroll]
-        iz = supp[n_unroll]
-        Z[i] = z
-        res[:] = 0.0
-        for c in range(nz):
-            _axpy_row(z[iz[c]], D, iz[c], res)
+                Y[i, j] = Z_t[i, j] + beta * (Z_t[i, j] - Z_prev[i, j])
+        np.dot(Y, gram, GY)
+        for i in range(n):
+            for j in range(k):
+                Us[t, i, j] = Y[i, j] - step * (GY[i, j] - B[i, j])
+            prox_row(Us[t, i], prior, p1, p2, groups, Zs[t + 1, i])
+        if keep:
+            Ys[t] = Y
+    Z[:] = Zs[n_unroll]
+    R = np.dot(Z, D)
+    for i in range(n):
         data_loss = 0.0
-        for f in range(m):
-            res[f] -= x[f]
-            data_loss += 0.5 * res[f] * res[f]
+        for f in range(R.shape[1]):
+            R[i, f] -= X[i, f]
+            data_loss += 0.5 * R[i, f] * R[i, f]
         losses[0] += data_loss
-        losses[1] += penalty_row(z, prior, alpha, negative_alpha, groups)
-        if mode == FORWARD:
-            continue
-        _add_outer(1.0, z, iz, nz, res, grad)
-        if mode == DEC:
-            continue
-        for j in range(k):
-            g_next[j] = -b_i[j]  # dL/dz_T = z G - b
-        for c in range(nz):
-            _axpy_row(z[iz[c]], gram, iz[c], g_next)
-        if mode == AE_LASSO:
-            add_penalty_gradient(z, prior, alpha, negative_alpha, groups, g_next)
-        g_cur[:] = 0.0
-        vsum[:] = 0.0
-        for t in range(n_unroll - 1, -1, -1):
-            # v = J_P(u_t)^T g_{t+1}, supported on the support of z_{t+1}
-            if fast:
-                nv = nnz[t + 1]
-                iv[:nv] = supp[t + 1, :nv]
-                for c in range(nv):
-                    v[iv[c]] = g_next[iv[c]]
-            else:
-                prox_vjp_row(Us[t], Zs[t + 1], g_next, prior, p1, p2, groups, v)
-                nv = _nonzeros(v, iv)
-            beta = betas[t]
-            gk[:] = 0.0
-            for c in range(nv):
-                j = iv[c]
-                vsum[j] += v[j]
-                _axpy_row(-step * v[j], gram, j, gk)
-                gk[j] += v[j]  # gk = dL/dy_t = v - a v G
-            if t > 0:
-                _sym_update(S, v, iv, nv, Zs[t], supp[t], nnz[t], 1.0 + beta)
-                if beta != 0.0:
-                    _sym_update(S, v, iv, nv, Zs[t - 1], supp[t - 1], nnz[t - 1], -beta)
+        losses[1] += penalty_row(Z[i], prior, alpha, negative_alpha, groups)
+    if mode == FORWARD:
+        return
+    grad += np.dot(Z.T, R)
+    if mode == DEC:
+        return
+    g_next = np.dot(Z, gram) - B  # dL/dz_T = (z D - x) D^T
+    if mode == AE_LASSO:
+        for i in range(n):
+            add_penalty_gradient(Z[i], prior, alpha, negative_alpha, groups, g_next[i])
+    g_cur = np.zeros((n, k), dtype=dt)
+    vsum = np.zeros((n, k), dtype=dt)
+    for t in range(n_unroll - 1, -1, -1):
+        V = Vs[t]
+        for i in range(n):
+            prox_vjp_row(Us[t, i], Zs[t + 1, i], g_next[i], prior, p1, p2, groups, V[i])
+        np.dot(V, gram, GY)
+        beta = betas[t]
+        for i in range(n):
             for j in range(k):
-                g_cur[j] += (1.0 + beta) * gk[j]
-                g_next[j] = -beta * gk[j]
-            g_cur, g_next = g_next, g_cur
-        nv = _nonzeros(vsum, iv)
-        _add_outer(step, vsum, iv, nv, x, grad)
+                vsum[i, j] += V[i, j]
+                ybar = V[i, j] - step * GY[i, j]
+                g_cur[i, j] += (1.0 + beta) * ybar
+                g_next[i, j] = -beta * ybar
+        g_cur, g_next = g_next, g_cur
+    grad += step * np.dot(vsum.T, X)
