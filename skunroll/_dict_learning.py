@@ -37,6 +37,13 @@ GRADIENTS = ("auto", "ae-ls", "ae-lasso", "dec")
 SWITCH_TOL = 1e-2
 """``gradient="auto"`` moves from dec to ae-ls once the objective of a period
 changes by less than this (relative)."""
+PARTIAL_FIT_PERIOD = 100
+"""``partial_fit`` judges the objective over periods of this many samples per
+atom (an epoch in ``fit``): shorter ones are too noisy for the switch."""
+SWITCH_LEARNING_RATE_FACTOR = 0.1
+"""... and multiplies the learning rate by this: the ae-ls phase refines a
+dictionary already near a solution, where Adam's noise floor (proportional to
+the learning rate) would otherwise dominate the remaining bias."""
 TRANSFORM_ALGORITHMS = ("unrolled", "lasso", "fista", "ista", "omp")
 MAX_HALVINGS = 10
 """Consecutive non-finite steps (learning rate halved each time) before giving up."""
@@ -105,8 +112,11 @@ class UnrolledDictionaryLearning(
         held fixed (the classical alternating step), which inherits the bias of
         the forward pass. ``"auto"`` starts with ``"dec"``, robust far from a
         solution, and moves to ``"ae-ls"``, which removes the bias near one,
-        once the mean objective of an epoch (of ``20 n_components`` samples in
-        ``partial_fit``) changes by less than 1 % relative. Started far from
+        once the mean objective of an epoch (of ``100 n_components`` samples in
+        ``partial_fit``) changes by less than 1 % relative, dividing the
+        learning rate by 10 for that refinement. With the count likelihoods
+        ``"auto"`` stays with ``"dec"``: there, the ae-ls refinement was
+        measured to move away from planted dictionaries. Started far from
         the solution, ``"ae-ls"`` alone often settles on a spurious dictionary;
         started near it, it ends 5-10 times closer than ``"dec"`` (see the
         gradient-bias example).
@@ -186,8 +196,8 @@ class UnrolledDictionaryLearning(
     n_redrawn_ : int
         Number of atoms re-drawn because they fell out of use.
     learning_rate_ : float
-        Learning rate in use at the end (lower than ``learning_rate`` if a
-        non-finite objective forced it down).
+        Learning rate in use at the end (lower than ``learning_rate`` after
+        the ``"auto"`` switch, or if a non-finite objective forced it down).
     gradient_ : str
         Gradient in use at the end (``"dec"`` or ``"ae-ls"`` for ``"auto"``).
     n_features_in_ : int
@@ -328,6 +338,7 @@ class UnrolledDictionaryLearning(
         self : object
             The fitted estimator.
         """
+        self._check_compatible()
         X = self._validate_X(X, reset=True)
         with single_threaded_blas():  # threads run over chunks; BLAS stays serial
             state = self._train(X)
@@ -391,6 +402,7 @@ class UnrolledDictionaryLearning(
         first = not hasattr(self, "components_")
         if first:
             self._validate_params()
+            self._check_compatible()
         X = self._validate_X(X, reset=first)
         state = self._initial_state(X) if first else self._copy_state()
         start = time.perf_counter()
@@ -401,7 +413,7 @@ class UnrolledDictionaryLearning(
         state.objective_history.append(objective)
         state.period_objective += objective * X.shape[0]
         state.period_samples += X.shape[0]
-        if state.period_samples >= 20 * state.D.shape[0]:
+        if state.period_samples >= PARTIAL_FIT_PERIOD * state.D.shape[0]:
             self._end_period(state, state.period_objective / state.period_samples)
             state.period_objective, state.period_samples = 0.0, 0
         self._set_fitted(state)
@@ -428,7 +440,6 @@ class UnrolledDictionaryLearning(
         )
 
     def _initial_state(self, X):
-        self._check_compatible()
         rng = check_random_state(self.random_state)
         n_components = self.n_components or X.shape[1]
         self._net = self._network(n_components)
@@ -564,16 +575,22 @@ class UnrolledDictionaryLearning(
         }
         return bool(self.callback(self, info))
 
+    @property
+    def _auto_switches(self):
+        """``"auto"`` refines with ae-ls for the Gaussian likelihood only."""
+        return self.gradient == "auto" and self.likelihood == "gaussian"
+
     def _end_period(self, state, objective):
         """``gradient="auto"``: move from dec to ae-ls once the objective of
         a period (epoch) settles."""
         previous = state.previous_period_objective
         state.previous_period_objective = objective
-        if self.gradient != "auto" or state.gradient != "dec":
+        if not self._auto_switches or state.gradient != "dec":
             return
         if abs(previous - objective) <= SWITCH_TOL * abs(previous):
             state.gradient = "ae-ls"
             state.switched_at = state.n_epochs
+            state.learning_rate *= SWITCH_LEARNING_RATE_FACTOR
             if self.verbose:
                 print("[UnrolledDictionaryLearning] switching to the ae-ls gradient")
 
@@ -581,7 +598,7 @@ class UnrolledDictionaryLearning(
         history = state.objective_history[state.switched_at :]
         if self.tol == 0 or len(history) < 2:
             return False
-        if self.gradient == "auto" and state.gradient == "dec":
+        if self._auto_switches and state.gradient == "dec":
             return False
         previous, current = history[-2], history[-1]
         return abs(previous - current) <= self.tol * max(abs(previous), 1e-12)
@@ -729,6 +746,7 @@ def _project_atoms(D, positive, rng):
     that vanishes is replaced by a random unit vector."""
     if positive:
         np.maximum(D, 0, out=D)
+    D /= np.maximum(np.abs(D).max(axis=1, keepdims=True), np.finfo(D.dtype).tiny)
     norms = np.linalg.norm(D, axis=1)
     zero = ~(norms > 0)
     if np.any(zero):
