@@ -20,7 +20,12 @@ from .utils import single_threaded_blas
 #: rows per kernel call; fixed, so that sums do not depend on n_jobs
 CHUNK_ROWS = 128
 
-MODES = {"forward": _k.FORWARD, "dec": _k.DEC, "ae-ls": _k.AE_LS, "ae-lasso": _k.AE_LASSO}
+MODES = {
+    "forward": _k.FORWARD,
+    "dec": _k.DEC,
+    "ae-ls": _k.AE_LS,
+    "ae-lasso": _k.AE_LASSO,
+}
 
 
 @dataclass(frozen=True)

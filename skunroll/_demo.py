@@ -8,11 +8,11 @@ table. Sections are added as estimators land.
 import time
 
 import numpy as np
-from sklearn.decomposition import SparseCoder
+from sklearn.decomposition import MiniBatchDictionaryLearning, SparseCoder
 
-from . import sparse_encode
+from . import UnrolledDictionaryLearning, sparse_encode
 from .datasets import make_dictionary, make_sparse_coded_data
-from .metrics import support_f1
+from .metrics import atom_recovery_errors, support_f1
 
 
 def _timed(fn):
@@ -79,7 +79,43 @@ def sparse_coding_section(n_samples=5000, n_jobs=2, random_state=0):
     )
 
 
-SECTIONS = [sparse_coding_section]
+def dictionary_recovery_section(n_samples=10000, n_jobs=2, random_state=0):
+    """Planted-dictionary learning: atoms recovered and time vs sklearn."""
+    D = make_dictionary(64, 32, kind="gaussian", random_state=random_state)
+    X, D, _ = make_sparse_coded_data(
+        n_samples, D, n_nonzero_coefs=3, code_distribution="uniform",
+        noise=0.01, random_state=random_state,
+    )  # fmt: skip
+    alpha = 0.1
+    t_compile, _ = _timed(
+        lambda: UnrolledDictionaryLearning(8, max_iter=1, tol=0).fit(X[:64])
+    )
+    ours = UnrolledDictionaryLearning(
+        64, alpha=alpha, max_iter=30, random_state=random_state, n_jobs=n_jobs
+    )
+    theirs = MiniBatchDictionaryLearning(
+        64, alpha=alpha, batch_size=256, max_iter=5, random_state=random_state
+    )
+    rows = []
+    for name, est in [
+        (f"skunroll UnrolledDictionaryLearning (T={ours.n_unroll})", ours),
+        ("sklearn MiniBatchDictionaryLearning (5 epochs)", theirs),
+    ]:
+        t, _ = _timed(lambda est=est: est.fit(X))
+        err = atom_recovery_errors(D, est.components_)
+        rows.append((name, f"{t:.2f}", f"{np.mean(err < 0.1):.1%}",
+                     f"{np.median(err):.4f}"))  # fmt: skip
+    _table(
+        f"Dictionary learning on {n_samples} samples of a planted 64-atom "
+        f"dictionary (32 features, 3-sparse codes, noise 0.01, alpha={alpha}, "
+        f"{n_jobs} threads; a first small fit incl. numba compile/cache load: "
+        f"{t_compile:.1f} s)",
+        ("method", "time [s]", "atoms recovered", "median atom error"),
+        rows,
+    )
+
+
+SECTIONS = [sparse_coding_section, dictionary_recovery_section]
 
 
 def run_demo(n_jobs=2):

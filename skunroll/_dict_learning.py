@@ -1,6 +1,7 @@
-"""Dictionary learning by an unrolled sparse auto-encoder: ``UnrolledDictionaryLearning``.
+"""Dictionary learning by an unrolled sparse auto-encoder.
 
-Three layers: the validated estimator here; the dispatcher
+``UnrolledDictionaryLearning`` is built in three layers: the validated
+estimator here; the dispatcher
 ``skunroll._autoencoder.forward_backward`` (chunks and threads); the numba
 kernels of ``skunroll._kernels._unrolled`` (forward pass and hand-written
 gradients).
@@ -186,7 +187,7 @@ class UnrolledDictionaryLearning(
         Number of atoms.
     step_size_ : float
         Encoder step ``1 / (c ||D||_2^2)`` of the fitted dictionary.
-    objective_history_ : ndarray of shape (n_iter_,)
+    objective_history_ : ndarray of shape (`n_iter_`,)
         Mean training objective (data loss plus penalty, per sample) of every
         epoch (of every ``partial_fit`` call).
     n_iter_ : int
@@ -755,5 +756,3 @@ def _project_atoms(D, positive, rng):
             D[zero] = np.abs(D[zero])
         norms = np.linalg.norm(D, axis=1)
     D /= norms[:, None].astype(D.dtype)
-
-

@@ -16,7 +16,8 @@ binomial  0..n_trials   n sigmoid          n log(1 + e^eta) - x eta
 The encoder step is ``1 / (c L)`` with ``L = ||D||_2^2`` and ``c`` a bound on
 the curvature of the likelihood: 1 (Gaussian), ``n_trials / 4`` (binomial)
 and, for the Poisson likelihood whose curvature ``exp(eta)`` is unbounded,
-the mean of the positive counts (the curvature at a good fit).
+the largest count of the data (the curvature at a good fit is about the count
+itself; the mean count gave steps that diverged).
 """
 
 import numpy as np
@@ -48,5 +49,4 @@ def curvature(likelihood, n_trials, X):
         return 1.0
     if likelihood == "binomial":
         return n_trials / 4.0
-    positive = X[X > 0]
     return max(1.0, float(X.max()))

@@ -78,7 +78,9 @@ CASES = [
 @pytest.mark.parametrize("prior", PRIOR_NAMES)
 @pytest.mark.parametrize("accelerated", [False, True], ids=["ista", "fista"])
 @pytest.mark.parametrize("mode", ["dec", "ae-ls", "ae-lasso"])
-def test_gradient_matches_finite_differences(likelihood, form, prior, accelerated, mode):
+def test_gradient_matches_finite_differences(
+    likelihood, form, prior, accelerated, mode
+):
     X, D, step = _problem(likelihood)
     net = _net(prior, accelerated, likelihood)
     res = forward_backward(X, D, net, step, mode, form=form)
@@ -146,7 +148,9 @@ def test_ae_lasso_tends_to_the_value_function_gradient_faster_than_dec():
     step = 1.0 / np.linalg.norm(D, 2) ** 2
     errors = {}
     for n_unroll in (10, 40, 400):
-        net = Network(n_unroll, False, "l1", alpha, alpha, resolve_groups("l1", None, k))
+        net = Network(
+            n_unroll, False, "l1", alpha, alpha, resolve_groups("l1", None, k)
+        )
         for mode in ("dec", "ae-lasso"):
             g = forward_backward(X, D, net, step, mode).grad
             errors[mode, n_unroll] = np.linalg.norm(g - g_star) / np.linalg.norm(g_star)
