@@ -393,26 +393,29 @@ def unrolled_gram_chunk(
     n_unroll = betas.shape[0]
     n, k = B.shape
     dt = X.dtype
-    Zs = np.zeros((n_unroll + 1, n, k), dtype=dt)
-    Us = np.empty((n_unroll, n, k), dtype=dt)
+    keep = mode >= AE_LS
+    # the backward pass needs every z_t and u_t; the forward pass three and one
+    Zs = np.zeros((n_unroll + 1 if keep else 3, n, k), dtype=dt)
+    Us = np.empty((n_unroll if keep else 1, n, k), dtype=dt)
     Y = np.empty((n, k), dtype=dt)
     GY = np.empty((n, k), dtype=dt)
-    keep = mode >= AE_LS
     for t in range(n_unroll):
         beta = betas[t]
-        Z_t = Zs[t]
-        Z_prev = Zs[t - 1] if t > 0 else Zs[0]
+        Z_t = Zs[t if keep else t % 3]
+        Z_prev = Zs[(t - 1 if keep else (t - 1) % 3) if t > 0 else 0]
+        U = Us[t if keep else 0]
+        Z_next = Zs[t + 1 if keep else (t + 1) % 3]
         for i in range(n):
             for j in range(k):
                 Y[i, j] = Z_t[i, j] + beta * (Z_t[i, j] - Z_prev[i, j])
         np.dot(Y, gram, GY)
         for i in range(n):
             for j in range(k):
-                Us[t, i, j] = Y[i, j] - step * (GY[i, j] - B[i, j])
-            prox_row(Us[t, i], prior, p1, p2, groups, Zs[t + 1, i])
+                U[i, j] = Y[i, j] - step * (GY[i, j] - B[i, j])
+            prox_row(U[i], prior, p1, p2, groups, Z_next[i])
         if keep:
             Ys[t] = Y
-    Z[:] = Zs[n_unroll]
+    Z[:] = Zs[n_unroll if keep else n_unroll % 3]
     R = np.dot(Z, D)
     for i in range(n):
         data_loss = 0.0
