@@ -56,6 +56,7 @@ class _TrainingState:
     after a successful call, so that a failed fit leaves nothing half-fitted."""
 
     D: np.ndarray
+    net: Network
     optimizer: object
     rng: np.random.RandomState
     curvature: float
@@ -96,7 +97,8 @@ class UnrolledDictionaryLearning(
     Parameters
     ----------
     n_components : int, default=None
-        Number of atoms; ``None`` means ``n_features``.
+        Number of atoms; ``None`` means the number of atoms of ``dict_init``
+        if given, else ``n_features``.
     alpha : float, default=0.1
         Weight of the prior penalty (the lasso ``lambda`` for ``prior="l1"``),
         per sample: the l1 objective is ``0.5 ||x - z D||^2 + alpha ||z||_1``,
@@ -406,6 +408,7 @@ class UnrolledDictionaryLearning(
             self._check_compatible()
         X = self._validate_X(X, reset=first)
         state = self._initial_state(X) if first else self._copy_state()
+        X = X.astype(state.D.dtype, copy=False)  # the dtype of the first call
         start = time.perf_counter()
         with single_threaded_blas():
             objective = self._step(state, X, None, start)
@@ -442,8 +445,10 @@ class UnrolledDictionaryLearning(
 
     def _initial_state(self, X):
         rng = check_random_state(self.random_state)
-        n_components = self.n_components or X.shape[1]
-        self._net = self._network(n_components)
+        n_components = self.n_components
+        if n_components is None:
+            n_components = X.shape[1] if self.dict_init is None else len(self.dict_init)
+        net = self._network(n_components)
         if self.dict_init is None:
             D = _dictionary_from_samples(X, n_components, rng)
         else:
@@ -464,6 +469,7 @@ class UnrolledDictionaryLearning(
             power_vector=rng.standard_normal(min(D.shape)),
             usage=np.zeros(n_components, dtype=np.int64),
             gradient="dec" if self.gradient == "auto" else self.gradient,
+            net=net,
         )
 
     def _check_compatible(self):
@@ -493,7 +499,7 @@ class UnrolledDictionaryLearning(
         for _ in range(MAX_HALVINGS):
             step = self._encoder_step(state)
             res = forward_backward(
-                X_batch, state.D, self._net, step, state.gradient, self.n_jobs
+                X_batch, state.D, state.net, step, state.gradient, self.n_jobs
             )
             objective = (res.data_loss + res.penalty) / n
             grad = res.grad / n
@@ -548,7 +554,7 @@ class UnrolledDictionaryLearning(
         state.samples_since_check = 0
         if dead.size == 0:
             return
-        residual = X_batch - _mean(codes @ state.D, self._net)
+        residual = X_batch - _mean(codes @ state.D, state.net)
         norms = np.linalg.norm(residual, axis=1)
         worst = np.argsort(norms)[::-1][: dead.size]
         worst = worst[norms[worst] > 0]
@@ -615,6 +621,7 @@ class UnrolledDictionaryLearning(
 
     def _set_fitted(self, state):
         self._state = state
+        self._net = state.net
         self.components_ = state.D.copy()
         self.n_components_ = state.D.shape[0]
         self.step_size_ = self._encoder_step(state)
