@@ -170,7 +170,8 @@ class UnrolledDictionaryLearning(
     random_state : int, RandomState instance or None, default=None
         Seed of the initial dictionary, the shuffling and the re-drawn atoms.
     n_jobs : int, default=None
-        Threads over chunks of samples (``None`` means 1, ``-1`` all cores).
+        Threads over chunks of 128 samples (``None`` means 1, ``-1`` all
+        cores): a minibatch of at most 128 samples runs on one thread.
         Results do not depend on it.
     verbose : int, default=0
         1 prints a line per epoch (objective, elapsed time); 2 also every
@@ -190,8 +191,10 @@ class UnrolledDictionaryLearning(
     step_size_ : float
         Encoder step ``1 / (c ||D||_2^2)`` of the fitted dictionary.
     objective_history_ : ndarray of shape (`n_iter_`,)
-        Mean training objective (data loss plus penalty, per sample) of every
-        epoch (of every ``partial_fit`` call).
+        Mean training objective per sample of every epoch (of every
+        ``partial_fit`` call): the objective the gradient in use descends,
+        data loss plus penalty for ``"dec"`` and ``"ae-lasso"``, the data loss
+        alone for ``"ae-ls"`` (so it drops at the ``"auto"`` switch).
     n_iter_ : int
         Number of epochs run (``partial_fit`` calls count as one each).
     n_steps_ : int
@@ -216,10 +219,12 @@ class UnrolledDictionaryLearning(
 
     Notes
     -----
-    ``score`` is minus the mean objective of the fitted network on ``X``
-    (higher is better). It is comparable across dictionaries for one
-    ``alpha``, not across values of ``alpha``: to choose ``alpha`` or
-    ``n_components``, grid-search a downstream score (a ``Pipeline``).
+    ``score`` is minus the mean objective (data loss plus penalty) of the
+    fitted network on ``X`` (higher is better). It is comparable across
+    dictionaries for one ``alpha``, not across values of ``alpha``: to choose
+    ``alpha`` or ``n_components``, grid-search a downstream score (a
+    ``Pipeline``). The ae-ls refinement trades penalty for reconstruction, so
+    it can lower this score while it brings the atoms closer to planted ones.
 
     References
     ----------
@@ -501,9 +506,11 @@ class UnrolledDictionaryLearning(
             res = forward_backward(
                 X_batch, state.D, state.net, step, state.gradient, self.n_jobs
             )
-            objective = (res.data_loss + res.penalty) / n
+            # the objective the gradient descends: ae-ls ignores the penalty
+            penalty = 0.0 if state.gradient == "ae-ls" else res.penalty
+            objective = (res.data_loss + penalty) / n
             grad = res.grad / n
-            if np.isfinite(objective) and np.all(np.isfinite(grad)):
+            if np.isfinite(objective + res.penalty) and np.all(np.isfinite(grad)):
                 break
             state.learning_rate /= 2.0
             warnings.warn(
