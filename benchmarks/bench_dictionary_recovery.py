@@ -18,10 +18,16 @@ that reaches it, one budget between it and the previous one is tried as well.
 Times are medians over seeds (one run per seed and budget). "time to 95 %" is
 the smallest median time of a budget whose median rate is at least 95 %.
 skunroll's numba kernels are compiled by a small fit before any timing.
+Finally SPAMS and skunroll are re-timed at their budgets of "time to 95 %",
+alternating the two run by run (``--rounds``), so that both meet the same load
+of a shared machine; this gives the second, head-to-head ratio. The
+"load" column is the 1-minute load average after a budget's runs: on a shared
+machine, times taken with a load above the number of threads are not reliable
+(SPAMS' OpenMP threads suffer most).
 
-Run: ``python benchmarks/bench_dictionary_recovery.py [--seeds S] [--quick]
-[--full]`` (SPAMS comes from ``pip install skunroll[bench]``; it is skipped if
-it does not import).
+Run: ``python benchmarks/bench_dictionary_recovery.py [--seeds S] [--rounds R]
+[--methods spams,skunroll,sklearn] [--quick] [--full]`` (SPAMS comes from
+``pip install skunroll[bench]``; it is skipped if it does not import).
 """
 
 import argparse
@@ -37,19 +43,9 @@ from sklearn.decomposition import MiniBatchDictionaryLearning
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
+from skunroll import UnrolledDictionaryLearning
 from skunroll.datasets import make_dictionary, make_sparse_coded_data
 from skunroll.metrics import recovery_rate
-
-try:
-    import spams
-except ImportError:  # pragma: no cover - optional competitor
-    spams = None
-
-# The estimator is under development; this guard goes once it has landed.
-try:
-    from skunroll import UnrolledDictionaryLearning
-except ImportError:  # pragma: no cover
-    UnrolledDictionaryLearning = None
 
 N_JOBS = 2
 ALPHA = 0.1  # lasso penalty, per sample: 0.5 ||x - z D||^2 + ALPHA ||z||_1
@@ -95,9 +91,9 @@ SPAMS_ITERS = (100, 200, 400, 800, 1600, 3200, 6400, 12800)
 # ||V_k||_2 <= 1, i.e. per sample 0.5 ||x - z D||^2 + alpha ||z||_1: alpha =
 # ALPHA is SPAMS' lambda1 (internally it divides alpha by n_features for
 # ``Lasso``, whose loss is divided by n_features too). fit_algorithm="cd":
-# one epoch takes about 11 s here against about 150 s with "lars". n_jobs=None
-# (BLAS on 2 threads): n_jobs=2 sends every minibatch to joblib workers and
-# made an epoch 2.4x slower. Early stopping is off (tol=0,
+# the first epoch took about 11 s here against about 150 s with "lars".
+# n_jobs=None (BLAS on 2 threads): n_jobs=2 sends every minibatch to joblib
+# workers and made an epoch 2 to 2.4 times slower. Early stopping is off (tol=0,
 # max_no_improvement=None) so that a run does all its epochs; then a run with
 # max_iter=k is exactly the first k epochs of a longer run, so one run is
 # scored after every epoch by its callback (scoring time excluded).
@@ -115,6 +111,27 @@ SKLEARN_EPOCHS = 10  # budget by default; --full: 50
 SKLEARN_SHOWN = (1, 2, 3, 5, 8, 10, 15, 20, 30, 40, 50)  # epochs in the table
 
 TIME_CAP = 40.0  # stop raising the budget once a run takes longer (s)
+
+
+def import_spams():
+    """Import SPAMS (None if missing) with a passive OpenMP wait policy.
+
+    libgomp reads ``OMP_WAIT_POLICY`` when it loads, so this runs before SPAMS
+    is imported (nothing else here uses OpenMP: skunroll runs a Python thread
+    pool, scikit-learn's BLAS uses pthreads). With the default active policy,
+    SPAMS' threads spin at every barrier: when another process takes one of
+    the 2 cores, a spinning thread waits for a descheduled one, and
+    ``trainDL`` ran 3 to 6 times slower (400 iterations: 11.5-23 s against
+    3.9-5.8 s passive, 3.8 s on an idle machine). The passive policy keeps
+    SPAMS' times close to its idle-machine ones; set OMP_WAIT_POLICY=ACTIVE to
+    see the default.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        import spams
+    except ImportError:  # pragma: no cover - optional competitor
+        return None
+    return spams
 
 
 def make_problem(problem):
@@ -143,12 +160,14 @@ def escalate(run, budgets, seeds, time_cap):
     whose median rate is at least TARGET, or after the first whose median time
     exceeds ``time_cap``; after a success, also runs the budget halfway (in
     log scale) between it and the previous one when there is such an integer.
-    Returns rows ``(budget, times, rates)`` sorted by budget.
+    Returns rows ``(budget, times, rates, load)`` sorted by budget, ``load``
+    being the 1-minute load average after the runs.
     """
 
     def measure(budget):
         times, rates = zip(*(run(budget, seed) for seed in seeds), strict=True)
-        row = (budget, np.array(times), np.array(rates))
+        load = os.getloadavg()[0]
+        row = (budget, np.array(times), np.array(rates), load)
         t, r = np.median(row[1]), np.median(row[2])
         print(f"  ... {budget:6d}: {t:7.2f} s, {100 * r:5.1f} %", flush=True)
         return row
@@ -169,12 +188,29 @@ def escalate(run, budgets, seeds, time_cap):
 
 
 def time_to_target(rows):
-    """Smallest median time of a row whose median rate reaches TARGET."""
-    times = [np.median(t) for _, t, r in rows if np.median(r) >= TARGET]
-    return min(times) if times else None
+    """``(time, budget)`` of the fastest row whose median rate reaches TARGET."""
+    hits = [(np.median(t), b) for b, t, r, _ in rows if np.median(r) >= TARGET]
+    return min(hits) if hits else None
 
 
-def run_spams(X, D_true, budgets, seeds, time_cap):
+def head_to_head(runs, budgets, seeds, rounds):
+    """Re-time each method at its budget, alternating methods run by run.
+
+    The load of a shared machine drifts over minutes; alternating the runs
+    exposes both methods to the same load. Returns the median time of each.
+    """
+    times = {name: [] for name in runs}
+    loads = []
+    for _ in range(rounds):
+        for seed in seeds:
+            for name, run in runs.items():
+                times[name].append(run(budgets[name], seed)[0])
+                loads.append(os.getloadavg()[0])
+    return {name: float(np.median(t)) for name, t in times.items()}, loads
+
+
+def spams_runner(spams, X, D_true, seeds):
+    """``run(n_iter, seed) -> (time, rate)`` for SPAMS' ``trainDL``."""
     # SPAMS takes no seed: it reseeds its generator at every call and returns
     # the same dictionary for the same input. Seed s permutes the samples,
     # which changes SPAMS' initial atoms (drawn from the data) and the order
@@ -191,10 +227,12 @@ def run_spams(X, D_true, budgets, seeds, time_cap):
         t = time.perf_counter() - t0
         return t, recovery_rate(D_true, D.T, threshold=THRESHOLD)  # atoms as rows
 
-    return escalate(run, budgets, seeds, time_cap)
+    return run
 
 
-def run_skunroll(X, D_true, budgets, seeds, time_cap):
+def skunroll_runner(X, D_true):
+    """``run(epochs, seed) -> (time, rate)`` for UnrolledDictionaryLearning."""
+
     def run(epochs, seed):
         est = UnrolledDictionaryLearning(
             **SKUNROLL_PARAMS, max_iter=epochs, random_state=seed
@@ -204,7 +242,7 @@ def run_skunroll(X, D_true, budgets, seeds, time_cap):
         t = time.perf_counter() - t0
         return t, recovery_rate(D_true, est.components_, threshold=THRESHOLD)
 
-    return escalate(run, budgets, seeds, time_cap)
+    return run
 
 
 def warm_up_skunroll(X):
@@ -221,7 +259,7 @@ class _Stop(Exception):
 
 def run_sklearn(X, D_true, max_epochs, time_cap):
     """One run scored after every epoch; stops once TARGET is reached or
-    ``time_cap`` is exceeded. Returns rows ``(epochs, [time], [rate])``."""
+    ``time_cap`` is exceeded. Returns rows ``(epochs, [time], [rate], load)``."""
     steps_per_epoch = math.ceil(X.shape[0] / BATCH_SIZE)
     rows, clock = [], {"t0": 0.0, "excluded": 0.0}
 
@@ -232,8 +270,9 @@ def run_sklearn(X, D_true, max_epochs, time_cap):
         t_score = time.perf_counter()
         elapsed = t_score - clock["t0"] - clock["excluded"]
         rate = recovery_rate(D_true, env["dictionary"], threshold=THRESHOLD)
-        rows.append((step // steps_per_epoch, np.array([elapsed]), np.array([rate])))
         epochs = step // steps_per_epoch
+        load = os.getloadavg()[0]
+        rows.append((epochs, np.array([elapsed]), np.array([rate]), load))
         if epochs in SKLEARN_SHOWN or rate >= TARGET:
             print(f"  ... {epochs:6d}: {elapsed:7.2f} s, {100 * rate:5.1f} %")
         clock["excluded"] += time.perf_counter() - t_score
@@ -259,10 +298,10 @@ def run_sklearn(X, D_true, max_epochs, time_cap):
 def print_table(results):
     print(
         f"\n{'method':10s} {'budget':>16s} {'time [s]':>9s} {'rate [%]':>9s} "
-        f"{'rates over seeds [%]':>22s}"
+        f"{'rates over seeds [%]':>22s} {'load':>5s}"
     )
     for method, (unit, rows) in results.items():
-        for budget, times, rates in rows:
+        for budget, times, rates, load in rows:
             spread = (
                 f"{100 * rates.min():5.1f} .. {100 * rates.max():5.1f}"
                 if len(rates) > 1
@@ -270,7 +309,7 @@ def print_table(results):
             )
             print(
                 f"{method:10s} {f'{budget} {unit}':>16s} {np.median(times):9.2f} "
-                f"{100 * np.median(rates):9.1f} {spread:>22s}"
+                f"{100 * np.median(rates):9.1f} {spread:>22s} {load:5.2f}"
             )
 
 
@@ -285,6 +324,12 @@ def main():
     )
     parser.add_argument(
         "--time-cap", type=float, default=TIME_CAP, help="per-run cap (s)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="head-to-head re-timing rounds (each runs every seed; 0: none)",
     )
     parser.add_argument(
         "--quick",
@@ -306,11 +351,18 @@ def main():
         SKUNROLL_PARAMS["n_components"] = SPAMS_PARAMS["K"] = 64
         SKLEARN_PARAMS["n_components"] = 64
         seeds = [0]
-        spams_iters, skunroll_epochs = SPAMS_ITERS[:4], SKUNROLL_EPOCHS[:4]
+        spams_iters, skunroll_epochs = SPAMS_ITERS[:4], SKUNROLL_EPOCHS[:8]
         sklearn_epochs, sklearn_cap = 2, 10.0
     if args.full:
         sklearn_epochs, sklearn_cap = 50, math.inf
     methods = args.methods.split(",")
+    spams = import_spams() if "spams" in methods else None
+    if "spams" not in methods:
+        spams_status = "not run"
+    elif spams is None:
+        spams_status = "NOT available"
+    else:
+        spams_status = f"available (OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']})"
 
     X, D_true = make_problem(problem)
     print(
@@ -323,32 +375,30 @@ def main():
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
         f"Python {platform.python_version()}, numpy {np.__version__}, "
-        f"scikit-learn {sklearn.__version__}; SPAMS "
-        f"{'available' if spams else 'NOT available'}; load average at start "
-        f"{os.getloadavg()[0]:.2f}"
+        f"scikit-learn {sklearn.__version__}; SPAMS {spams_status}; load average "
+        f"at start {os.getloadavg()[0]:.2f}"
     )
 
-    results = {}
+    results, runs = {}, {}
     with threadpool_limits(N_JOBS):
         if "spams" in methods:
             if spams is None:
                 print("SPAMS: not available (pip install spams-bin)")
             else:
                 print(f"SPAMS trainDL, iterations (load {os.getloadavg()[0]:.2f})")
-                rows = run_spams(X, D_true, spams_iters, seeds, args.time_cap)
+                runs["SPAMS"] = spams_runner(spams, X, D_true, seeds)
+                rows = escalate(runs["SPAMS"], spams_iters, seeds, args.time_cap)
                 results["SPAMS"] = ("iterations", rows)
         if "skunroll" in methods:
-            if UnrolledDictionaryLearning is None:
-                print("skunroll: UnrolledDictionaryLearning not available")
-            else:
-                t = warm_up_skunroll(X)
-                print(
-                    f"skunroll UnrolledDictionaryLearning, epochs (warm-up fit, "
-                    f"numba compile or cache load, {t:.1f} s, not timed; load "
-                    f"{os.getloadavg()[0]:.2f})"
-                )
-                rows = run_skunroll(X, D_true, skunroll_epochs, seeds, args.time_cap)
-                results["skunroll"] = ("epochs", rows)
+            t = warm_up_skunroll(X)
+            print(
+                f"skunroll UnrolledDictionaryLearning, epochs (warm-up fit, "
+                f"numba compile or cache load, {t:.1f} s, not timed; load "
+                f"{os.getloadavg()[0]:.2f})"
+            )
+            runs["skunroll"] = skunroll_runner(X, D_true)
+            rows = escalate(runs["skunroll"], skunroll_epochs, seeds, args.time_cap)
+            results["skunroll"] = ("epochs", rows)
         if "sklearn" in methods:
             print(
                 f"scikit-learn MiniBatchDictionaryLearning, one run of up to "
@@ -358,22 +408,34 @@ def main():
             rows = run_sklearn(X, D_true, sklearn_epochs, sklearn_cap)
             results["sklearn"] = ("epochs", rows)
 
-    print_table(results)
-    print()
-    reached = {}
-    for method, (_, rows) in results.items():
-        reached[method] = time_to_target(rows)
-        line = (
-            f"{reached[method]:.2f} s"
-            if reached[method] is not None
-            else "not reached in budget"
-        )
-        print(f"{method:10s} time to >= {100 * TARGET:.0f} %: {line}")
-    if reached.get("SPAMS") and reached.get("skunroll"):
-        ratio = reached["SPAMS"] / reached["skunroll"]
-        print(f"SPAMS time / skunroll time (to {100 * TARGET:.0f} %): {ratio:.2f}")
-    else:
-        print(f"SPAMS time / skunroll time (to {100 * TARGET:.0f} %): n/a")
+        print_table(results)
+        print()
+        reached = {}
+        for method, (unit, rows) in results.items():
+            reached[method] = time_to_target(rows)
+            line = (
+                f"{reached[method][0]:.2f} s ({reached[method][1]} {unit})"
+                if reached[method] is not None
+                else "not reached in budget"
+            )
+            print(f"{method:10s} time to >= {100 * TARGET:.0f} %: {line}")
+        both = reached.get("SPAMS") and reached.get("skunroll")
+        ratio = f"{reached['SPAMS'][0] / reached['skunroll'][0]:.2f}" if both else "n/a"
+        if "SPAMS" in results or "skunroll" in results:
+            print(f"SPAMS time / skunroll time (to {100 * TARGET:.0f} %): {ratio}")
+        if both and args.rounds:
+            budgets = {name: reached[name][1] for name in ("SPAMS", "skunroll")}
+            runs = {name: runs[name] for name in budgets}
+            medians, loads = head_to_head(runs, budgets, seeds, args.rounds)
+            h2h = medians["SPAMS"] / medians["skunroll"]
+            print(
+                f"\nhead-to-head, runs alternated (SPAMS {budgets['SPAMS']} "
+                f"iterations vs skunroll {budgets['skunroll']} epochs, "
+                f"{args.rounds * len(seeds)} run(s) each, load "
+                f"{min(loads):.2f} .. {max(loads):.2f}): SPAMS "
+                f"{medians['SPAMS']:.2f} s, skunroll {medians['skunroll']:.2f} s, "
+                f"SPAMS time / skunroll time {h2h:.2f}"
+            )
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 

@@ -41,7 +41,7 @@ changes by less than this (relative)."""
 PARTIAL_FIT_PERIOD = 100
 """``partial_fit`` judges the objective over periods of this many samples per
 atom (an epoch in ``fit``): shorter ones are too noisy for the switch."""
-SWITCH_LEARNING_RATE_FACTOR = 0.1
+SWITCH_LEARNING_RATE_FACTOR = 1 / 30
 """... and multiplies the learning rate by this: the ae-ls phase refines a
 dictionary already near a solution, where Adam's noise floor (proportional to
 the learning rate) would otherwise dominate the remaining bias."""
@@ -117,7 +117,7 @@ class UnrolledDictionaryLearning(
         solution, and moves to ``"ae-ls"``, which removes the bias near one,
         once the mean objective of an epoch (of ``100 n_components`` samples in
         ``partial_fit``) changes by less than 1 % relative, dividing the
-        learning rate by 10 for that refinement. With the count likelihoods
+        learning rate by 30 for that refinement. With the count likelihoods
         ``"auto"`` stays with ``"dec"``: there, the ae-ls refinement was
         measured to move away from planted dictionaries. Started far from
         the solution, ``"ae-ls"`` alone often settles on a spurious dictionary;

@@ -36,7 +36,7 @@ def test_recovers_a_planted_dictionary_from_the_data(planted):
     assert recovery_rate(D, dl.components_) == 1.0
     assert atom_recovery_errors(D, dl.components_).max() < 0.02
     np.testing.assert_allclose(np.linalg.norm(dl.components_, axis=1), 1.0)
-    assert dl.gradient_ == "ae-ls" and dl.learning_rate_ == pytest.approx(0.003)
+    assert dl.gradient_ == "ae-ls" and dl.learning_rate_ == pytest.approx(0.001)
     assert 2 < dl.n_iter_ < 40
     assert dl.n_steps_ == dl.n_iter_ * -(-3000 // 256)
     assert dl.objective_history_.shape == (dl.n_iter_,)
