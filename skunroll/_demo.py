@@ -94,12 +94,12 @@ def dictionary_recovery_section(n_samples=10000, n_jobs=2, random_state=0):
         64, alpha=alpha, max_iter=30, random_state=random_state, n_jobs=n_jobs
     )
     theirs = MiniBatchDictionaryLearning(
-        64, alpha=alpha, batch_size=256, max_iter=5, random_state=random_state
+        64, alpha=alpha, batch_size=256, max_iter=3, random_state=random_state
     )
     rows = []
     for name, est in [
         (f"skunroll UnrolledDictionaryLearning (T={ours.n_unroll})", ours),
-        ("sklearn MiniBatchDictionaryLearning (5 epochs)", theirs),
+        ("sklearn MiniBatchDictionaryLearning (3 epochs)", theirs),
     ]:
         t, _ = _timed(lambda est=est: est.fit(X))
         err = atom_recovery_errors(D, est.components_)

@@ -45,6 +45,12 @@ SWITCH_LEARNING_RATE_FACTOR = 1 / 30
 """... and multiplies the learning rate by this: the ae-ls phase refines a
 dictionary already near a solution, where Adam's noise floor (proportional to
 the learning rate) would otherwise dominate the remaining bias."""
+DUPLICATE_COHERENCE = 0.85
+RARE_USAGE = 0.5
+"""An atom is re-drawn as a duplicate when its ``|cos|`` with another exceeds
+``DUPLICATE_COHERENCE`` and it is the less used of the two, used less than
+``RARE_USAGE`` times the median atom (two copies of one atom split its
+samples; two coherent true atoms are both used fully)."""
 TRANSFORM_ALGORITHMS = ("unrolled", "lasso", "fista", "ista", "omp")
 MAX_HALVINGS = 10
 """Consecutive non-finite steps (learning rate halved each time) before giving up."""
@@ -91,8 +97,9 @@ class UnrolledDictionaryLearning(
     dictionary is learned by minibatch first-order optimisation (Adam or SGD)
     of the negative log-likelihood of the reconstruction, with the gradient
     through the unrolled steps written by hand (see ``gradient``). Atoms are
-    renormalised to unit norm after every step; atoms left unused are re-drawn
-    from the residuals of badly reconstructed samples.
+    renormalised to unit norm after every step; atoms left unused, and rarely
+    used near-duplicates of other atoms, are re-drawn from the residuals of
+    badly reconstructed samples.
 
     Parameters
     ----------
@@ -200,7 +207,8 @@ class UnrolledDictionaryLearning(
     n_steps_ : int
         Number of minibatch updates.
     n_redrawn_ : int
-        Number of atoms re-drawn because they fell out of use.
+        Number of atoms re-drawn because they fell out of use or duplicated
+        another atom.
     learning_rate_ : float
         Learning rate in use at the end (lower than ``learning_rate`` after
         the ``"auto"`` switch, or if a non-finite objective forced it down).
@@ -550,13 +558,15 @@ class UnrolledDictionaryLearning(
 
     def _maybe_redraw(self, state, X_batch, codes, n_samples):
         """Re-draw atoms unused over the last ``20 n_components`` samples
-        (or an epoch if shorter) from the residuals of the worst-reconstructed
-        samples of this minibatch."""
+        (or an epoch if shorter), and rarely used near-duplicates, from the
+        residuals of the worst-reconstructed samples of this minibatch."""
         k = state.D.shape[0]
         period = 20 * k if n_samples is None else min(20 * k, n_samples)
         if state.samples_since_check < period:
             return
-        dead = np.flatnonzero(state.usage == 0)
+        dead = np.union1d(
+            np.flatnonzero(state.usage == 0), _duplicates(state.D, state.usage)
+        )
         state.usage[:] = 0
         state.samples_since_check = 0
         if dead.size == 0:
@@ -743,6 +753,15 @@ def _mean(eta, net):
     if net.likelihood == "binomial":
         return net.n_trials / (1.0 + np.exp(-eta))
     return eta
+
+
+def _duplicates(D, usage, threshold=DUPLICATE_COHERENCE):
+    """The less used atom of every pair whose ``|cos|`` exceeds ``threshold``."""
+    cos = np.abs(D @ D.T)
+    np.fill_diagonal(cos, 0.0)
+    first, second = np.nonzero(np.triu(cos > threshold))
+    candidates = np.unique(np.where(usage[first] < usage[second], first, second))
+    return candidates[usage[candidates] < RARE_USAGE * np.median(usage)]
 
 
 def _dictionary_from_samples(X, n_components, rng):

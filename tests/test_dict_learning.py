@@ -353,3 +353,15 @@ def test_dead_atoms_are_redrawn():
                                     random_state=0).fit(X)  # fmt: skip
     assert dl.n_redrawn_ >= 1
     assert abs(dl.components_[0, -1]) < 0.1
+
+
+def test_rarely_used_near_duplicates_are_flagged():
+    from skunroll._dict_learning import _duplicates
+
+    rng = np.random.default_rng(0)
+    D = rng.standard_normal((5, 30))
+    D[3] = D[1] + 0.1 * rng.standard_normal(30)  # a near-copy of atom 1
+    D[4] = D[0] + 0.1 * rng.standard_normal(30)  # a near-copy of atom 0
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    usage = np.array([50, 40, 45, 5, 48])  # atom 3 starves, atom 4 does not
+    np.testing.assert_array_equal(_duplicates(D, usage), [3])
