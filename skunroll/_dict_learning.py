@@ -80,6 +80,8 @@ class _TrainingState:
     previous_period_objective: float = np.nan
     switched_at: int = 0
     stopped: bool = False
+    failures: int = 0
+    D_previous: np.ndarray = None
 
 
 class UnrolledDictionaryLearning(
@@ -384,19 +386,31 @@ class UnrolledDictionaryLearning(
             for first in range(0, n_samples, batch):
                 X_batch = X[np.sort(order[first : first + batch])]
                 objective = self._step(state, X_batch, n_samples, start)
-                total += objective * X_batch.shape[0]
-                seen += X_batch.shape[0]
-                if self._callback(state, objective, start):
+                if objective is not None:
+                    total += objective * X_batch.shape[0]
+                    seen += X_batch.shape[0]
+                if objective is not None and self._callback(state, objective, start):
                     stopped = True
                     break
             state.n_epochs += 1
-            state.objective_history.append(total / seen)
-            self._end_period(state, total / seen)
+            mean = total / seen if seen else np.nan
+            state.objective_history.append(mean)
+            self._end_period(state, mean)
             self._print_epoch(state, start)
             if stopped or self._converged(state):
                 state.stopped = True
                 break
+        self._check_some_step_applied(state)
         return state
+
+    @staticmethod
+    def _check_some_step_applied(state):
+        if state.n_steps == 0 and state.failures > 0:
+            raise FloatingPointError(
+                "the training objective was non-finite at every step; check the "
+                "scale of X (and n_trials or the likelihood) and the initial "
+                "dictionary. Nothing was fitted."
+            )
 
     def partial_fit(self, X, y=None):
         """Update the dictionary with one minibatch step on ``X``.
@@ -427,8 +441,13 @@ class UnrolledDictionaryLearning(
         start = time.perf_counter()
         with single_threaded_blas():
             objective = self._step(state, X, None, start)
-        self._callback(state, objective, start)
         state.n_epochs += 1
+        if objective is None:  # not applied (see _step); the warning said so
+            self._check_some_step_applied(state)
+            state.objective_history.append(np.nan)
+            self._set_fitted(state)
+            return self
+        self._callback(state, objective, start)
         state.objective_history.append(objective)
         state.period_objective += objective * X.shape[0]
         state.period_samples += X.shape[0]
@@ -506,36 +525,26 @@ class UnrolledDictionaryLearning(
     def _step(self, state, X_batch, n_samples, start):
         """One update of ``state.D`` on a minibatch; returns its mean objective.
 
-        A non-finite objective or gradient leaves ``D`` untouched and halves
-        the learning rate (with a warning); ``MAX_HALVINGS`` in a row raise a
-        FloatingPointError.
+        A non-finite objective or gradient is not applied: the dictionary goes
+        back to what it was before the previous update (which led here), the
+        optimiser forgets its moments and the learning rate is halved, with a
+        warning, and ``None`` is returned. ``MAX_HALVINGS`` such steps in a row
+        raise a FloatingPointError.
         """
         n = X_batch.shape[0]
-        for _ in range(MAX_HALVINGS):
-            step = self._encoder_step(state)
-            res = forward_backward(
-                X_batch, state.D, state.net, step, state.gradient, self.n_jobs
-            )
-            # the objective the gradient descends: ae-ls ignores the penalty
-            penalty = 0.0 if state.gradient == "ae-ls" else res.penalty
-            objective = (res.data_loss + penalty) / n
-            grad = res.grad / n
-            if np.isfinite(objective + res.penalty) and np.all(np.isfinite(grad)):
-                break
-            state.learning_rate /= 2.0
-            warnings.warn(
-                f"non-finite training objective at step {state.n_steps + 1}; the "
-                f"step was skipped and learning_rate halved to "
-                f"{state.learning_rate:.3g}.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        else:
-            raise FloatingPointError(
-                f"the training objective stayed non-finite over {MAX_HALVINGS} "
-                "learning-rate halvings; check the scale of X (and n_trials or "
-                "the likelihood) and the initial dictionary. Nothing was fitted."
-            )
+        step = self._encoder_step(state)
+        res = forward_backward(
+            X_batch, state.D, state.net, step, state.gradient, self.n_jobs
+        )
+        # the objective the gradient descends: ae-ls ignores the penalty
+        penalty = 0.0 if state.gradient == "ae-ls" else res.penalty
+        objective = (res.data_loss + penalty) / n
+        grad = res.grad / n
+        if not (np.isfinite(objective + res.penalty) and np.all(np.isfinite(grad))):
+            self._recover(state)
+            return None
+        state.failures = 0
+        state.D_previous = state.D.copy()
         state.optimizer.step(state.D, grad, state.learning_rate)
         _project_atoms(state.D, self.positive_dict, state.rng)
         state.n_steps += 1
@@ -548,6 +557,27 @@ class UnrolledDictionaryLearning(
                 f"objective {objective:.6g}  {time.perf_counter() - start:.2f} s"
             )
         return objective
+
+    def _recover(self, state):
+        state.failures += 1
+        if state.failures >= MAX_HALVINGS:
+            raise FloatingPointError(
+                f"the training objective was non-finite {MAX_HALVINGS} steps in a "
+                "row, each time with the previous dictionary and half the learning "
+                "rate; check the scale of X (and n_trials or the likelihood) and "
+                "the initial dictionary. Nothing was fitted."
+            )
+        if state.D_previous is not None:
+            state.D[...] = state.D_previous
+        state.optimizer = OPTIMIZERS[self.optimizer](state.D.shape)
+        state.learning_rate /= 2.0
+        warnings.warn(
+            f"non-finite training objective at step {state.n_steps + 1}; the "
+            "step was not applied, the previous dictionary restored and "
+            f"learning_rate halved to {state.learning_rate:.3g}.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
     def _encoder_step(self, state):
         D = state.D

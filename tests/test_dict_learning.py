@@ -279,6 +279,14 @@ def test_overflowing_data_raise_and_leave_nothing_fitted():
         with pytest.raises(FloatingPointError, match="Nothing was fitted"):
             dl.fit(X)
     assert not hasattr(dl, "components_")
+    # a fitted estimator's partial_fit on such data is not applied: the
+    # dictionary before the last update comes back, finite
+    ok = UnrolledDictionaryLearning(3, random_state=0).partial_fit(X * 1e-200)
+    previous = ok._state.D_previous.copy()
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        ok.partial_fit(X)
+    assert ok.n_steps_ == 1
+    np.testing.assert_array_equal(ok.components_, previous)
 
 
 def test_a_transient_non_finite_step_is_skipped_and_the_rate_halved(
@@ -299,12 +307,18 @@ def test_a_transient_non_finite_step_is_skipped_and_the_rate_halved(
         return res
 
     monkeypatch.setattr(_dict_learning, "forward_backward", flaky)
-    dl = UnrolledDictionaryLearning(24, max_iter=1, tol=0, random_state=0)
-    with pytest.warns(RuntimeWarning, match="halved to 0.015"):
+    seen = []
+    dl = UnrolledDictionaryLearning(
+        24, max_iter=1, tol=0, random_state=0,
+        callback=lambda est, info: seen.append(info["components"].copy()),
+    )  # fmt: skip
+    with pytest.warns(RuntimeWarning, match="previous dictionary restored"):
         dl.fit(X[:1024])
     assert np.all(np.isfinite(dl.components_))
     assert dl.learning_rate_ == pytest.approx(0.015)
-    assert dl.n_steps_ == 4
+    assert dl.n_steps_ == 3  # 4 minibatches, the second one not applied
+    assert len(seen) == 3
+    assert np.isfinite(dl.objective_history_).all()
 
 
 def test_convergence_warning_and_tol(planted):
