@@ -379,3 +379,17 @@ def test_rarely_used_near_duplicates_are_flagged():
     D /= np.linalg.norm(D, axis=1, keepdims=True)
     usage = np.array([50, 40, 45, 5, 48])  # atom 3 starves, atom 4 does not
     np.testing.assert_array_equal(_duplicates(D, usage), [3])
+
+
+def test_grid_search_without_y_uses_score(planted):
+    X, _, _ = planted
+    grid = GridSearchCV(
+        UnrolledDictionaryLearning(max_iter=2, tol=0, n_unroll=10, random_state=0),
+        {"n_components": [4, 24]},
+        cv=2,
+    ).fit(X[:1000])
+    # at one alpha, more atoms reconstruct better: a higher (less negative) score
+    assert grid.best_params_ == {"n_components": 24}
+    assert grid.best_score_ == pytest.approx(
+        grid.best_estimator_.score(X[:1000]), rel=0.5
+    )
