@@ -26,13 +26,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._autoencoder import Network, forward_backward
-from ._kernels._power import power_iteration
-from ._likelihoods import LIKELIHOODS, check_counts, curvature
+from ._likelihoods import LIKELIHOODS, check_counts, curvature, mean
 from ._optim import OPTIMIZERS
 from ._priors import LASSO_PRIORS, PRIORS, resolve_groups, resolve_negative_alpha
 from ._sparse_coding import _sparse_encode
 from ._validation import FLOAT_DTYPES, check_dictionary
-from .utils import single_threaded_blas
+from .utils import _lipschitz_from_gram, _smaller_gram, single_threaded_blas
 
 GRADIENTS = ("auto", "ae-ls", "ae-lasso", "dec")
 SWITCH_TOL = 1e-2
@@ -580,13 +579,8 @@ class UnrolledDictionaryLearning(
         )
 
     def _encoder_step(self, state):
-        D = state.D
-        gram = D @ D.T if D.shape[0] <= D.shape[1] else D.T @ D
-        gram = np.asarray(gram, dtype=np.float64)
-        lam, converged = power_iteration(gram, state.power_vector, 100, 1e-6)
-        if not converged:
-            lam = min(np.abs(gram).sum(1).max(), np.linalg.norm(gram))
-        return 1.0 / (state.curvature * float(lam) * (1.0 + 1e-5))
+        lipschitz = _lipschitz_from_gram(_smaller_gram(state.D), v=state.power_vector)
+        return 1.0 / (state.curvature * lipschitz)
 
     def _maybe_redraw(self, state, X_batch, codes, n_samples):
         """Re-draw atoms unused over the last ``20 n_components`` samples
@@ -603,7 +597,8 @@ class UnrolledDictionaryLearning(
         state.samples_since_check = 0
         if dead.size == 0:
             return
-        residual = X_batch - _mean(codes @ state.D, state.net)
+        net = state.net
+        residual = X_batch - mean(codes @ state.D, net.likelihood, net.n_trials)
         norms = np.linalg.norm(residual, axis=1)
         worst = np.argsort(norms)[::-1][: dead.size]
         worst = worst[norms[worst] > 0]
@@ -740,7 +735,7 @@ class UnrolledDictionaryLearning(
                 f"n_components_={self.n_components_} codes."
             )
         D = self.components_.astype(codes.dtype, copy=False)
-        return _mean(codes @ D, self._net)
+        return mean(codes @ D, self._net.likelihood, self._net.n_trials)
 
     def score(self, X, y=None):
         """Minus the mean objective of the fitted network on ``X``.
@@ -776,15 +771,6 @@ class UnrolledDictionaryLearning(
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.non_deterministic = False
         return tags
-
-
-def _mean(eta, net):
-    """Inverse link ``f(eta)`` of the likelihood (the decoder's output)."""
-    if net.likelihood == "poisson":
-        return np.exp(np.minimum(eta, 50.0))
-    if net.likelihood == "binomial":
-        return net.n_trials / (1.0 + np.exp(-eta))
-    return eta
 
 
 def _duplicates(D, usage, threshold=DUPLICATE_COHERENCE):

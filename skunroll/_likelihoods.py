@@ -50,3 +50,13 @@ def curvature(likelihood, n_trials, X):
     if likelihood == "binomial":
         return n_trials / 4.0
     return max(1.0, float(X.max()))
+
+
+def mean(eta, likelihood, n_trials):
+    """Inverse link ``f(eta)``, vectorised: the decoder's output (``exp`` is
+    evaluated at ``min(eta, ETA_MAX)``, as in the kernels)."""
+    if likelihood == "poisson":
+        return np.exp(np.minimum(eta, _k.ETA_MAX))
+    if likelihood == "binomial":
+        return n_trials / (1.0 + np.exp(-eta))
+    return eta

@@ -56,15 +56,24 @@ def lipschitz_constant(dictionary, *, max_iter=100, tol=1e-6, random_state=0):
     9.0001
     """
     D = check_array(dictionary, dtype=[np.float64, np.float32], input_name="dictionary")
-    gram = D @ D.T if D.shape[0] <= D.shape[1] else D.T @ D
-    return _lipschitz_from_gram(gram, max_iter, tol, random_state)
+    return _lipschitz_from_gram(_smaller_gram(D), max_iter, tol, random_state)
 
 
-def _lipschitz_from_gram(gram, max_iter=100, tol=1e-6, random_state=0):
-    """Power iteration on a precomputed Gram matrix (no validation)."""
-    rng = check_random_state(random_state)
+def _smaller_gram(D):
+    """The smaller of ``D D^T`` and ``D^T D`` (same largest eigenvalue)."""
+    return D @ D.T if D.shape[0] <= D.shape[1] else D.T @ D
+
+
+def _lipschitz_from_gram(gram, max_iter=100, tol=1e-6, random_state=0, v=None):
+    """Power iteration on a precomputed Gram matrix (no validation).
+
+    ``v`` (float64, overwritten) warm-starts the iteration, e.g. from the
+    previous call of a training loop; by default it is drawn from
+    ``random_state``.
+    """
     gram = np.ascontiguousarray(gram, dtype=np.float64)
-    v = rng.standard_normal(gram.shape[0])
+    if v is None:
+        v = check_random_state(random_state).standard_normal(gram.shape[0])
     lam, converged = power_iteration(gram, v, max_iter, tol)
     if not converged:
         return float(min(np.abs(gram).sum(1).max(), np.linalg.norm(gram)))

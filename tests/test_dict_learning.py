@@ -157,7 +157,8 @@ def test_pipeline_grid_search_over_alpha_and_n_components():
 
 
 def test_set_output_pandas(planted):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     X, _, _ = planted
     dl = _fit(X[:300], n_components=5, max_iter=1).set_output(transform="pandas")
     out = dl.transform(X[:4])

@@ -41,19 +41,26 @@ def hard_threshold(x, thresh, out):
 
 
 @njit(nogil=True, cache=True)
+def group_squared_norms(x, groups):
+    """``||x_g||^2`` of every group (``groups[i]``: group index of coordinate i)."""
+    n_groups = 0
+    for i in range(groups.shape[0]):
+        n_groups = max(n_groups, groups[i] + 1)
+    sq = np.zeros(n_groups)
+    for i in range(x.shape[0]):
+        sq[groups[i]] += x[i] * x[i]
+    return sq
+
+
+@njit(nogil=True, cache=True)
 def group_soft_threshold(x, thresh, groups, out):
     """Group soft-threshold (prox of the group lasso, non-overlapping groups).
 
     ``groups[i]`` is the group index of coordinate ``i`` (0 .. n_groups - 1).
     Each group ``g`` is shrunk by ``max(1 - thresh / ||x_g||, 0)``.
     """
-    n_groups = 0
-    for i in range(groups.shape[0]):
-        n_groups = max(n_groups, groups[i] + 1)
-    sq = np.zeros(n_groups, dtype=x.dtype)
-    for i in range(x.shape[0]):
-        sq[groups[i]] += x[i] * x[i]
-    for g in range(n_groups):
+    sq = group_squared_norms(x, groups)
+    for g in range(sq.shape[0]):
         norm = np.sqrt(sq[g])
         sq[g] = 1.0 - thresh / norm if norm > thresh else 0.0
     for i in range(x.shape[0]):

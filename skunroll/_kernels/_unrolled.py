@@ -42,7 +42,7 @@ exponential-family likelihoods).
 import numpy as np
 from numba import njit
 
-from ._prox import group_soft_threshold, project_simplex
+from ._prox import group_soft_threshold, group_squared_norms, project_simplex
 
 # prior codes
 L1, NONNEG_L1, RIDGE, TWO_SIDED_GAUSSIAN, GROUP_L1, SIMPLEX = 0, 1, 2, 3, 4, 5
@@ -114,13 +114,9 @@ def prox_vjp_row(u, z, g, prior, p1, p2, groups, out):
             out[j] = p1 * g[j] if u[j] >= 0.0 else p2 * g[j]
     elif prior == GROUP_L1:
         # J = (1 - t/r) I + t u u^T / r^3 on groups with r = ||u_g|| > t
-        n_groups = 0
+        sq = group_squared_norms(u, groups)
+        dot = np.zeros(sq.shape[0])
         for j in range(n):
-            n_groups = max(n_groups, groups[j] + 1)
-        sq = np.zeros(n_groups)
-        dot = np.zeros(n_groups)
-        for j in range(n):
-            sq[groups[j]] += u[j] * u[j]
             dot[groups[j]] += u[j] * g[j]
         for j in range(n):
             r = np.sqrt(sq[groups[j]])
@@ -160,15 +156,7 @@ def penalty_row(z, prior, alpha, negative_alpha, groups):
             h += (alpha if z[j] >= 0.0 else negative_alpha) * z[j] * z[j]
         return 0.5 * h
     if prior == GROUP_L1:
-        n_groups = 0
-        for j in range(n):
-            n_groups = max(n_groups, groups[j] + 1)
-        sq = np.zeros(n_groups)
-        for j in range(n):
-            sq[groups[j]] += z[j] * z[j]
-        for k in range(n_groups):
-            h += np.sqrt(sq[k])
-        return alpha * h
+        return alpha * np.sqrt(group_squared_norms(z, groups)).sum()
     return 0.0
 
 
@@ -189,12 +177,7 @@ def add_penalty_gradient(z, prior, alpha, negative_alpha, groups, out):
         for j in range(n):
             out[j] += (alpha if z[j] >= 0.0 else negative_alpha) * z[j]
     elif prior == GROUP_L1:
-        n_groups = 0
-        for j in range(n):
-            n_groups = max(n_groups, groups[j] + 1)
-        sq = np.zeros(n_groups)
-        for j in range(n):
-            sq[groups[j]] += z[j] * z[j]
+        sq = group_squared_norms(z, groups)
         for j in range(n):
             r = np.sqrt(sq[groups[j]])
             if r > 0.0:
