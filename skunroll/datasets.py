@@ -7,6 +7,8 @@ n_features)``, and data are generated as ``X = codes @ dictionary + noise``.
   dictionaries (the latter with a prescribed mutual coherence).
 * :func:`make_sparse_coded_data` draws sparse codes and noisy observations
   from a given dictionary.
+* :func:`make_spike_recording` and :func:`make_convolutional_data` simulate
+  convolutional problems (defined in ``_conv_datasets.py``).
 """
 
 import warnings
@@ -17,9 +19,15 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from ._conv_datasets import make_convolutional_data, make_spike_recording
 from .metrics import _check_array_nd, _random_supports
 
-__all__ = ["make_dictionary", "make_sparse_coded_data"]
+__all__ = [
+    "make_convolutional_data",
+    "make_dictionary",
+    "make_sparse_coded_data",
+    "make_spike_recording",
+]
 
 # Decorrelation of incoherent dictionaries (see ``_decorrelate``).
 _STEP = 0.1  # step size, relative to a bound on the curvature of the penalty

@@ -8,7 +8,8 @@ its own ``SparseCoder``. No check is left unexercised.
 
 ``UnrolledDictionaryLearning`` passes every check with no expected failure, in
 several configurations (priors, likelihood-free options, optimisers, exact
-transform).
+transform). So does ``ConvolutionalDL``, which reads 2-D input as one-channel
+signals.
 """
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skunroll import UnrolledDictionaryLearning, UnrolledSparseCoder
+from skunroll import ConvolutionalDL, UnrolledDictionaryLearning, UnrolledSparseCoder
 
 # check name -> number of features of the X that the check generates
 FIXED_DICTIONARY_CHECKS = {
@@ -57,6 +58,26 @@ DL_PARAMS = [
 ]
 
 
+# kernels short enough for the checks' 1-feature data where they are of size 1
+CDL_PARAMS = [
+    {"kernel_size": 1},
+    {"kernel_size": 2, "gradient": "ae-ls", "prior": "nonneg_l1"},
+    {"kernel_size": 2, "rank1": True, "kernel_init": "random", "optimizer": "adam"},
+    {"kernel_size": 2, "gradient": "ae-lasso", "code_sign": -1},
+]
+
+
+def _cdl(**params):
+    base = {
+        "n_components": 3,
+        "max_iter": 2,
+        "n_unroll": 5,
+        "tol": 0,
+        "random_state": 0,
+    }
+    return ConvolutionalDL(**{**base, **params})
+
+
 def _dl(**params):
     base = {"max_iter": 2, "n_unroll": 5, "tol": 0, "random_state": 0}
     return UnrolledDictionaryLearning(**{**base, **params})
@@ -75,7 +96,8 @@ def _expected_failed_checks(estimator):
 
 @parametrize_with_checks(
     [_coder(**params) for params in CODER_PARAMS]
-    + [_dl(**params) for params in DL_PARAMS],
+    + [_dl(**params) for params in DL_PARAMS]
+    + [_cdl(**params) for params in CDL_PARAMS],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):

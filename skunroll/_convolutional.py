@@ -1,0 +1,1088 @@
+"""Convolutional dictionary learning by an unrolled auto-encoder (CRsAE/DUNL)."""
+
+import copy
+import time
+import warnings
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from ._conv_autoencoder import (
+    ConvNetwork,
+    encode,
+    forward_backward,
+    operator_norm2,
+    reconstruct,
+)
+from ._conv_datasets import events_from_codes
+from ._likelihoods import LIKELIHOODS, check_counts, curvature, mean
+from ._optim import OPTIMIZERS
+from ._validation import FLOAT_DTYPES
+from .utils import single_threaded_blas
+
+MAX_HALVINGS = 10
+#: the kernels are re-centred in their window during the first epochs
+ALIGN_EPOCHS = 5
+#: "auto" segment_size: signals longer than twice this are cut into segments
+AUTO_SEGMENT = 16384
+
+
+@dataclass
+class _State:
+    """What ``fit``/``partial_fit`` update; attached only after success."""
+
+    H: np.ndarray  # (K, C, kh, kw)
+    net: ConvNetwork
+    optimizer: object
+    rng: np.random.RandomState
+    curvature: float
+    learning_rate: float
+    n_steps: int = 0
+    n_epochs: int = 0
+    failures: int = 0
+    H_previous: np.ndarray = None
+    objective_history: list = field(default_factory=list)
+    stopped: bool = False
+    codes: list = None  # warm starts of the training segments
+
+
+class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    r"""Convolutional dictionary learning with an unrolled sparse auto-encoder.
+
+    Recordings and images are modelled as sums of a few kernels placed at
+    sparse times or positions,
+
+    .. math:: x = f\Big(\sum_k h_k * z_k\Big) + \text{noise},
+
+    and the kernels ``h_k`` are learned by back-propagation through ``n_unroll``
+    steps of (F)ISTA on the code maps ``z_k`` (the constrained recurrent sparse
+    auto-encoder, CRsAE [1]_), whose weights are the kernels themselves. The
+    options of deconvolutional unrolled neural learning (DUNL [2]_) are
+    available: a sign and a sparsity weight per kernel, known event windows
+    (``code_mask``), and Poisson or binomial likelihoods for spike counts.
+
+    Input shapes:
+
+    - ``(n_samples, n_times)``: one-channel 1-D signals (``kernel_size`` an int);
+    - ``(n_samples, n_channels, n_times)``: multichannel 1-D signals;
+    - ``(n_samples, n_channels, height, width)`` (or ``(n_samples, height,
+      width)`` for one channel) with ``kernel_size=(kh, kw)``: images.
+
+    Codes are "valid": a kernel is placed entirely inside the signal, so a
+    code map has ``n_times - kernel_size + 1`` positions per axis.
+
+    Parameters
+    ----------
+    n_components : int, default=8
+        Number of kernels.
+    kernel_size : int or tuple of 2 ints, default=32
+        Length of 1-D kernels, or ``(kh, kw)`` for images.
+    alpha : float or array-like of shape (n_components,), default=0.1
+        Sparsity weight :math:`\lambda_k` of the codes, one per kernel if an
+        array. The encoder solves :math:`\min_z \ell(x, Hz) + \sum_k \lambda_k
+        \|z_k\|_1` approximately.
+    n_unroll : int, default=30
+        Depth ``T`` of the unrolled encoder.
+    encoder : {"fista", "ista"}, default="fista"
+        Unrolled algorithm.
+    gradient : {"dec", "ae-ls", "ae-lasso"}, default="dec"
+        Gradient of the kernels (as in :class:`UnrolledDictionaryLearning`):
+        the gradient at the encoder's codes ("dec"), or back-propagation of
+        the reconstruction loss ("ae-ls") or of the loss plus penalty
+        ("ae-lasso") through the unrolled encoder. "dec" is the default: on
+        the spike-sorting benchmark, "ae-ls" from data-drawn kernels did not
+        recover the planted kernels (see the user guide).
+    prior : {"l1", "nonneg_l1"}, default="l1"
+        Code prior: two-sided or non-negative :math:`\ell_1`.
+    likelihood : {"gaussian", "poisson", "binomial"}, default="gaussian"
+        Observation model; the count likelihoods take non-negative integer
+        data (spike counts in bins).
+    n_trials : int, default=1
+        Number of trials of the binomial likelihood.
+    code_sign : None, int or array-like of shape (n_components,), default=None
+        Sign of the codes of each kernel: +1 (non-negative), -1 (non-positive)
+        or 0 (two-sided); overrides ``prior``. None follows ``prior``.
+    rank1 : bool, default=False
+        Multichannel kernels as a spatial pattern times a waveform,
+        :math:`h_k = u_k v_k^\top` (multivariate CSC of Dupré la Tour et al.,
+        2018). The rank-1 factors are learned (the gradient is projected by
+        the chain rule).
+    positive_kernels : bool, default=False
+        Whether kernels are non-negative.
+    kernel_smoothness : float, default=0.0
+        Weight :math:`\mu` of a penalty :math:`\frac{\mu}{2}\sum_k\|\nabla
+        h_k\|^2` on the first differences of the kernels along their spatial
+        axes, per training sample.
+    kernel_init : {"peaks", "random"} or array-like, default="peaks"
+        Initial kernels: windows of the data centred on its largest peaks
+        (non-overlapping), random windows of the data, or an array of shape
+        ``(n_components, n_channels, *kernel_size)``.
+    align_kernels : bool, default=True
+        During the first epochs, shift every kernel so that its energy is
+        centred in its window: a kernel learned off-centre loses its tail.
+    segment_size : "auto" or int, default="auto"
+        Training signals longer than this many code positions along their last
+        axis are cut into segments of this size (a fixed partition). "auto"
+        keeps signals of up to 32768 positions whole and cuts longer ones into
+        segments of 16384.
+    code_warm_start : bool, default=True
+        Whether every epoch's encoder starts from the codes of the previous
+        epoch (kept for every training segment, ``n_components`` values per
+        position) rather than from zero, so that the codes keep converging
+        across epochs: alternating minimisation with an inexact code step.
+        The fitted encoder (``transform``) always starts from zero.
+    batch_size : int, default=16
+        Segments (signals) per training step.
+    max_iter : int, default=50
+        Maximum number of epochs (passes over the training segments).
+    learning_rate : float, default=0.8
+        Step of the optimiser. For "sgd" it is relative to the curvature of
+        each kernel: kernel ``k`` moves by ``learning_rate / sum(z_k ** 2)``
+        times its gradient (1 is the least-squares step of MOD when events do
+        not overlap). For "adam", use a small value such as 0.003.
+    optimizer : {"sgd", "adam"}, default="sgd"
+        Optimiser of the kernels. Adam's per-entry scaling turns gradient
+        noise into a random walk of the kernels, so it suits only large
+        batches with a decreasing step.
+    tol : float, default=1e-3
+        Training stops when an epoch's objective changes by at most ``tol``
+        relatively; 0 runs ``max_iter`` epochs.
+    chunk_size : int, default=32768
+        Code positions per chunk when encoding long signals: chunks extended
+        by the encoder's reach ``n_unroll * (kw - 1)`` on both sides run in
+        parallel and give exactly the whole-signal codes.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the initialisation and of the crops.
+    n_jobs : int, default=None
+        Threads over signals and chunks (``None`` means 1, -1 all cores).
+    verbose : int, default=0
+        1 prints one line per epoch, 2 also every 10 steps.
+    callback : callable, default=None
+        Called as ``callback(estimator, info)`` after every step with a dict
+        (``n_iter``, ``n_steps``, ``objective``, ``learning_rate``,
+        ``elapsed``, ``kernels``); returning True stops training.
+
+    Attributes
+    ----------
+    kernels_ : ndarray of shape (n_components, n_channels, *kernel_size)
+        Learned kernels, unit norm.
+    n_components_ : int
+        Number of kernels.
+    step_size_ : float
+        Step of the unrolled encoder, ``1 / (c L)`` with ``L`` the squared norm
+        of the convolution operator (computed in the Fourier domain, so it
+        holds for signals of any length) and ``c`` the likelihood's curvature.
+    objective_history_ : ndarray of shape (n_iter_,)
+        Mean objective per training crop at every epoch (the data loss, plus
+        the penalty except for "ae-ls").
+    n_iter_ : int
+        Epochs run.
+    n_steps_ : int
+        Optimiser steps taken.
+    learning_rate_ : float
+        Final learning rate (halved after a non-finite step).
+    n_features_in_ : int
+        Number of values per training signal.
+    signal_shape_ : tuple
+        Shape of one training signal, as given.
+
+    See Also
+    --------
+    UnrolledDictionaryLearning : the same auto-encoder for patches and vectors.
+
+    Notes
+    -----
+    Training draws ``batch_size`` random crops per step, encodes them with the
+    unrolled encoder and updates the kernels by Adam on the summed gradient,
+    then renormalises them. ``transform``, :meth:`code_maps` and
+    :meth:`detect_events` encode whole signals in overlapping chunks (see
+    ``chunk_size``) in ``n_jobs`` threads, so arbitrarily long recordings
+    encode in bounded memory. ``transform``, ``score`` and
+    ``inverse_transform`` need signals of the training shape (a ``Pipeline``
+    sees a fixed number of features); :meth:`code_maps` and
+    :meth:`detect_events` take signals of any length.
+
+    References
+    ----------
+    .. [1] Tolooshams, Dey & Ba, "Deep residual autoencoders for expectation
+       maximization-inspired dictionary learning", IEEE TNNLS 32(6), 2021
+       (CRsAE); Tolooshams, Song, Temereanca & Ba, "Convolutional dictionary
+       learning based auto-encoders for natural exponential-family
+       distributions", ICML 2020.
+    .. [2] Tolooshams, Matias, Wu, Temereanca, Uchida & Ba, "Interpretable deep
+       learning for deconvolutional analysis of neural signals", bioRxiv 2024
+       (DUNL).
+    .. [3] Dupré la Tour, Moreau, Jas & Gramfort, "Multivariate convolutional
+       sparse coding for electromagnetic brain signals", NeurIPS 2018.
+
+    Examples
+    --------
+    >>> from skunroll import ConvolutionalDL
+    >>> from skunroll.datasets import make_spike_recording
+    >>> X, kernels, events = make_spike_recording(4, 4000, random_state=0)
+    >>> cdl = ConvolutionalDL(3, 45, alpha=0.3, random_state=0).fit(X)
+    >>> cdl.kernels_.shape
+    (3, 1, 45)
+    >>> cdl.transform(X).shape
+    (4, 11868)
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "kernel_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "alpha": [Interval(Real, 0, None, closed="left"), "array-like"],
+        "n_unroll": [Interval(Integral, 1, None, closed="left")],
+        "encoder": [StrOptions({"fista", "ista"})],
+        "gradient": [StrOptions({"ae-ls", "ae-lasso", "dec"})],
+        "prior": [StrOptions({"l1", "nonneg_l1"})],
+        "likelihood": [StrOptions(set(LIKELIHOODS))],
+        "n_trials": [Interval(Integral, 1, None, closed="left")],
+        "code_sign": [None, Integral, "array-like"],
+        "rank1": ["boolean"],
+        "positive_kernels": ["boolean"],
+        "kernel_smoothness": [Interval(Real, 0, None, closed="left")],
+        "kernel_init": [StrOptions({"peaks", "random"}), "array-like"],
+        "align_kernels": ["boolean"],
+        "segment_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "code_warm_start": ["boolean"],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "chunk_size": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
+        "callback": [callable, None],
+    }
+
+    def __init__(
+        self,
+        n_components=8,
+        kernel_size=32,
+        *,
+        alpha=0.1,
+        n_unroll=30,
+        encoder="fista",
+        gradient="dec",
+        prior="l1",
+        likelihood="gaussian",
+        n_trials=1,
+        code_sign=None,
+        rank1=False,
+        positive_kernels=False,
+        kernel_smoothness=0.0,
+        kernel_init="peaks",
+        align_kernels=True,
+        segment_size="auto",
+        code_warm_start=True,
+        batch_size=16,
+        max_iter=50,
+        learning_rate=0.8,
+        optimizer="sgd",
+        tol=1e-3,
+        chunk_size=32768,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+        callback=None,
+    ):
+        self.n_components = n_components
+        self.kernel_size = kernel_size
+        self.alpha = alpha
+        self.n_unroll = n_unroll
+        self.encoder = encoder
+        self.gradient = gradient
+        self.prior = prior
+        self.likelihood = likelihood
+        self.n_trials = n_trials
+        self.code_sign = code_sign
+        self.rank1 = rank1
+        self.positive_kernels = positive_kernels
+        self.kernel_smoothness = kernel_smoothness
+        self.kernel_init = kernel_init
+        self.align_kernels = align_kernels
+        self.segment_size = segment_size
+        self.code_warm_start = code_warm_start
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.optimizer = optimizer
+        self.tol = tol
+        self.chunk_size = chunk_size
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.callback = callback
+
+    # ------------------------------------------------------------ validation
+
+    def _kernel_shape(self):
+        ks = self.kernel_size
+        ks = (ks,) if isinstance(ks, Integral) else tuple(ks)
+        if len(ks) not in (1, 2) or not all(
+            isinstance(k, Integral) and k >= 1 for k in ks
+        ):
+            raise ValueError(
+                f"kernel_size must be a positive int or a pair of positive ints; "
+                f"got {self.kernel_size!r}."
+            )
+        return ks
+
+    def _per_kernel(self, value, name, k):
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.ndim == 0:
+            return np.full(k, float(arr))
+        if arr.shape != (k,):
+            raise ValueError(
+                f"{name} must be a scalar or have shape (n_components,) = ({k},); "
+                f"got shape {arr.shape}."
+            )
+        return arr.copy()
+
+    def _network(self, k):
+        alphas = self._per_kernel(self.alpha, "alpha", k)
+        if np.any(alphas < 0) or not np.all(np.isfinite(alphas)):
+            raise ValueError(
+                f"alpha must be finite and non-negative; got {self.alpha!r}."
+            )
+        if self.code_sign is None:
+            signs = np.full(k, 1 if self.prior == "nonneg_l1" else 0)
+        else:
+            signs = self._per_kernel(self.code_sign, "code_sign", k)
+            if not np.all(np.isin(signs, (-1, 0, 1))):
+                raise ValueError(
+                    f"code_sign entries must be +1, -1 or 0; got {self.code_sign!r}."
+                )
+        return ConvNetwork(
+            self.n_unroll, self.encoder == "fista", alphas, signs.astype(np.int64),
+            self.likelihood, float(self.n_trials),
+        )  # fmt: skip
+
+    def _to_4d(self, X, name="X"):
+        """Signals as ``(n, C, h, w)``; returns the array and the input's ndim."""
+        ks = self._kernel_shape()
+        ndim = X.ndim
+        if len(ks) == 1:
+            if ndim == 2:
+                X4 = X[:, None, None, :]
+            elif ndim == 3:
+                X4 = X[:, :, None, :]
+            else:
+                raise ValueError(
+                    f"{name} must be 2-D (n_samples, n_times) or 3-D (n_samples, "
+                    f"n_channels, n_times) for 1-D kernels (kernel_size="
+                    f"{self.kernel_size!r}); got shape {X.shape}."
+                )
+        else:
+            if ndim == 3:
+                X4 = X[:, None]
+            elif ndim == 4:
+                X4 = X
+            else:
+                raise ValueError(
+                    f"{name} must be 3-D (n_samples, height, width) or 4-D "
+                    f"(n_samples, n_channels, height, width) for 2-D kernels "
+                    f"(kernel_size={self.kernel_size!r}); got shape {X.shape}."
+                )
+        kshape = (1, *ks)[-2:]
+        if X4.shape[2] < kshape[0] or X4.shape[3] < kshape[1]:
+            extent = X.shape[-1] if len(ks) == 1 else X.shape[-2:]
+            raise ValueError(
+                f"kernel_size={self.kernel_size!r} does not fit in signals of "
+                f"{extent} {'sample(s)' if len(ks) == 1 else 'pixels'}: {name} has "
+                f"{X.shape[-1]} feature(s) along its last axis."
+            )
+        return np.ascontiguousarray(X4)
+
+    def _check_signals(self, X, reset, same_shape, name="X"):
+        """Validated signals; 2-D input of the training width goes through
+        ``validate_data`` (feature names, ``n_features_in_``)."""
+        ndim = len(X.shape) if hasattr(X, "shape") else np.asarray(X).ndim
+        if ndim == 2 and (reset or same_shape):
+            X = validate_data(self, X, dtype=FLOAT_DTYPES, order="C", reset=reset)
+        X = check_array(
+            X, dtype=FLOAT_DTYPES, order="C", allow_nd=True, input_name=name
+        )
+        if X.ndim < 2:
+            raise ValueError(f"{name} must hold several signals; got shape {X.shape}.")
+        if reset:
+            self.signal_shape_ = X.shape[1:]
+            self.n_features_in_ = int(np.prod(X.shape[1:]))
+        elif same_shape and X.shape[1:] != self.signal_shape_:
+            raise ValueError(
+                f"{name} has signals of shape {X.shape[1:]} "
+                f"({int(np.prod(X.shape[1:]))} "
+                f"features), but ConvolutionalDL is expecting {self.n_features_in_} "
+                f"features as input (signals of shape {self.signal_shape_}); "
+                "code_maps and detect_events take signals of any length."
+            )
+        if not reset and X.ndim != len(self.signal_shape_) + 1:
+            raise ValueError(
+                f"{name} must have the dimensions of the training data "
+                f"(signals of shape {self.signal_shape_}); got shape {X.shape}."
+            )
+        check_counts(X, self.likelihood, self.n_trials)
+        return X
+
+    def _check_mask(self, code_mask, X4, k):
+        if code_mask is None:
+            return None
+        mask = np.asarray(code_mask)
+        shape = (X4.shape[0], k, X4.shape[2] - self._kshape[0] + 1,
+                 X4.shape[3] - self._kshape[1] + 1)  # fmt: skip
+        squeezed = shape if len(self._kernel_shape()) == 2 else shape[:2] + shape[3:]
+        if mask.shape not in (shape, squeezed) or mask.dtype.kind not in "biu":
+            raise ValueError(
+                f"code_mask must be a boolean array of shape (n_samples, "
+                f"n_components, *n_positions) = {squeezed}; got "
+                f"{mask.dtype} of shape {mask.shape}."
+            )
+        return np.ascontiguousarray(mask.reshape(shape).astype(bool))
+
+    @property
+    def _kshape(self):
+        return (1, *self._kernel_shape())[-2:]
+
+    # ------------------------------------------------------------ fitting
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, code_mask=None):
+        """Learn the kernels from signals ``X``.
+
+        Parameters
+        ----------
+        X : array-like
+            Training signals of shape (n_samples, n_times), (n_samples,
+            n_channels, n_times), or (n_samples, [n_channels,] height, width)
+            for 2-D kernels.
+        y : Ignored
+            Not used, present for API consistency by convention.
+        code_mask : array-like of bool, default=None
+            Shape (n_samples, n_components, *n_positions). Allowed code
+            positions (known event windows): codes are zero
+            elsewhere, so only the amplitudes at the given onsets are inferred.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X = self._check_signals(X, reset=True, same_shape=True)
+        X4 = self._to_4d(X)
+        net = self._network(self.n_components)
+        mask = self._check_mask(code_mask, X4, self.n_components)
+        with single_threaded_blas():
+            state = self._initial_state(X4, net)
+            self._train(state, X4, mask)
+        self._set_fitted(state)
+        if state.n_epochs == self.max_iter and not state.stopped and self.tol > 0:
+            warnings.warn(
+                f"ConvolutionalDL stopped after max_iter={self.max_iter} epochs "
+                f"before the objective settled (tol={self.tol}); increase max_iter "
+                "or tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def partial_fit(self, X, y=None, code_mask=None):
+        """One training step on the signals ``X`` (whole, not cropped).
+
+        The first call initialises the kernels from ``X`` (or
+        ``kernel_init``); later calls continue the same optimiser.
+
+        Parameters
+        ----------
+        X : array-like
+            One minibatch of signals, shaped as for :meth:`fit`.
+        y : Ignored
+            Not used, present for API consistency by convention.
+        code_mask : array-like of bool, default=None
+            Allowed code positions, as for :meth:`fit`.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        first = not hasattr(self, "kernels_")
+        if first:
+            self._validate_params()
+        X = self._check_signals(X, reset=first, same_shape=not first)
+        X4 = self._to_4d(X)
+        mask = self._check_mask(code_mask, X4, self.n_components)
+        with single_threaded_blas():
+            if first:
+                state = self._initial_state(X4, self._network(self.n_components))
+            else:
+                state = copy.deepcopy(self._state)
+            X4 = X4.astype(state.H.dtype, copy=False)
+            segs = list(X4)
+            masks = None if mask is None else list(mask)
+            idx = np.arange(len(segs))
+            objective = self._step(state, segs, masks, idx, time.perf_counter())
+            state.n_epochs += 1
+            state.objective_history.append(np.nan if objective is None else objective)
+            if state.n_steps == 0 and state.failures > 0:
+                self._raise_no_step()
+        self._set_fitted(state)
+        return self
+
+    def _initial_state(self, X4, net):
+        rng = check_random_state(self.random_state)
+        H = self._initial_kernels(X4, rng)
+        H = H.astype(X4.dtype)
+        self._project(H)
+        c = curvature(self.likelihood, self.n_trials, X4)
+        opt = OPTIMIZERS[self.optimizer](self._param_shape(H))
+        return _State(H, net, opt, rng, c, float(self.learning_rate))
+
+    def _initial_kernels(self, X4, rng):
+        k = self.n_components
+        kh, kw = self._kshape
+        C = X4.shape[1]
+        if not isinstance(self.kernel_init, str):
+            H = np.asarray(self.kernel_init, dtype=np.float64)
+            shape = (k, C, *self._kernel_shape())
+            if H.shape != shape or not np.all(np.isfinite(H)):
+                raise ValueError(
+                    f"kernel_init must be finite with shape (n_components, "
+                    f"n_channels, *kernel_size) = {shape}; got shape {H.shape}."
+                )
+            return H.reshape(k, C, kh, kw).copy()
+        if self.kernel_init == "peaks":
+            return _windows_at_peaks(X4, k, (kh, kw), rng)
+        return _random_windows(X4, k, (kh, kw), rng)
+
+    def _param_shape(self, H):
+        if self.rank1:
+            return (H.shape[0], H.shape[1] + H.shape[2] * H.shape[3])
+        return H.shape
+
+    def _project(self, H):
+        """Rank-1 (if asked), non-negative (if asked) and unit-norm kernels."""
+        if self.rank1:
+            for k in range(H.shape[0]):
+                u, v = _rank1_factors(H[k])
+                H[k] = np.outer(u, v).reshape(H[k].shape)
+        if self.positive_kernels:
+            np.maximum(H, 0, out=H)
+        scale = np.abs(H).max(axis=(1, 2, 3)).astype(np.float64)
+        scale[scale == 0] = 1.0
+        Hs = H / scale[:, None, None, None]  # no overflow for huge data
+        norms = scale * np.sqrt(np.einsum("kcij,kcij->k", Hs, Hs, dtype=np.float64))
+        dead = ~(norms > 0) | ~np.isfinite(norms)
+        if np.any(dead):  # a kernel clipped to zero restarts at a centred spike
+            H[dead] = 0.0
+            H[dead, :, H.shape[2] // 2, H.shape[3] // 2] = 1.0
+            norms[dead] = np.sqrt(H.shape[1])
+        H[...] = (H / norms[:, None, None, None]).astype(H.dtype)
+        return norms
+
+    def _segments(self, X4, mask):
+        """Fixed partition of the training signals along their last axis."""
+        kw = self._kshape[1]
+        width = X4.shape[3] - kw + 1
+        if self.segment_size == "auto":
+            size = width if width <= 2 * AUTO_SEGMENT else AUTO_SEGMENT
+        else:
+            size = self.segment_size
+        segs, masks = [], None if mask is None else []
+        for i in range(X4.shape[0]):
+            for lo in range(0, width, size):
+                hi = min(lo + size, width)
+                segs.append(X4[i, :, :, lo : hi + kw - 1])
+                if mask is not None:
+                    masks.append(np.ascontiguousarray(mask[i, :, :, lo:hi]))
+        return segs, masks
+
+    def _train(self, state, X4, mask):
+        segs, masks = self._segments(X4, mask)
+        if self.code_warm_start:
+            state.codes = [None] * len(segs)
+        batch = min(self.batch_size, len(segs))
+        start = time.perf_counter()
+        for epoch in range(self.max_iter):
+            total = seen = 0.0
+            stop = False
+            order = state.rng.permutation(len(segs))
+            for first in range(0, len(segs), batch):
+                idx = np.sort(order[first : first + batch])
+                objective = self._step(state, segs, masks, idx, start)
+                if objective is None:
+                    continue
+                total += objective * idx.size
+                seen += idx.size
+                if self._callback(state, objective, start):
+                    stop = True
+                    break
+            state.n_epochs += 1
+            state.objective_history.append(total / seen if seen else np.nan)
+            if self.align_kernels and epoch < ALIGN_EPOCHS:
+                self._align(state)
+            self._print_epoch(state, start)
+            if stop or self._converged(state):
+                state.stopped = True
+                break
+        state.codes = None
+        if state.n_steps == 0 and state.failures > 0:
+            self._raise_no_step()
+
+    @staticmethod
+    def _raise_no_step():
+        raise FloatingPointError(
+            "the training objective was non-finite at every step; check the "
+            "scale of X (and n_trials or the likelihood) and kernel_init. Nothing "
+            "was fitted."
+        )
+
+    def _encoder_step(self, H, c):
+        return 1.0 / (c * operator_norm2(H))
+
+    def _step(self, state, segs, masks, idx, start):
+        """One optimiser step on the segments ``idx``; None when not applied."""
+        n = idx.size
+        step = self._encoder_step(state.H, state.curvature)
+        Xb = [segs[i] for i in idx]
+        Mb = None if masks is None else [masks[i] for i in idx]
+        warm = state.codes is not None and state.codes[idx[0]] is not None
+        init = [state.codes[i] for i in idx] if warm else None
+        res = forward_backward(Xb, state.H, state.net, step, self.gradient,
+                               self.n_jobs, Mb, init)  # fmt: skip
+        penalty = 0.0 if self.gradient == "ae-ls" else res.penalty
+        grad = res.grad / n
+        objective = (res.data_loss + penalty) / n
+        if self.kernel_smoothness > 0:
+            smooth, sgrad = _smoothness(state.H, self.kernel_smoothness)
+            objective += smooth
+            grad += sgrad
+        if not (np.isfinite(objective + res.penalty) and np.all(np.isfinite(grad))):
+            self._recover(state)
+            return None
+        state.failures = 0
+        state.H_previous = state.H.copy()
+        energy = sum(np.einsum("kij,kij->k", z, z, dtype=np.float64) for z in res.codes)
+        norms = self._apply(state, grad, energy / n)
+        if state.codes is not None:  # the codes follow the kernels' rescaling
+            for i, z in zip(idx, res.codes, strict=True):
+                state.codes[i] = z * norms[:, None, None].astype(z.dtype)
+        state.n_steps += 1
+        if self.verbose >= 2 and state.n_steps % 10 == 0:
+            print(
+                f"[ConvolutionalDL] step {state.n_steps:6d}  objective "
+                f"{objective:.6g}  {time.perf_counter() - start:.2f} s",
+                flush=True,
+            )
+        return objective
+
+    def _apply(self, state, grad, energy):
+        """Optimiser step on the sphere; returns the norms divided out.
+
+        The gradient's component along each (unit-norm) kernel is removed
+        first: the projection undoes it, and Adam's per-entry scaling would
+        turn it into a drift. For "sgd", kernel ``k``'s gradient is divided by
+        its code energy ``sum(z_k ** 2)`` (per signal).
+        """
+        H = state.H
+        if self.optimizer == "sgd":
+            grad = (
+                grad
+                / np.maximum(energy, 1e-12 * energy.max() + 1e-300)[:, None, None, None]
+            )
+        if not self.rank1:
+            radial = np.einsum("kcij,kcij->k", grad, H)
+            grad = grad - radial[:, None, None, None] * H
+            state.optimizer.step(H, grad, state.learning_rate)
+        else:
+            K, C = H.shape[:2]
+            params = np.empty(self._param_shape(H))
+            G = np.empty_like(params)
+            for k in range(K):
+                u, v = _rank1_factors(H[k])
+                g = grad[k].reshape(C, -1)
+                params[k, :C], params[k, C:] = u, v
+                gu, gv = g @ v, u @ g
+                G[k, :C] = gu - (gu @ u) / (u @ u) * u
+                G[k, C:] = gv - (gv @ v) / (v @ v) * v
+            state.optimizer.step(params, G, state.learning_rate)
+            for k in range(K):
+                H[k] = np.outer(params[k, :C], params[k, C:]).reshape(H[k].shape)
+        return self._project(H)
+
+    def _recover(self, state):
+        state.failures += 1
+        if state.failures >= MAX_HALVINGS:
+            raise FloatingPointError(
+                f"the training objective was non-finite {MAX_HALVINGS} steps in a "
+                "row, each time with the previous kernels and half the learning "
+                "rate; check the scale of X (and n_trials or the likelihood). "
+                "Nothing was fitted."
+            )
+        if state.H_previous is not None:
+            state.H[...] = state.H_previous
+        state.optimizer = OPTIMIZERS[self.optimizer](self._param_shape(state.H))
+        state.learning_rate /= 2.0
+        warnings.warn(
+            f"non-finite training objective at step {state.n_steps + 1}; the step "
+            "was not applied, the previous kernels restored and learning_rate "
+            f"halved to {state.learning_rate:.3g}.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+    def _align(self, state):
+        """Shift every kernel so that its energy is centred in its window."""
+        H = state.H
+        moved = []
+        for k in range(H.shape[0]):
+            shifts = _centring_shifts(H[k])
+            if any(shifts):
+                H[k] = _shift(H[k], shifts)
+                moved.append(k)
+                for z in state.codes or ():
+                    if z is not None:  # an event's onset moves the other way
+                        z[k] = _shift(z[k][None], (-shifts[0], -shifts[1]))[0]
+        if moved:
+            self._project(H)
+            if hasattr(state.optimizer, "reset_rows"):
+                state.optimizer.reset_rows(moved)
+
+    def _callback(self, state, objective, start):
+        if self.callback is None:
+            return False
+        H = state.H.view()
+        H.flags.writeable = False
+        info = {
+            "n_iter": state.n_epochs,
+            "n_steps": state.n_steps,
+            "objective": objective,
+            "learning_rate": state.learning_rate,
+            "elapsed": time.perf_counter() - start,
+            "kernels": H,
+        }
+        return bool(self.callback(self, info))
+
+    def _converged(self, state):
+        h = state.objective_history
+        if (
+            self.tol == 0
+            or len(h) < 2
+            or (self.align_kernels and len(h) <= ALIGN_EPOCHS)
+        ):
+            return False
+        return abs(h[-2] - h[-1]) <= self.tol * max(abs(h[-2]), 1e-12)
+
+    def _print_epoch(self, state, start):
+        if self.verbose:
+            print(
+                f"[ConvolutionalDL] epoch {state.n_epochs:3d}/{self.max_iter}  "
+                f"objective {state.objective_history[-1]:.6g}  steps "
+                f"{state.n_steps}  {time.perf_counter() - start:.2f} s",
+                flush=True,
+            )
+
+    def _set_fitted(self, state):
+        self._state = state
+        self.kernels_ = state.H.reshape(
+            state.H.shape[:2] + tuple(self._kernel_shape())
+        ).copy()
+        self.n_components_ = state.H.shape[0]
+        self.step_size_ = self._encoder_step(state.H, state.curvature)
+        self.objective_history_ = np.asarray(state.objective_history)
+        self.n_iter_ = state.n_epochs
+        self.n_steps_ = state.n_steps
+        self.learning_rate_ = state.learning_rate
+
+    # ------------------------------------------------------------ inference
+
+    def _maps(self, X4, mask=None):
+        st = self._state
+        return encode(X4, st.H.astype(X4.dtype, copy=False), st.net, self.step_size_,
+                      self.n_jobs, mask, self.chunk_size)  # fmt: skip
+
+    def _squeeze_maps(self, codes):
+        return codes if len(self._kernel_shape()) == 2 else codes[:, :, 0]
+
+    def code_maps(self, X, code_mask=None):
+        """Structured code maps of signals of any length.
+
+        Parameters
+        ----------
+        X : array-like
+            Signals with the dimensions of the training data (any length).
+        code_mask : array-like of bool, default=None
+            Allowed code positions, shape ``(n_samples, n_components,
+            *n_positions)``.
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, n_components, *n_positions)
+            ``n_positions = n_times - kernel_size + 1`` per axis.
+        """
+        check_is_fitted(self)
+        X = self._check_signals(X, reset=False, same_shape=False)
+        X4 = self._to_4d(X)
+        mask = self._check_mask(code_mask, X4, self.n_components_)
+        with single_threaded_blas():
+            return self._squeeze_maps(self._maps(X4, mask))
+
+    def transform(self, X):
+        """Code maps flattened to ``(n_samples, n_components * n_positions)``.
+
+        Parameters
+        ----------
+        X : array-like
+            Signals of the training shape.
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, n_components * n_positions)
+            Row-major flattening of :meth:`code_maps`.
+        """
+        check_is_fitted(self)
+        X = self._check_signals(X, reset=False, same_shape=True)
+        with single_threaded_blas():
+            codes = self._maps(self._to_4d(X))
+        return codes.reshape(codes.shape[0], -1)
+
+    def _unflatten(self, Z):
+        X4_shape = self._to_4d(np.empty((1, *self.signal_shape_))).shape
+        kh, kw = self._kshape
+        shape = (self.n_components_, X4_shape[2] - kh + 1, X4_shape[3] - kw + 1)
+        Z = check_array(Z, dtype=FLOAT_DTYPES, allow_nd=True, input_name="X")
+        if Z.ndim == 2 and Z.shape[1] == np.prod(shape):
+            return np.ascontiguousarray(Z.reshape(Z.shape[0], *shape))
+        if Z.shape[1:] in (shape, shape[:1] + shape[2:]):
+            return np.ascontiguousarray(Z.reshape(Z.shape[0], *shape))
+        raise ValueError(
+            f"X must be codes of shape (n_samples, {int(np.prod(shape))}) (from "
+            f"transform) or code maps of shape (n_samples, *{shape}); got "
+            f"{Z.shape}."
+        )
+
+    def inverse_transform(self, X):
+        """Signals ``f(sum_k h_k * z_k)`` (the decoder's mean) from codes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components * n_positions)
+            Codes from :meth:`transform` (or the maps of :meth:`code_maps`).
+
+        Returns
+        -------
+        X_rec : ndarray of shape (n_samples, *signal_shape_)
+            Reconstructed signals.
+        """
+        check_is_fitted(self)
+        codes = self._unflatten(X)
+        eta = reconstruct(codes, self._state.H)
+        rec = mean(eta, self.likelihood, self.n_trials)
+        return rec.reshape(rec.shape[0], *self.signal_shape_)
+
+    def score(self, X, y=None):
+        """Minus the mean per-signal objective (data loss + penalty).
+
+        Parameters
+        ----------
+        X : array-like
+            Signals of the training shape.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            Higher is better; compares kernels at one ``alpha``.
+        """
+        check_is_fitted(self)
+        X = self._check_signals(X, reset=False, same_shape=True)
+        X4 = self._to_4d(X)
+        st = self._state
+        with single_threaded_blas():
+            res = forward_backward(X4, st.H.astype(X4.dtype, copy=False), st.net,
+                                   self.step_size_, "forward", self.n_jobs)  # fmt: skip
+        return -(res.data_loss + res.penalty) / X4.shape[0]
+
+    def detect_events(self, X, threshold=0.0, min_distance="auto", code_mask=None):
+        """Detect events (spikes): where, which kernel, and how strong.
+
+        Encodes ``X`` (any length, in parallel chunks), keeps the code
+        entries whose magnitude exceeds ``threshold`` and, of those closer than
+        ``min_distance`` positions to a larger one of the same kernel, only the
+        largest (a slightly misaligned event spreads over neighbouring
+        positions).
+
+        Parameters
+        ----------
+        X : array-like
+            Signals with the dimensions of the training data, of any length.
+        threshold : float, default=0.0
+            Smallest code magnitude reported.
+        min_distance : "auto" or int, default="auto"
+            Non-maximum suppression radius along every axis; "auto" is a quarter
+            of the kernel width; 0 keeps every non-zero entry.
+        code_mask : array-like of bool, default=None
+            Allowed code positions.
+
+        Returns
+        -------
+        events : structured ndarray
+            Fields ``sample``, ``kernel``, ``position`` (the onset: index of
+            the code entry, an int for 1-D signals and a (row, column) pair for
+            images) and ``amplitude`` (the code value), sorted by sample,
+            kernel and position: the format of
+            :func:`skunroll.datasets.make_spike_recording`.
+        """
+        codes = self.code_maps(X, code_mask)
+        if min_distance == "auto":
+            min_distance = max(1, self._kshape[1] // 4)
+        if not isinstance(min_distance, Integral) or min_distance < 0:
+            raise ValueError(
+                "min_distance must be 'auto' or a non-negative int; got "
+                f"{min_distance!r}."
+            )
+        kept = np.where(np.abs(codes) > threshold, codes, 0.0)
+        if min_distance > 0:
+            kept = _non_maximum_suppression(kept, int(min_distance))
+        return events_from_codes(kept)
+
+    def _unflatten_shape(self):
+        X4_shape = self._to_4d(np.empty((1, *self.signal_shape_))).shape
+        kh, kw = self._kshape
+        return (self.n_components_, X4_shape[2] - kh + 1, X4_shape[3] - kw + 1)
+
+    @property
+    def _n_features_out(self):
+        return int(np.prod(self._unflatten_shape()))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = self.likelihood != "gaussian"
+        return tags
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _windows_at_peaks(X4, k, kshape, rng):
+    """Windows centred on the ``k`` largest non-overlapping peaks of ``|X|``."""
+    n, C, h, w = X4.shape
+    kh, kw = kshape
+    energy = np.abs(X4).sum(axis=1)  # (n, h, w)
+    flat = energy.ravel()
+    order = np.argsort(flat)[::-1]
+    taken = []
+    out = np.zeros((k, C, kh, kw))
+    for idx in order[: max(50 * k, 1000)]:
+        i, r, c = np.unravel_index(idx, energy.shape)
+        r0 = int(np.clip(r - kh // 2, 0, h - kh))
+        c0 = int(np.clip(c - kw // 2, 0, w - kw))
+        if any(i == j and abs(r0 - a) < kh and abs(c0 - b) < kw for j, a, b in taken):
+            continue
+        taken.append((i, r0, c0))
+        out[len(taken) - 1] = X4[i, :, r0 : r0 + kh, c0 : c0 + kw]
+        if len(taken) == k:
+            return out
+    rest = _random_windows(X4, k - len(taken), kshape, rng)
+    out[len(taken) :] = rest
+    return out
+
+
+def _random_windows(X4, k, kshape, rng):
+    n, C, h, w = X4.shape
+    kh, kw = kshape
+    out = np.empty((k, C, kh, kw))
+    for j in range(k):
+        i = rng.randint(n)
+        r0, c0 = rng.randint(h - kh + 1), rng.randint(w - kw + 1)
+        out[j] = X4[i, :, r0 : r0 + kh, c0 : c0 + kw]
+    out += 1e-3 * rng.standard_normal(out.shape) * (np.abs(out).max() + 1e-12)
+    return out
+
+
+def _rank1_factors(h):
+    """Leading singular pair ``(u, s v)`` of a ``(C, kh, kw)`` kernel."""
+    M = h.reshape(h.shape[0], -1).astype(np.float64)
+    U, s, Vt = np.linalg.svd(M, full_matrices=False)
+    sign = 1.0 if Vt[0][np.argmax(np.abs(Vt[0]))] >= 0 else -1.0
+    return sign * U[:, 0], sign * s[0] * Vt[0]
+
+
+def _smoothness(H, mu):
+    """``mu/2 sum ||diff h||^2`` along the spatial axes, and its gradient."""
+    value = 0.0
+    grad = np.zeros(H.shape)
+    for axis in (2, 3):
+        if H.shape[axis] < 2:
+            continue
+        d = np.diff(H.astype(np.float64), axis=axis)
+        value += 0.5 * mu * float(np.sum(d * d))
+        pad = [(0, 0)] * 4
+        pad[axis] = (1, 1)
+        dp = np.pad(d, pad)
+        grad += mu * -np.diff(dp, axis=axis)
+    return value, grad
+
+
+def _centring_shifts(h, fraction=0.98):
+    """Integer shifts along (rows, columns) that centre, in the window, the
+    shortest interval holding ``fraction`` of the kernel's energy (no shift
+    for a kernel that fills its window)."""
+    e = np.square(h.astype(np.float64)).sum(axis=0)  # (kh, kw)
+    total = e.sum()
+    shifts = []
+    for axis in (0, 1):
+        prof = e.sum(axis=1 - axis)
+        n = prof.size
+        if total <= 0 or n == 1:
+            shifts.append(0)
+            continue
+        cum = np.concatenate([[0.0], np.cumsum(prof)])
+        best = (n, 0, n - 1)
+        for lo in range(n):  # shortest [lo, hi] with enough energy
+            hi = int(np.searchsorted(cum, cum[lo] + fraction * total)) - 1
+            if hi < n and hi - lo < best[0]:
+                best = (hi - lo, lo, hi)
+        _, lo, hi = best
+        shifts.append(int(np.fix((lo + hi - (n - 1)) / 2)))
+    return tuple(shifts)
+
+
+def _shift(h, shifts):
+    """Move the kernel content by ``-shifts`` (zero fill)."""
+    out = np.zeros_like(h)
+    sr, sc = shifts
+    kh, kw = h.shape[1:]
+    src_r = slice(max(sr, 0), kh + min(sr, 0))
+    dst_r = slice(max(-sr, 0), kh + min(-sr, 0))
+    src_c = slice(max(sc, 0), kw + min(sc, 0))
+    dst_c = slice(max(-sc, 0), kw + min(-sc, 0))
+    out[:, dst_r, dst_c] = h[:, src_r, src_c]
+    return out
+
+
+def _non_maximum_suppression(codes, radius):
+    """Keep entries that are the largest magnitude within ``radius`` of
+    their kernel's map (ties keep the first)."""
+    from scipy.ndimage import maximum_filter
+
+    mag = np.abs(codes)
+    size = (1, 1) + (2 * radius + 1,) * (codes.ndim - 2)
+    peak = maximum_filter(mag, size=size, mode="constant")
+    return np.where((mag == peak) & (mag > 0), codes, 0.0)

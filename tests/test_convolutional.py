@@ -1,0 +1,443 @@
+"""ConvolutionalDL: convolution kernels, gradients, chunking, DUNL options."""
+
+import pickle
+
+import numpy as np
+import pytest
+from scipy import signal
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+
+from skunroll import ConvolutionalDL
+from skunroll._conv_autoencoder import (
+    ConvNetwork,
+    encode,
+    forward_backward,
+    operator_norm2,
+    reconstruct,
+)
+from skunroll._kernels import _conv
+from skunroll.datasets import make_convolutional_data, make_spike_recording
+from skunroll.metrics import atom_recovery_errors
+
+RNG = np.random.default_rng(0)
+
+
+def _sparse(shape, density, rng):
+    return rng.standard_normal(shape) * (rng.random(shape) < density)
+
+
+# --------------------------------------------------------- convolution kernels
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_synthesis_and_analysis_match_numpy_and_scipy(dtype):
+    rng = np.random.default_rng(1)
+    H = rng.standard_normal((3, 2, 1, 7)).astype(dtype)
+    z = _sparse((3, 1, 50), 0.3, rng).astype(dtype)
+    out = np.empty((2, 1, 56), dtype=dtype)
+    _conv.synthesis(z, H, out)
+    for c in range(2):
+        ref = sum(np.convolve(z[k, 0], H[k, c, 0]) for k in range(3))
+        np.testing.assert_allclose(out[c, 0], ref, rtol=1e-5, atol=1e-5)
+    r = rng.standard_normal((2, 1, 56)).astype(dtype)
+    a = np.empty((3, 1, 50), dtype=dtype)
+    _conv.analysis(r, H, a)
+    for k in range(3):
+        ref = sum(np.correlate(r[c, 0], H[k, c, 0], mode="valid") for c in range(2))
+        np.testing.assert_allclose(a[k, 0], ref, rtol=1e-5, atol=1e-5)
+
+
+def test_2d_operators_match_scipy_signal_and_are_adjoint():
+    rng = np.random.default_rng(2)
+    H = rng.standard_normal((2, 3, 4, 5))
+    z = _sparse((2, 9, 11), 0.4, rng)
+    out = np.empty((3, 12, 15))
+    _conv.synthesis(z, H, out)
+    for c in range(3):
+        ref = sum(signal.convolve2d(z[k], H[k, c]) for k in range(2))
+        np.testing.assert_allclose(out[c], ref, atol=1e-12)
+    r = rng.standard_normal(out.shape)
+    a = np.empty(z.shape)
+    _conv.analysis(r, H, a)
+    ref = sum(signal.correlate2d(r[c], H[1, c], mode="valid") for c in range(3))
+    np.testing.assert_allclose(a[1], ref, atol=1e-12)
+    assert np.vdot(out, r) == pytest.approx(np.vdot(z, a))
+
+
+def test_gram_operator_equals_analysis_of_synthesis():
+    rng = np.random.default_rng(3)
+    H = rng.standard_normal((3, 2, 3, 4))
+    z = _sparse((3, 8, 12), 0.3, rng)
+    e = np.empty((2, 10, 15))
+    _conv.synthesis(z, H, e)
+    ref = np.empty_like(z)
+    _conv.analysis(e, H, ref)
+    got = np.zeros_like(z)
+    _conv._gram_apply_sparse(_conv.kernel_gram(H), z, got)
+    np.testing.assert_allclose(got, ref, atol=1e-12)
+
+
+def test_operator_norm_bounds_the_power_iteration():
+    rng = np.random.default_rng(4)
+    H = rng.standard_normal((3, 2, 1, 9))
+    z = rng.standard_normal((3, 1, 2000))
+    e = np.empty((2, 1, 2008))
+    for _ in range(200):
+        _conv.synthesis(z, H, e)
+        _conv.analysis(e, H, z)
+        z /= np.linalg.norm(z)
+    _conv.synthesis(z, H, e)
+    power = np.linalg.norm(e) ** 2
+    bound = operator_norm2(H)
+    assert power <= bound <= 1.05 * power
+
+
+# --------------------------------------------------------- gradients
+
+
+def _net(mode_sign=(0, 1), likelihood="gaussian", accelerated=True, n_unroll=6):
+    return ConvNetwork(n_unroll, accelerated, np.array([0.1, 0.2]),
+                       np.array(mode_sign), likelihood)  # fmt: skip
+
+
+def _loss(X, H, net, step, mode, masks=None, init=None):
+    if mode == "dec":  # the loss at the codes of H0, which stay fixed
+        return None
+    res = forward_backward(X, H, net, step, mode, masks=masks, init=init)
+    return res.data_loss + (res.penalty if mode == "ae-lasso" else 0.0)
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "poisson", "binomial"])
+@pytest.mark.parametrize("mode", ["dec", "ae-ls", "ae-lasso"])
+@pytest.mark.parametrize("accelerated", [False, True])
+@pytest.mark.parametrize("two_d", [False, True])
+def test_gradients_match_finite_differences(likelihood, mode, accelerated, two_d):
+    rng = np.random.default_rng(5)
+    kshape = (2, 3) if two_d else (1, 4)
+    H = rng.standard_normal((2, 2, *kshape))
+    H /= np.sqrt((H**2).sum(axis=(1, 2, 3), keepdims=True))
+    shape = (2, 2, 6, 9) if two_d else (2, 2, 1, 25)
+    X = rng.standard_normal(shape)
+    if likelihood != "gaussian":
+        X = rng.binomial(1, 0.3, shape).astype(float)
+    net = _net(likelihood=likelihood, accelerated=accelerated)
+    masks = [rng.random((2, shape[2] - kshape[0] + 1, shape[3] - kshape[1] + 1)) < 0.7
+             for _ in range(2)]  # fmt: skip
+    init = None if mode == "dec" else [0.3 * _sparse(m.shape, 0.5, rng) for m in masks]
+    step = 0.5 / operator_norm2(H)
+    res = forward_backward(X, H, net, step, mode, masks=masks, init=init)
+    if mode == "dec":
+        Z = np.array(res.codes)
+        lik = {"gaussian": 0, "poisson": 1, "binomial": 2}[likelihood]
+
+        def loss(H2):
+            eta = reconstruct(Z, H2)
+            return sum(
+                _conv.nll(x, e, lik, 1.0)
+                for x, e in zip(X.ravel(), eta.ravel(), strict=True)
+            )
+
+    else:
+
+        def loss(H2):
+            return _loss(X, H2, net, step, mode, masks, init)
+
+    fd = np.zeros_like(H)
+    eps = 1e-6
+    for idx in np.ndindex(H.shape):
+        Hp, Hm = H.copy(), H.copy()
+        Hp[idx] += eps
+        Hm[idx] -= eps
+        fd[idx] = (loss(Hp) - loss(Hm)) / (2 * eps)
+    assert np.linalg.norm(res.grad - fd) <= 1e-6 * np.linalg.norm(fd)
+
+
+@pytest.mark.parametrize("accelerated", [False, True])
+def test_gram_form_encoder_equals_the_explicit_encoder(accelerated):
+    rng = np.random.default_rng(6)
+    H = rng.standard_normal((3, 2, 2, 5))
+    X = rng.standard_normal((2, 2, 9, 60))
+    net = ConvNetwork(15, accelerated, np.array([0.1, 0.2, 0.3]), np.array([0, 1, -1]))
+    step = 1 / operator_norm2(H)
+    for init in (None, [0.5 * _sparse((3, 8, 56), 0.2, rng) for _ in range(2)]):
+        gram = forward_backward(X, H, net, step, "forward", init=init)
+        explicit = forward_backward(X, H, net, step, "ae-ls", init=init)
+        np.testing.assert_allclose(np.array(gram.codes), np.array(explicit.codes),
+                                   atol=1e-12)  # fmt: skip
+        assert gram.data_loss == pytest.approx(explicit.data_loss, rel=1e-12)
+        assert gram.penalty == pytest.approx(explicit.penalty, rel=1e-12)
+
+
+# --------------------------------------------------------- chunked encoding
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "poisson"])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_chunked_encoding_equals_whole_signal_encoding(likelihood, n_jobs):
+    rng = np.random.default_rng(7)
+    H = rng.standard_normal((2, 2, 1, 8))
+    X = rng.standard_normal((2, 2, 1, 3000))
+    if likelihood == "poisson":
+        X = rng.poisson(0.5, X.shape).astype(float)
+    net = ConvNetwork(10, True, np.array([0.2, 0.3]), np.array([0, 1]), likelihood)
+    step = 0.5 / operator_norm2(H)
+    whole = encode(X, H, net, step, chunk_positions=10**6)
+    chunked = encode(X, H, net, step, n_jobs=n_jobs, chunk_positions=97)
+    np.testing.assert_array_equal(chunked, whole)
+    assert np.count_nonzero(whole) > 100
+
+
+# --------------------------------------------------------- data sets
+
+
+def test_make_spike_recording_is_the_sum_of_its_events():
+    X, kernels, events = make_spike_recording(2, 3000, n_channels=3, noise=0.0,
+                                              random_state=0)  # fmt: skip
+    assert X.shape == (2, 3, 3000) and kernels.shape == (3, 3, 45)
+    np.testing.assert_allclose(np.linalg.norm(kernels.reshape(3, -1), axis=1), 1.0)
+    rebuilt = np.zeros_like(X)
+    for ev in events:
+        p = ev["position"]
+        rebuilt[ev["sample"], :, p : p + 45] += ev["amplitude"] * kernels[ev["kernel"]]
+    np.testing.assert_allclose(rebuilt, X, atol=1e-12)
+    rate = len(events) / (2 * 3 * 0.3)  # spikes per neuron per second
+    assert 15 < rate < 45
+    assert np.all((events["amplitude"] >= 1.0) & (events["amplitude"] <= 2.0))
+
+
+def test_make_convolutional_data_shapes_and_model():
+    X, H, Z = make_convolutional_data(3, (20, 24), kernel_size=(5, 4), n_channels=2,
+                                      noise=0.0, random_state=0)  # fmt: skip
+    assert X.shape == (3, 2, 20, 24) and H.shape == (3, 2, 5, 4)
+    assert Z.shape == (3, 3, 16, 21) and np.all(Z >= 0)
+    np.testing.assert_allclose(reconstruct(Z, H), X, atol=1e-12)
+    X1, H1, Z1 = make_convolutional_data(2, 100, kernel_size=7, positive=False,
+                                         random_state=0)  # fmt: skip
+    assert X1.shape == (2, 100) and H1.shape == (3, 1, 7) and Z1.shape == (2, 3, 94)
+    with pytest.raises(ValueError, match="must fit"):
+        make_convolutional_data(2, 5, kernel_size=7)
+
+
+# --------------------------------------------------------- estimator
+
+
+@pytest.fixture(scope="module")
+def spikes():
+    return make_spike_recording(10, 10000, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(spikes):
+    X, _, _ = spikes
+    return ConvolutionalDL(3, 45, alpha=0.6, random_state=0, n_jobs=2).fit(X)
+
+
+def test_recovers_planted_spike_waveforms(spikes, fitted):
+    _, kernels, _ = spikes
+    errors = atom_recovery_errors(
+        kernels.reshape(3, -1), fitted.kernels_.reshape(3, -1), shift_invariant=True
+    )
+    assert errors.max() < 0.1
+    assert fitted.kernels_.shape == (3, 1, 45)
+    np.testing.assert_allclose(
+        np.linalg.norm(fitted.kernels_.reshape(3, -1), axis=1), 1
+    )
+    assert fitted.objective_history_[-1] < fitted.objective_history_[0]
+
+
+def _event_f1(true, pred, kernels_true, kernels_est, tolerance=5):
+    """F1 of detected onsets, kernels matched up to their shift."""
+    lags, match = {}, {}
+    for k, h in enumerate(kernels_est.reshape(len(kernels_est), -1)):
+        corr = [
+            np.correlate(h, t, "full")
+            for t in kernels_true.reshape(len(kernels_true), -1)
+        ]
+        match[k] = int(np.argmax([np.abs(c).max() for c in corr]))
+        lags[k] = int(np.argmax(np.abs(corr[match[k]]))) - (kernels_true.shape[-1] - 1)
+    tp = 0
+    for s in np.unique(true["sample"]):
+        for k in match:
+            t = np.sort(
+                true["position"][(true["sample"] == s) & (true["kernel"] == match[k])]
+            )
+            sel = (pred["sample"] == s) & (pred["kernel"] == k)
+            p = np.sort(pred["position"][sel] + lags[k])
+            used = np.zeros(len(p), bool)
+            for x in t:
+                j = np.searchsorted(p, x - tolerance)
+                while j < len(p) and p[j] <= x + tolerance:
+                    if not used[j]:
+                        used[j] = True
+                        tp += 1
+                        break
+                    j += 1
+    return 2 * tp / (len(true) + len(pred))
+
+
+def test_detect_events_sorts_spikes(spikes, fitted):
+    X, kernels, events = spikes
+    detected = fitted.detect_events(X, threshold=0.2)
+    assert detected.dtype.names == events.dtype.names
+    assert _event_f1(events, detected, kernels, fitted.kernels_) > 0.9
+    assert np.all(np.abs(detected["amplitude"]) > 0.2)
+
+
+def test_code_maps_take_signals_of_any_length(spikes, fitted):
+    X, _, _ = spikes
+    maps = fitted.code_maps(X[:2, :5000])
+    assert maps.shape == (2, 3, 5000 - 44)
+    # a code depends on the signal within n_unroll * (kw - 1) positions only
+    whole = fitted.code_maps(X[:2])
+    np.testing.assert_allclose(maps[:, :, :3000], whole[:, :, :3000], atol=1e-12)
+    flat = fitted.transform(X[:2])
+    assert flat.shape == (2, 3 * (10000 - 44))
+    np.testing.assert_array_equal(flat.reshape(2, 3, -1), fitted.code_maps(X[:2]))
+    with pytest.raises(ValueError, match="features"):
+        fitted.transform(X[:2, :5000])
+
+
+def test_inverse_transform_and_score(spikes, fitted):
+    X, _, _ = spikes
+    codes = fitted.transform(X[:3])
+    rec = fitted.inverse_transform(codes)
+    assert rec.shape == (3, 10000)
+    residual = np.mean((rec - X[:3]) ** 2)
+    assert residual < 0.02  # the noise variance is 0.01
+    assert fitted.score(X[:3]) < 0
+    early = ConvolutionalDL(3, 45, alpha=0.6, max_iter=1, tol=0, random_state=0)
+    assert fitted.score(X[:3]) > early.fit(X).score(X[:3])
+
+
+def test_code_mask_and_code_sign_are_respected_exactly():
+    X, H, Z = make_convolutional_data(4, 400, kernel_size=16, positive=False,
+                                      density=0.02, random_state=1)  # fmt: skip
+    mask = np.random.default_rng(0).random(Z.shape) < 0.3
+    est = ConvolutionalDL(3, 16, alpha=0.05, code_sign=[1, -1, 0], max_iter=3, tol=0,
+                          random_state=0)  # fmt: skip
+    est.fit(X, code_mask=mask)
+    maps = est.code_maps(X, code_mask=mask)
+    assert np.all(maps[~mask] == 0)
+    assert np.all(maps[:, 0] >= 0) and np.all(maps[:, 1] <= 0)
+    assert (maps[:, 2] < 0).any() and (maps[:, 2] > 0).any()
+    assert np.count_nonzero(maps) > 50
+    events = est.detect_events(X, code_mask=mask, min_distance=0)
+    assert np.all(mask[events["sample"], events["kernel"], events["position"]])
+    with pytest.raises(ValueError, match="code_mask"):
+        est.fit(X, code_mask=mask[:, :2])
+    with pytest.raises(ValueError, match="code_sign"):
+        ConvolutionalDL(3, 16, code_sign=[1, 2, 0]).fit(X)
+
+
+def test_images_and_multichannel_rank1_kernels():
+    X, H, _ = make_convolutional_data(6, (24, 24), kernel_size=(5, 5), n_channels=2,
+                                      random_state=0)  # fmt: skip
+    est = ConvolutionalDL(3, (5, 5), alpha=0.1, max_iter=3, tol=0, random_state=0)
+    est.fit(X)
+    assert est.kernels_.shape == (3, 2, 5, 5)
+    assert est.code_maps(X).shape == (6, 3, 20, 20)
+    assert est.inverse_transform(est.transform(X)).shape == X.shape
+    X, kernels, _ = make_spike_recording(4, 4000, n_channels=4, random_state=0)
+    est = ConvolutionalDL(3, 45, alpha=0.6, rank1=True, max_iter=3, tol=0,
+                          random_state=0).fit(X)  # fmt: skip
+    for h in est.kernels_:
+        s = np.linalg.svd(h, compute_uv=False)
+        assert s[1] < 1e-8 * s[0]
+
+
+def test_positive_and_smooth_kernels():
+    X, _, _ = make_convolutional_data(4, 300, kernel_size=12, random_state=0)
+    pos = ConvolutionalDL(2, 12, positive_kernels=True, max_iter=3, tol=0,
+                          random_state=0).fit(X)  # fmt: skip
+    assert np.all(pos.kernels_ >= 0)
+    rough = ConvolutionalDL(2, 12, max_iter=5, tol=0, random_state=0).fit(X)
+    smooth = ConvolutionalDL(2, 12, kernel_smoothness=50.0, max_iter=5, tol=0,
+                             random_state=0).fit(X)  # fmt: skip
+
+    def roughness(H):
+        return np.sum(np.diff(H, axis=-1) ** 2)
+
+    assert roughness(smooth.kernels_) < roughness(rough.kernels_)
+
+
+def test_count_likelihoods_fit_spike_counts():
+    rng = np.random.default_rng(0)
+    X, H, Z = make_convolutional_data(6, 500, kernel_size=10, density=0.01,
+                                      noise=0.0, random_state=0)  # fmt: skip
+    counts = rng.poisson(np.exp(np.clip(X, None, 3) - 1.0)).astype(float)
+    for likelihood, extra in [("poisson", {}), ("binomial", {"n_trials": 30})]:
+        data = np.minimum(counts, extra.get("n_trials", np.inf))
+        est = ConvolutionalDL(3, 10, alpha=0.1, likelihood=likelihood, max_iter=3,
+                              tol=0, random_state=0, **extra).fit(data)  # fmt: skip
+        assert np.all(np.isfinite(est.kernels_))
+        assert np.all(est.inverse_transform(est.transform(data)) >= 0)
+    with pytest.raises(ValueError, match="counts"):
+        ConvolutionalDL(3, 10, likelihood="poisson").fit(X)
+
+
+def test_reproducible_picklable_clonable_float32(spikes):
+    X = spikes[0][:3, :3000]
+    params = dict(alpha=0.6, max_iter=3, tol=0, random_state=0)
+    a = ConvolutionalDL(3, 45, **params).fit(X)
+    b = ConvolutionalDL(3, 45, n_jobs=2, **params).fit(X)
+    np.testing.assert_array_equal(a.kernels_, b.kernels_)
+    c = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(c.transform(X), a.transform(X))
+    assert not hasattr(clone(a), "kernels_")
+    X32 = X.astype(np.float32)
+    f = ConvolutionalDL(3, 45, **params).fit(X32)
+    assert f.kernels_.dtype == np.float32 and f.transform(X32).dtype == np.float32
+    X_copy = X.copy()
+    ConvolutionalDL(3, 45, **params).fit(X)
+    np.testing.assert_array_equal(X, X_copy)
+
+
+def test_errors_name_the_argument():
+    X = np.random.default_rng(0).standard_normal((3, 50))
+    with pytest.raises(ValueError, match="kernel_size"):
+        ConvolutionalDL(2, 60).fit(X)
+    with pytest.raises(ValueError, match="kernel_size"):
+        ConvolutionalDL(2, (3, 3)).fit(X)
+    with pytest.raises(ValueError, match="alpha"):
+        ConvolutionalDL(2, 5, alpha=[0.1, 0.2, 0.3]).fit(X)
+    with pytest.raises(ValueError, match="kernel_init"):
+        ConvolutionalDL(2, 5, kernel_init=np.ones((2, 1, 4))).fit(X)
+    with pytest.raises(ValueError, match="min_distance"):
+        ConvolutionalDL(2, 5, max_iter=1, tol=0).fit(X).detect_events(
+            X, min_distance=-1
+        )
+
+
+def test_non_finite_steps_are_not_applied():
+    X = np.random.default_rng(0).standard_normal((3, 80)) * 1e200
+    est = ConvolutionalDL(2, 5, max_iter=2, tol=0)
+    with pytest.raises(FloatingPointError, match="Nothing was fitted"):
+        with pytest.warns(RuntimeWarning, match="non-finite"):
+            est.fit(X)
+    assert not hasattr(est, "kernels_")
+
+
+def test_verbose_callback_and_convergence_warning(capsys):
+    X, _, _ = make_convolutional_data(3, 200, kernel_size=8, random_state=0)
+    seen = []
+
+    def callback(est, info):
+        seen.append(info["n_steps"])
+        return info["n_steps"] >= 2
+
+    ConvolutionalDL(2, 8, verbose=1, callback=callback, random_state=0).fit(X)
+    assert seen == [1, 2]
+    assert "[ConvolutionalDL] epoch" in capsys.readouterr().out
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        ConvolutionalDL(2, 8, max_iter=1, tol=1e-12, align_kernels=False,
+                        random_state=0).fit(X)  # fmt: skip
+
+
+def test_partial_fit_continues_training(spikes):
+    X = spikes[0][:4, :3000]
+    est = ConvolutionalDL(3, 45, alpha=0.6, random_state=0)
+    est.partial_fit(X[:2])
+    first = est.kernels_.copy()
+    est.partial_fit(X[2:])
+    assert est.n_steps_ == 2 and not np.array_equal(first, est.kernels_)
