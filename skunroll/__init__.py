@@ -12,12 +12,14 @@ See the user guide in ``doc/`` and the examples in ``examples/``.
 from . import datasets, metrics, utils
 from ._convolutional import ConvolutionalDL
 from ._dict_learning import UnrolledDictionaryLearning
+from ._mixmate import MixMateClustering
 from ._sparse_coding import UnrolledSparseCoder, sparse_encode
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ConvolutionalDL",
+    "MixMateClustering",
     "UnrolledDictionaryLearning",
     "UnrolledSparseCoder",
     "datasets",

@@ -19,6 +19,7 @@ from .utils import single_threaded_blas
 
 #: rows per kernel call; fixed, so that sums do not depend on n_jobs
 CHUNK_ROWS = 128
+_NO_WEIGHTS = np.empty(0, dtype=np.float64)
 
 MODES = {
     "forward": _k.FORWARD,
@@ -61,19 +62,33 @@ class Result:
     codes: np.ndarray
 
 
-def forward_backward(X, D, net, step, mode="ae-ls", n_jobs=None, form="auto"):
+def forward_backward(
+    X, D, net, step, mode="ae-ls", n_jobs=None, form="auto", weights=None, mask=None
+):
     """Codes, summed loss and summed ``D``-gradient of the unrolled network.
 
     ``mode`` is "forward" (codes and losses only), "dec", "ae-ls" or
-    "ae-lasso". ``form`` is "auto" (Gram form for the Gaussian likelihood),
-    "gram" or "explicit" (the general kernel).
+    "ae-lasso". ``form`` is "auto" (Gram form for the Gaussian likelihood
+    without a mask), "gram" or "explicit" (the general kernel). ``weights``
+    (n_samples,) weights the loss of every sample, and so its gradient;
+    ``mask`` (n_samples, n_features, 1 where observed, 0 where not) removes
+    entries from the encoder's residual and the loss (general kernel only).
     """
     n = X.shape[0]
     k = D.shape[0]
     codes = np.zeros((n, k), dtype=X.dtype)
-    gram_form = form == "gram" or (form == "auto" and net.likelihood == "gaussian")
+    gram_form = form == "gram" or (
+        form == "auto" and net.likelihood == "gaussian" and mask is None
+    )
     if gram_form and net.likelihood != "gaussian":
         raise ValueError("the Gram form needs the Gaussian likelihood")
+    if gram_form and mask is not None:
+        raise ValueError("the Gram form has no mask; use form='explicit'")
+    plain = weights is None and mask is None
+    if weights is not None:
+        weights = np.ascontiguousarray(weights, dtype=np.float64)
+    if mask is not None:
+        mask = np.ascontiguousarray(mask, dtype=X.dtype)
     betas, prior, p1, p2, groups = net.kernel_args(step)
     code = MODES[mode]
     n_chunks = -(-n // CHUNK_ROWS)
@@ -87,19 +102,31 @@ def forward_backward(X, D, net, step, mode="ae-ls", n_jobs=None, form="auto"):
             shape = (net.n_unroll, X_c.shape[0], k) if code >= _k.AE_LS else (0, 0, 0)
             Ys = np.empty(shape, dtype=D.dtype)
             Vs = np.empty(shape, dtype=D.dtype)
-            _k.unrolled_gram_chunk(
+            args = (
                 X_c, X_c @ D.T, D, gram, step, betas, prior, p1, p2, groups,
                 net.alpha, net.negative_alpha, code, codes[sl], grad, Ys, Vs, losses,
             )  # fmt: skip
+            if plain:
+                _k.unrolled_gram_chunk(*args)
+            else:
+                _k.unrolled_gram_weighted_chunk(*args, weights[sl])
             if code >= _k.AE_LS:
                 S = Vs.reshape(-1, k).T @ Ys.reshape(-1, k)
                 grad -= step * ((S + S.T) @ D)
         else:
-            _k.unrolled_chunk(
+            args = (
                 X[sl], D, step, betas, prior, p1, p2, groups,
                 LIKELIHOODS[net.likelihood], net.n_trials, net.alpha,
                 net.negative_alpha, code, codes[sl], grad, losses,
             )  # fmt: skip
+            if plain:
+                _k.unrolled_chunk(*args)
+            else:
+                _k.unrolled_weighted_chunk(
+                    *args,
+                    weights[sl] if weights is not None else _NO_WEIGHTS,
+                    mask[sl] if mask is not None else np.empty((0, 0), X.dtype),
+                )
         return losses, grad
 
     n_threads = min(effective_n_jobs(n_jobs), n_chunks)

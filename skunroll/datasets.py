@@ -9,6 +9,8 @@ n_features)``, and data are generated as ``X = codes @ dictionary + noise``.
   from a given dictionary.
 * :func:`make_spike_recording` and :func:`make_convolutional_data` simulate
   convolutional problems (defined in ``_conv_datasets.py``).
+* :func:`make_dictionary_mixture` draws clusters, each sparsely coded on a
+  dictionary of its own (the union-of-dictionaries model of MixMate).
 """
 
 import warnings
@@ -25,6 +27,7 @@ from .metrics import _check_array_nd, _random_supports
 __all__ = [
     "make_convolutional_data",
     "make_dictionary",
+    "make_dictionary_mixture",
     "make_sparse_coded_data",
     "make_spike_recording",
 ]
@@ -487,3 +490,123 @@ def make_sparse_coded_data(
     std = _noise_std(signal, noise, snr_db)
     X = signal + std * rng.standard_normal(signal.shape) if std > 0 else signal
     return X, dictionary, codes
+
+
+@validate_params(
+    {
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_features": [Interval(Integral, 1, None, closed="left")],
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_nonzero_coefs": [Interval(Integral, 1, None, closed="left")],
+        "code_distribution": [
+            StrOptions({"gaussian", "uniform", "bernoulli_gaussian"})
+        ],
+        "code_range": ["array-like"],
+        "noise": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_dictionary_mixture(
+    n_samples,
+    n_features,
+    *,
+    n_clusters=3,
+    n_components=8,
+    n_nonzero_coefs=3,
+    code_distribution="uniform",
+    code_range=(1.0, 2.0),
+    noise=0.0,
+    random_state=None,
+):
+    r"""Generate clusters, each sparsely coded on a dictionary of its own.
+
+    Sample ``i`` of cluster ``y[i] = k`` is ``codes[i] @ dictionaries[k] +
+    noise``: the union-of-dictionaries model of Mixture Model Auto-Encoders
+    [1]_. The codes have random signs, so every cluster has mean zero: the
+    clusters share their mean and differ only in the low-dimensional unions
+    of subspaces their dictionaries span, which centroid-based clustering
+    (k-means) cannot separate; a full-covariance Gaussian mixture can, with
+    a covariance matrix per cluster.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of samples; the clusters are balanced (sizes differ by at most
+        one) and the samples shuffled.
+    n_features : int
+        Dimension ``m`` of each sample.
+    n_clusters : int, default=3
+        Number of clusters (dictionaries).
+    n_components : int, default=8
+        Atoms per dictionary.
+    n_nonzero_coefs : int, default=3
+        Non-zero coefficients per sample (see ``code_distribution``); at most
+        ``n_components``.
+    code_distribution : {"uniform", "gaussian", "bernoulli_gaussian"}, \
+            default="uniform"
+        Distribution of the codes, as in :func:`make_sparse_coded_data`; all
+        three are symmetric about zero.
+    code_range : tuple of float (low, high), default=(1.0, 2.0)
+        Range of the magnitudes for ``"uniform"``.
+    noise : float, default=0.0
+        Standard deviation of the additive white Gaussian noise.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the dictionaries, the codes, the labels and the noise.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        The samples, float64.
+    y : ndarray of shape (n_samples,)
+        The cluster of every sample (int64).
+    dictionaries : ndarray of shape (n_clusters, n_components, n_features)
+        The Gaussian unit-norm dictionaries (atoms as rows), one per cluster.
+    codes : ndarray of shape (n_samples, n_components)
+        The sparse code of every sample on its own cluster's dictionary.
+
+    Raises
+    ------
+    ValueError
+        If ``n_nonzero_coefs`` exceeds ``n_components`` or ``code_range`` is
+        not a valid pair.
+
+    See Also
+    --------
+    make_sparse_coded_data : Samples from a single dictionary.
+    skunroll.MixMateClustering : Clustering by a mixture of sparse
+        auto-encoders.
+
+    References
+    ----------
+    .. [1] Lin, Song & Ba, "Mixture model auto-encoders: deep clustering
+       through dictionary learning", ICASSP 2022.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skunroll.datasets import make_dictionary_mixture
+    >>> X, y, dictionaries, codes = make_dictionary_mixture(
+    ...     300, 20, n_clusters=3, n_components=6, random_state=0)
+    >>> X.shape, dictionaries.shape, np.bincount(y).tolist()
+    ((300, 20), (3, 6, 20), [100, 100, 100])
+    """
+    if n_nonzero_coefs > n_components:
+        raise ValueError(
+            f"n_nonzero_coefs={n_nonzero_coefs} is larger than the number of "
+            f"atoms per dictionary n_components={n_components}."
+        )
+    code_range = _check_code_range(code_range)
+    rng = check_random_state(random_state)
+    dictionaries = np.stack(
+        [_gaussian_dictionary(n_components, n_features, rng) for _ in range(n_clusters)]
+    )
+    y = rng.permutation(np.arange(n_samples) % n_clusters).astype(np.int64)
+    codes = _sparse_codes(
+        rng, n_samples, n_components, n_nonzero_coefs, code_distribution, code_range
+    )
+    X = np.einsum("ij,ijf->if", codes, dictionaries[y])
+    if noise > 0:
+        X += noise * rng.standard_normal(X.shape)
+    return X, y, dictionaries, codes

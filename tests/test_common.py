@@ -8,8 +8,8 @@ its own ``SparseCoder``. No check is left unexercised.
 
 ``UnrolledDictionaryLearning`` passes every check with no expected failure, in
 several configurations (priors, likelihood-free options, optimisers, exact
-transform). So does ``ConvolutionalDL``, which reads 2-D input as one-channel
-signals.
+transform). So do ``ConvolutionalDL``, which reads 2-D input as one-channel
+signals, and ``MixMateClustering``.
 """
 
 import numpy as np
@@ -17,7 +17,12 @@ import pytest
 from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skunroll import ConvolutionalDL, UnrolledDictionaryLearning, UnrolledSparseCoder
+from skunroll import (
+    ConvolutionalDL,
+    MixMateClustering,
+    UnrolledDictionaryLearning,
+    UnrolledSparseCoder,
+)
 
 # check name -> number of features of the X that the check generates
 FIXED_DICTIONARY_CHECKS = {
@@ -78,6 +83,19 @@ def _cdl(**params):
     return ConvolutionalDL(**{**base, **params})
 
 
+MIXMATE_PARAMS = [
+    {},
+    {"assign": "hard", "init": "spectral", "n_components": 2},
+    {"init": "ssc-omp", "temperature": 1.0},
+    {"missing": "mask", "batch_size": 8},
+]
+
+
+def _mixmate(**params):
+    base = {"n_components": 1, "max_iter": 3, "n_unroll": 5, "tol": 0}
+    return MixMateClustering(**{**base, "random_state": 0, **params})
+
+
 def _dl(**params):
     base = {"max_iter": 2, "n_unroll": 5, "tol": 0, "random_state": 0}
     return UnrolledDictionaryLearning(**{**base, **params})
@@ -97,7 +115,8 @@ def _expected_failed_checks(estimator):
 @parametrize_with_checks(
     [_coder(**params) for params in CODER_PARAMS]
     + [_dl(**params) for params in DL_PARAMS]
-    + [_cdl(**params) for params in CDL_PARAMS],
+    + [_cdl(**params) for params in CDL_PARAMS]
+    + [_mixmate(**params) for params in MIXMATE_PARAMS],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):

@@ -30,6 +30,13 @@ Gaussian special case in Gram form (``G = D D^T``): the residual step becomes
 per step instead of ``n_components * n_features``; its ``D``-gradient is
 ``a (sum_t v_t)^T x - a (S + S^T) D`` with ``S = sum_t v_t^T y_t``.
 
+``unrolled_weighted_chunk`` and ``unrolled_gram_weighted_chunk`` weight the
+loss of every row (the backward pass is linear in the upstream adjoint, so a
+weight scales the adjoints of ``z_T`` and of the reconstruction); the former
+also masks unobserved entries out of the encoder's residual and the loss, as
+in the missing-data experiments of Lin, Song & Ba, "Mixture model
+auto-encoders: deep clustering through dictionary learning", ICASSP 2022.
+
 References
 ----------
 Tolooshams & Ba, "Stable and interpretable unrolled dictionary learning",
@@ -280,6 +287,29 @@ def unrolled_chunk(
     n_features). ``losses[0] += sum of the data loss``, ``losses[1] += sum of
     the penalty h(z_T)``. ``betas`` is the momentum of each step.
     """
+    unrolled_weighted_chunk(
+        X, D, step, betas, prior, p1, p2, groups, likelihood, n_trials,
+        alpha, negative_alpha, mode, Z, grad, losses,
+        np.empty(0, dtype=np.float64), np.empty((0, 0), dtype=X.dtype),
+    )  # fmt: skip
+
+
+@njit(nogil=True, cache=True)
+def unrolled_weighted_chunk(
+    X, D, step, betas, prior, p1, p2, groups, likelihood, n_trials,
+    alpha, negative_alpha, mode, Z, grad, losses, weights, mask,
+):  # fmt: skip
+    """``unrolled_chunk`` with per-row weights and a mask of observed entries.
+
+    The loss of row ``i`` is ``weights[i] * (sum_f mask[i, f] l(x_if, eta_if)
+    + h(z_T))``, and the encoder's residual is ``mask * (x - f(y_t D))``: the
+    unobserved entries take no part in the codes, the loss or the gradient.
+    ``weights`` of length 0 means all ones, ``mask`` of shape (0, 0) means
+    every entry observed. The backward pass is linear in the upstream adjoint,
+    so a weight scales the adjoints of ``z_T`` and ``eta_T``.
+    """
+    weighted = weights.shape[0] > 0
+    masked = mask.shape[0] > 0
     n_unroll = betas.shape[0]
     k, m = D.shape
     dt = X.dtype
@@ -307,6 +337,9 @@ def unrolled_chunk(
             _sparse_times(y, idx, count, D, Es[t])
             for f in range(m):
                 r[f] = x[f] - inverse_link(Es[t, f], likelihood, n_trials)
+            if masked:
+                for f in range(m):
+                    r[f] *= mask[i, f]
             _times_transpose(r, D, gk)
             for j in range(k):
                 Us[t, j] = y[j] + step * gk[j]
@@ -317,18 +350,26 @@ def unrolled_chunk(
         _sparse_times(z, idx, count, D, w)  # w = eta_T
         data_loss = 0.0
         for f in range(m):
-            data_loss += nll(x[f], w[f], likelihood, n_trials)
+            data_loss += nll(x[f], w[f], likelihood, n_trials) * (
+                mask[i, f] if masked else 1.0
+            )
             r[f] = inverse_link(w[f], likelihood, n_trials) - x[f]  # dl/deta
-        losses[0] += data_loss
-        losses[1] += penalty_row(z, prior, alpha, negative_alpha, groups)
+            if masked:
+                r[f] *= mask[i, f]
+        wi = weights[i] if weighted else 1.0
+        losses[0] += wi * data_loss
+        losses[1] += wi * penalty_row(z, prior, alpha, negative_alpha, groups)
         if mode == FORWARD:
             continue
-        _add_outer(1.0, z, idx, count, r, grad)  # decoder (direct) gradient
+        _add_outer(wi, z, idx, count, r, grad)  # decoder (direct) gradient
         if mode == DEC:
             continue
         _times_transpose(r, D, g_next)  # dL/dz_T
         if mode == AE_LASSO:
             add_penalty_gradient(z, prior, alpha, negative_alpha, groups, g_next)
+        if weighted:
+            for j in range(k):
+                g_next[j] *= wi
         g_cur[:] = 0.0
         for t in range(n_unroll - 1, -1, -1):
             prox_row(Us[t], prior, p1, p2, groups, gk)  # z_{t+1} = P(u_t)
@@ -338,6 +379,10 @@ def unrolled_chunk(
             for f in range(m):
                 r[f] = x[f] - inverse_link(Es[t, f], likelihood, n_trials)
                 w[f] *= inverse_link_derivative(Es[t, f], likelihood, n_trials)
+            if masked:
+                for f in range(m):
+                    r[f] *= mask[i, f]
+                    w[f] *= mask[i, f]
             _add_outer(step, v, idx, count, r, grad)
             y = Ys[t]
             count = _nonzeros(y, idx)
@@ -373,6 +418,22 @@ def unrolled_gram_chunk(
     the decoder term and ``a (sum_t v_t)^T x`` to ``grad`` and the caller
     finishes with ``grad -= a (S + S^T) D``, ``S = sum_t v_t^T y_t``.
     """
+    unrolled_gram_weighted_chunk(
+        X, B, D, gram, step, betas, prior, p1, p2, groups, alpha,
+        negative_alpha, mode, Z, grad, Ys, Vs, losses,
+        np.empty(0, dtype=np.float64),
+    )  # fmt: skip
+
+
+@njit(nogil=True, cache=True)
+def unrolled_gram_weighted_chunk(
+    X, B, D, gram, step, betas, prior, p1, p2, groups, alpha, negative_alpha,
+    mode, Z, grad, Ys, Vs, losses, weights,
+):  # fmt: skip
+    """``unrolled_gram_chunk`` with the loss of row ``i`` weighted by
+    ``weights[i]`` (all ones if ``weights`` has length 0): the adjoints of
+    ``z_T`` and of the reconstruction are scaled row by row."""
+    weighted = weights.shape[0] > 0
     n_unroll = betas.shape[0]
     n, k = B.shape
     dt = X.dtype
@@ -405,8 +466,12 @@ def unrolled_gram_chunk(
         for f in range(R.shape[1]):
             R[i, f] -= X[i, f]
             data_loss += 0.5 * R[i, f] * R[i, f]
-        losses[0] += data_loss
-        losses[1] += penalty_row(Z[i], prior, alpha, negative_alpha, groups)
+        wi = weights[i] if weighted else 1.0
+        losses[0] += wi * data_loss
+        losses[1] += wi * penalty_row(Z[i], prior, alpha, negative_alpha, groups)
+        if weighted:
+            for f in range(R.shape[1]):
+                R[i, f] *= wi
     if mode == FORWARD:
         return
     grad += np.dot(Z.T, R)
@@ -416,6 +481,10 @@ def unrolled_gram_chunk(
     if mode == AE_LASSO:
         for i in range(n):
             add_penalty_gradient(Z[i], prior, alpha, negative_alpha, groups, g_next[i])
+    if weighted:
+        for i in range(n):
+            for j in range(k):
+                g_next[i, j] *= weights[i]
     g_cur = np.zeros((n, k), dtype=dt)
     vsum = np.zeros((n, k), dtype=dt)
     for t in range(n_unroll - 1, -1, -1):

@@ -1,0 +1,418 @@
+"""MixMateClustering: planted unions of dictionaries, gradients, masks, API.
+
+The planted problem is ``make_dictionary_mixture``: every cluster has mean
+zero, so k-means cannot separate the clusters while the mixture of sparse
+auto-encoders does. Gradients (the per-sample weighted kernels and the full
+soft objective through the softmax) are compared with central differences;
+the masked energies with the encoder run on the observed features alone.
+"""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import adjusted_rand_score
+
+from skunroll._autoencoder import Network, forward_backward
+from skunroll._mixmate import (
+    MixMateClustering,
+    _omp_block,
+    _soft_weights,
+    ssc_omp,
+)
+from skunroll._priors import resolve_groups
+from skunroll.datasets import make_dictionary_mixture
+
+
+@pytest.fixture(scope="module")
+def planted():
+    X, y, D, _ = make_dictionary_mixture(
+        1200, 20, n_clusters=3, n_components=4, n_nonzero_coefs=2, noise=0.01,
+        random_state=0,
+    )  # fmt: skip
+    return X, y, D
+
+
+def _mm(**params):
+    base = {"n_clusters": 3, "n_components": 4, "max_iter": 30, "random_state": 0}
+    base["init"] = "spectral"  # k-means starts here are random (see below)
+    return MixMateClustering(**{**base, **params})
+
+
+def _finite_differences(fun, D, h=1e-6):
+    grad = np.zeros_like(D)
+    for idx in np.ndindex(D.shape):
+        E = np.zeros_like(D)
+        E[idx] = h
+        grad[idx] = (fun(D + E) - fun(D - E)) / (2 * h)
+    return grad
+
+
+# --------------------------------------------------------------- the data
+
+
+def test_make_dictionary_mixture_shares_the_mean_of_its_clusters():
+    X, y, D, codes = make_dictionary_mixture(
+        3001, 10, n_clusters=3, n_components=5, n_nonzero_coefs=2, random_state=1
+    )
+    assert X.shape == (3001, 10) and D.shape == (3, 5, 10) and y.dtype == np.int64
+    assert np.bincount(y).tolist() == [1001, 1000, 1000]
+    np.testing.assert_allclose(np.linalg.norm(D, axis=2), 1.0)
+    np.testing.assert_array_equal(np.count_nonzero(codes, axis=1), 2)
+    np.testing.assert_allclose(X, np.einsum("ij,ijf->if", codes, D[y]))
+    scale = np.abs(X).mean()
+    for k in range(3):
+        assert np.abs(X[y == k].mean(axis=0)).max() < 0.2 * scale
+    again = make_dictionary_mixture(
+        3001, 10, n_clusters=3, n_components=5, n_nonzero_coefs=2, random_state=1
+    )
+    np.testing.assert_array_equal(again[0], X)
+    with pytest.raises(ValueError, match="n_nonzero_coefs=6"):
+        make_dictionary_mixture(10, 4, n_components=5, n_nonzero_coefs=6)
+
+
+# ------------------------------------------------------------- clustering
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"assign": "hard"}, {"init": "ssc-omp"}],
+    ids=["soft-spectral", "hard-spectral", "soft-ssc-omp"],
+)
+def test_separates_a_union_of_dictionaries_that_kmeans_cannot(planted, params):
+    X, y, _ = planted
+    kmeans = KMeans(3, n_init=10, random_state=0).fit_predict(X)
+    assert adjusted_rand_score(y, kmeans) < 0.5
+    mm = _mm(**params).fit(X)
+    assert adjusted_rand_score(y, mm.labels_) >= 0.95
+    np.testing.assert_array_equal(mm.predict(X), mm.labels_)
+    assert np.all(np.isfinite(mm.components_))
+    np.testing.assert_allclose(np.linalg.norm(mm.components_, axis=2), 1.0)
+
+
+def test_ssc_omp_codes_each_sample_by_omp_on_the_others():
+    """The batched self-expressive OMP of ``init="ssc-omp"`` against
+    scikit-learn's ``orthogonal_mp`` with the sample's own column removed."""
+    from sklearn.linear_model import orthogonal_mp
+
+    X = np.random.default_rng(0).standard_normal((40, 12))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    block = np.arange(5, 15)
+    support, coef = _omp_block(X, block, 4, tol=-1.0)
+    for row, i in enumerate(block):
+        others = np.delete(np.arange(40), i)
+        expected = orthogonal_mp(X[others].T, X[i], n_nonzero_coefs=4)
+        dense = np.zeros(40)
+        dense[support[row]] = coef[row]
+        np.testing.assert_allclose(np.delete(dense, i), expected, atol=1e-8)
+        assert dense[i] == 0.0
+
+
+def test_ssc_omp_separates_independent_subspaces():
+    X, y, _, _ = make_dictionary_mixture(
+        450, 20, n_clusters=3, n_components=3, n_nonzero_coefs=3,
+        code_distribution="gaussian", noise=0.01, random_state=0,
+    )  # fmt: skip
+    labels = ssc_omp(X, 3, n_nonzero=2, random_state=0)
+    assert adjusted_rand_score(y, labels) >= 0.9
+
+
+@pytest.mark.parametrize("assign", ["soft", "hard"])
+def test_training_decreases_the_objective(planted, assign):
+    X, _, _ = planted
+    # a k-means start is poor here: every variant must improve on it
+    mm = _mm(assign=assign, init="kmeans", tol=0, max_iter=15).fit(X)
+    history = mm.objective_history_
+    assert history.shape == (15,) and mm.n_iter_ == 15
+    assert history[-1] < 0.7 * history[0]
+    # nearly monotone: no epoch much worse than the one before
+    assert np.all(np.diff(history) < 0.02 * history[0])
+    # the objective it reports is the one it computes on the final model
+    energies = mm.transform(X)
+    if assign == "hard":
+        assert -mm.score(X) == pytest.approx(energies.min(axis=1).mean())
+    assert -mm.score(X) < history[0]
+
+
+def test_transform_predict_proba_and_score_agree(planted):
+    X, _, _ = planted
+    mm = _mm(max_iter=5, tol=0).fit(X)
+    energies = mm.transform(X[:50])
+    assert energies.shape == (50, 3) and np.all(energies >= 0)
+    proba = mm.predict_proba(X[:50])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(proba.argmax(axis=1), mm.predict(X[:50]))
+    assert mm.score(X[:50]) == pytest.approx(-energies.min(axis=1).mean())
+    assert mm.get_feature_names_out().tolist() == [
+        "mixmateclustering0", "mixmateclustering1", "mixmateclustering2",
+    ]  # fmt: skip
+    assert mm.fit_predict(X).dtype == np.int64
+
+
+def test_energies_are_the_lasso_objective_at_the_encoder_output(planted):
+    X, _, _ = planted
+    mm = _mm(max_iter=2, tol=0).fit(X)
+    k = 1
+    net = Network(15, True, "l1", 0.1, 0.1, resolve_groups("l1", None, 4))
+    D = mm.components_[k]
+    Z = forward_backward(X[:20], D, net, mm.step_sizes_[k], "forward").codes
+    expected = 0.5 * ((X[:20] - Z @ D) ** 2).sum(1) + 0.1 * np.abs(Z).sum(1)
+    np.testing.assert_allclose(mm.transform(X[:20])[:, k], expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        mm.step_sizes_, 1 / np.linalg.norm(mm.components_, 2, axis=(1, 2)) ** 2,
+        rtol=1e-4,
+    )  # fmt: skip
+
+
+# -------------------------------------------------------------- gradients
+
+
+def _small_problem(seed=0, n=6, m=5, p=3, k=2):
+    rng = np.random.default_rng(seed)
+    D = rng.standard_normal((k, p, m))
+    D /= np.linalg.norm(D, axis=2, keepdims=True)
+    X = rng.standard_normal((n, m))
+    steps = np.array([0.9 / np.linalg.norm(d, 2) ** 2 for d in D])
+    return X, D, steps
+
+
+@pytest.mark.parametrize(
+    "form, masked", [("explicit", False), ("explicit", True), ("gram", False)]
+)
+@pytest.mark.parametrize("mode", ["dec", "ae-ls", "ae-lasso"])
+def test_weighted_kernels_match_finite_differences(masked, form, mode):
+    X, D, steps = _small_problem(1)
+    D, step = D[0], steps[0]
+    rng = np.random.default_rng(2)
+    weights = rng.standard_normal(X.shape[0])
+    mask = (rng.random(X.shape) > 0.3).astype(float) if masked else None
+    net = Network(6, True, "l1", 0.3, 0.3, resolve_groups("l1", None, 3))
+    res = forward_backward(X, D, net, step, mode, form=form, weights=weights,
+                           mask=mask)  # fmt: skip
+
+    def loss(Dp):
+        if mode == "dec":  # codes held fixed
+            observed = 1.0 if mask is None else mask
+            rows = 0.5 * (observed * (X - res.codes @ Dp) ** 2).sum(axis=1)
+            return float(weights @ rows)
+        out = forward_backward(X, Dp, net, step, "forward", form=form,
+                               weights=weights, mask=mask)  # fmt: skip
+        return out.data_loss + (out.penalty if mode == "ae-lasso" else 0.0)
+
+    numeric = _finite_differences(loss, D)
+    err = np.linalg.norm(res.grad - numeric) / np.linalg.norm(numeric)
+    assert err < 1e-6, err
+
+
+def test_weighted_kernels_reduce_to_the_plain_ones():
+    X, D, steps = _small_problem(3, n=300)
+    net = Network(10, True, "l1", 0.2, 0.2, resolve_groups("l1", None, 3))
+    plain = forward_backward(X, D[0], net, steps[0], "ae-lasso")
+    ones = forward_backward(X, D[0], net, steps[0], "ae-lasso",
+                            weights=np.ones(300))  # fmt: skip
+    np.testing.assert_array_equal(plain.grad, ones.grad)
+    full = forward_backward(X, D[0], net, steps[0], "ae-lasso", form="explicit",
+                            mask=np.ones(X.shape))  # fmt: skip
+    np.testing.assert_allclose(full.grad, plain.grad, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="Gram form has no mask"):
+        forward_backward(X, D[0], net, steps[0], "ae-ls", form="gram",
+                         mask=np.ones(X.shape))  # fmt: skip
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
+@pytest.mark.parametrize("temperature", [0.3, 2.0])
+def test_soft_objective_gradient_through_the_softmax(masked, temperature):
+    """d/dD_k of mean_x sum_j p_j E_j, p = softmax(-E / tau), by the weighted
+    back-propagation, against central differences of the objective itself."""
+    X, D, steps = _small_problem(4)
+    mask = None
+    if masked:
+        mask = (np.random.default_rng(5).random(X.shape) > 0.25).astype(float)
+    mm = MixMateClustering(2, n_components=3, alpha=0.2, n_unroll=6,
+                           temperature=temperature)  # fmt: skip
+    _, _, grads = mm._objective_and_gradients(X, mask, D, steps, skip=0.0)
+
+    def objective(Dp):
+        return mm._objective_and_gradients(X, mask, Dp, steps)[0]
+
+    numeric = _finite_differences(objective, D)
+    analytic = np.stack(grads)
+    err = np.linalg.norm(analytic - numeric) / np.linalg.norm(numeric)
+    assert err < 1e-6, err
+
+
+def test_hard_objective_gradient():
+    X, D, steps = _small_problem(6, n=8)
+    mm = MixMateClustering(2, n_components=3, alpha=0.2, n_unroll=6, assign="hard")
+    _, labels, grads = mm._objective_and_gradients(X, None, D, steps)
+    assert set(labels.tolist()) == {0, 1}  # both dictionaries win samples
+
+    def objective(Dp):
+        return mm._objective_and_gradients(X, None, Dp, steps)[0]
+
+    numeric = _finite_differences(objective, D)
+    err = np.linalg.norm(np.stack(grads) - numeric) / np.linalg.norm(numeric)
+    assert err < 1e-6, err
+
+
+def test_soft_weights_are_the_derivative_of_the_expected_energy():
+    rng = np.random.default_rng(0)
+    E = rng.random((4, 3)) * 3
+    p, c = _soft_weights(E, 0.7)
+
+    def f(E):
+        q = np.exp(-E / 0.7)
+        q /= q.sum(axis=1, keepdims=True)
+        return (q * E).sum()
+
+    numeric = _finite_differences(f, E)
+    np.testing.assert_allclose(c, numeric, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+
+
+# ------------------------------------------------------------ missing data
+
+
+def test_masked_energies_are_those_of_the_observed_features(planted):
+    X, _, _ = planted
+    mm = _mm(missing="mask", max_iter=3, tol=0).fit(X)
+    X_missing = X[:30].copy()
+    X_missing[:, [2, 7]] = np.nan
+    observed = np.setdiff1d(np.arange(20), [2, 7])
+    net = Network(15, True, "l1", 0.1, 0.1, resolve_groups("l1", None, 4))
+    energies = mm.transform(X_missing)
+    for k in range(3):
+        D = mm.components_[k][:, observed]
+        # the encoder on the observed features, with the fitted model's step
+        Z = forward_backward(X[:30, observed], D, net, mm.step_sizes_[k],
+                             "forward").codes  # fmt: skip
+        expected = 0.5 * ((X[:30, observed] - Z @ D) ** 2).sum(1)
+        expected += 0.1 * np.abs(Z).sum(1)
+        np.testing.assert_allclose(energies[:, k], expected, rtol=1e-10)
+    assert not np.isnan(X).any()  # the caller's array is untouched
+
+
+def test_clusters_data_with_missing_entries(planted):
+    X, y, _ = planted
+    X_missing = X.copy()
+    X_missing[np.random.default_rng(0).random(X.shape) < 0.2] = np.nan
+    before = X_missing.copy()
+    mm = _mm(missing="mask").fit(X_missing)
+    np.testing.assert_array_equal(np.isnan(X_missing), np.isnan(before))
+    assert adjusted_rand_score(y, mm.labels_) >= 0.9
+    assert np.all(np.isfinite(mm.components_))
+    assert np.all(np.isfinite(mm.transform(X_missing)))
+    with pytest.raises(ValueError, match="NaN"):
+        _mm().fit(X_missing)
+
+
+# -------------------------------------------------------------- safety
+
+
+def test_an_empty_cluster_is_reseeded_never_nan(planted):
+    X, _, D = planted
+    # a dictionary of four near-copies of one atom explains every sample
+    # worse than the planted dictionaries: no sample picks it, so it is
+    # re-seeded from the samples the others explain worst
+    rng = np.random.default_rng(0)
+    line = rng.standard_normal(20) + 1e-3 * rng.standard_normal((4, 20))
+    init = np.stack([D[0], line, D[1], D[2]])
+    mm = MixMateClustering(4, n_components=4, init=init, max_iter=4, tol=0,
+                           random_state=0).fit(X)  # fmt: skip
+    assert mm.n_reseeded_ >= 1
+    assert np.all(np.isfinite(mm.components_))
+    # the re-seeded dictionary is made of samples, no longer of one line
+    assert np.abs(np.corrcoef(mm.components_[1])).min() < 0.9
+
+
+def test_given_labels_and_dictionaries_as_init(planted):
+    X, y, D = planted
+    mm = _mm(init=y, max_iter=3, tol=0).fit(X)
+    assert adjusted_rand_score(y, mm.labels_) >= 0.95
+    noisy = D + 0.05 * np.random.default_rng(0).standard_normal(D.shape)
+    mm = _mm(init=noisy, max_iter=3, tol=0).fit(X)
+    np.testing.assert_array_equal(mm.labels_, y)  # cluster k is dictionary k
+    assert np.all(np.isfinite(noisy))  # not modified in place (no NaN, no norm)
+    assert not np.allclose(np.linalg.norm(noisy, axis=2), 1.0)
+
+
+@pytest.mark.parametrize(
+    "params, X_shape, match",
+    [
+        ({"n_clusters": 5}, (4, 3), "n_samples=4 should be >= n_clusters=5"),
+        ({"init": np.zeros(3)}, (10, 3), r"shape \(n_samples,\)"),
+        ({"init": np.full(10, 3)}, (10, 3), r"init labels must be in \[0"),
+        ({"init": np.full(10, 0.5)}, (10, 3), "integers"),
+        ({"init": np.ones((3, 2, 3))}, (10, 3), "init dictionaries must have shape"),
+        ({"init": np.ones((2, 2))}, (10, 3), "init must be a string"),
+        ({"temperature": 0.0}, (10, 3), "temperature"),
+        ({"assign": "fuzzy"}, (10, 3), "assign"),
+        ({"missing": "impute"}, (10, 3), "missing"),
+    ],
+)
+def test_bad_input_raises_a_value_error_naming_it(params, X_shape, match):
+    X = np.random.default_rng(0).standard_normal(X_shape)
+    base = {"n_clusters": 2, "n_components": 2, "max_iter": 1}
+    with pytest.raises(ValueError, match=match):
+        MixMateClustering(**{**base, **params}).fit(X)
+
+
+def test_infinite_values_raise_even_with_a_mask():
+    X = np.random.default_rng(0).standard_normal((10, 3))
+    X[0, 0] = np.inf
+    with pytest.raises(ValueError, match="inf"):
+        MixMateClustering(2, missing="mask", max_iter=1).fit(X)
+
+
+def test_convergence_warning_when_max_iter_ends_first(planted):
+    X, _, _ = planted
+    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+        _mm(max_iter=2, tol=1e-12).fit(X[:300])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        mm = _mm(max_iter=30, tol=1e-2).fit(X)  # settles: no warning
+    assert 3 <= mm.n_iter_ < 30
+    changes = np.abs(np.diff(mm.objective_history_[-3:]))
+    assert np.all(changes <= 1e-2 * mm.objective_history_[-3:-1])
+
+
+def test_verbose_prints_every_epoch(planted, capsys):
+    _mm(max_iter=2, tol=0, verbose=1).fit(planted[0][:300])
+    out = capsys.readouterr().out
+    assert out.count("[MixMateClustering] epoch") == 2 and "sizes" in out
+
+
+# ---------------------------------------------------------------- API
+
+
+def test_clone_pickle_and_reproducibility(planted):
+    X, _, _ = planted
+    mm = _mm(max_iter=3, tol=0, n_jobs=2)
+    a = mm.fit(X[:400])
+    b = clone(mm).set_params(n_jobs=1).fit(X[:400])
+    np.testing.assert_array_equal(a.components_, b.components_)  # any n_jobs
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    restored = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(restored.transform(X[:50]), a.transform(X[:50]))
+    assert not hasattr(clone(a), "components_")
+
+
+def test_float32_stays_float32_and_agrees_with_float64(planted):
+    X, y, _ = planted
+    mm64 = _mm().fit(X)
+    mm32 = _mm().fit(X.astype(np.float32))
+    assert mm32.components_.dtype == np.float32
+    assert mm32.transform(X[:5].astype(np.float32)).dtype == np.float32
+    assert adjusted_rand_score(y, mm32.labels_) >= 0.95
+    assert adjusted_rand_score(mm64.labels_, mm32.labels_) >= 0.95
+
+
+def test_unfitted_estimator_raises():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        MixMateClustering().predict(np.ones((2, 3)))
