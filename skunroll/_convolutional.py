@@ -20,12 +20,14 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._conv_autoencoder import (
     ConvNetwork,
+    _map,
     encode,
     forward_backward,
     operator_norm2,
     reconstruct,
 )
 from ._conv_datasets import events_from_codes
+from ._kernels import _conv as _k
 from ._likelihoods import LIKELIHOODS, check_counts, curvature, mean
 from ._optim import OPTIMIZERS
 from ._validation import FLOAT_DTYPES
@@ -957,10 +959,19 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "min_distance must be 'auto' or a non-negative int; got "
                 f"{min_distance!r}."
             )
-        kept = np.where(np.abs(codes) > threshold, codes, 0.0)
-        if min_distance > 0:
-            kept = _non_maximum_suppression(kept, int(min_distance))
+        kept = self._suppress(codes, float(threshold), int(min_distance))
         return events_from_codes(kept)
+
+    def _suppress(self, codes, threshold, radius):
+        """Per-signal non-maximum suppression in the thread pool."""
+        maps = codes.reshape(codes.shape[0], codes.shape[1], -1, codes.shape[-1])
+        kept = np.empty_like(maps)
+
+        def run(i):
+            _k.non_maximum_suppression(maps[i], threshold, radius, kept[i])
+
+        _map(run, maps.shape[0], self.n_jobs)
+        return kept.reshape(codes.shape)
 
     def _unflatten_shape(self):
         X4_shape = self._to_4d(np.empty((1, *self.signal_shape_))).shape
@@ -1075,14 +1086,3 @@ def _shift(h, shifts):
     dst_c = slice(max(-sc, 0), kw + min(-sc, 0))
     out[:, dst_r, dst_c] = h[:, src_r, src_c]
     return out
-
-
-def _non_maximum_suppression(codes, radius):
-    """Keep entries that are the largest magnitude within ``radius`` of
-    their kernel's map (ties keep the first)."""
-    from scipy.ndimage import maximum_filter
-
-    mag = np.abs(codes)
-    size = (1, 1) + (2 * radius + 1,) * (codes.ndim - 2)
-    peak = maximum_filter(mag, size=size, mode="constant")
-    return np.where((mag == peak) & (mag > 0), codes, 0.0)

@@ -268,31 +268,32 @@ def kernel_gram(H):
 
 
 @njit(nogil=True, cache=True)
-def _gram_scatter(G, m, p, q, v, out):
-    """``out += H^T H`` applied to ``v`` at code entry ``(m, p, q)``."""
-    eh = (G.shape[2] - 1) // 2
-    ew = (G.shape[3] - 1) // 2
+def _gram_scatter(F, m, p, q, v, out):
+    """``out += H^T H`` applied to ``v`` at code entry ``(m, p, q)``, with
+    ``F = G[:, :, ::-1, ::-1]`` so that the inner loop runs forward."""
+    eh = (F.shape[2] - 1) // 2
+    ew = (F.shape[3] - 1) // 2
     p1, p2 = out.shape[1], out.shape[2]
-    f_lo = max(-ew, q - p2 + 1)
-    f_hi = min(ew, q)
+    j_lo = max(0, q - ew)
+    j_hi = min(p2, q + ew + 1)
+    off = ew - q
     for k in range(out.shape[0]):
-        for e in range(-eh, eh + 1):
-            i = p - e
-            if 0 <= i < p1:
-                g = G[k, m, e + eh]
-                dst = out[k, i]
-                for f in range(f_lo, f_hi + 1):
-                    dst[q - f] += g[f + ew] * v
+        for i in range(max(0, p - eh), min(p1, p + eh + 1)):
+            g = F[k, m, eh + i - p]
+            dst = out[k, i]
+            for j in range(j_lo, j_hi):
+                dst[j] += g[j + off] * v
 
 
 @njit(nogil=True, cache=True)
-def _gram_apply_sparse(G, z, out):
-    """``out += H^T H z`` over the non-zeros of ``z``."""
+def _gram_apply_sparse(F, z, out):
+    """``out += H^T H z`` over the non-zeros of ``z`` (``F`` as in
+    ``_gram_scatter``)."""
     for m in range(z.shape[0]):
         for p in range(z.shape[1]):
             for q in range(z.shape[2]):
                 if z[m, p, q] != 0.0:
-                    _gram_scatter(G, m, p, q, z[m, p, q], out)
+                    _gram_scatter(F, m, p, q, z[m, p, q], out)
 
 
 @njit(nogil=True, cache=True)
@@ -300,9 +301,11 @@ def _gram_sample(x, H, step, betas, thresholds, signs, mask, use_mask, alphas,
                  mode, z_out, grad, losses, z_init, warm):  # fmt: skip
     """Gaussian encoder in Gram form: ``H^T x`` once, then ``c = H^T H z``
     updated where the codes change (they are sparse), so a step costs
-    ``nnz(dz) * n_kernels * (2 kw - 1)`` instead of a full correlation."""
+    ``nnz(dz) * n_kernels * (2 kh - 1) * (2 kw - 1)`` instead of a full
+    correlation; a step in which so many codes change that this is dearer
+    recomputes ``c`` as ``H^T (H z)``."""
     n_unroll = betas.shape[0]
-    G = kernel_gram(H)
+    F = np.ascontiguousarray(kernel_gram(H)[:, :, ::-1, ::-1])
     shape = z_out.shape
     b = np.empty(shape, dtype=z_out.dtype)
     analysis(x, H, b)
@@ -312,9 +315,15 @@ def _gram_sample(x, H, step, betas, thresholds, signs, mask, use_mask, alphas,
     z_cur = z_prev.copy()
     z_new = np.empty(shape, dtype=z_out.dtype)
     c_cur = np.zeros(shape)
-    _gram_apply_sparse(G, z_cur, c_cur)
+    _gram_apply_sparse(F, z_cur, c_cur)
     c_prev = c_cur.copy()
     c_new = np.empty(shape)
+    # cost of updating c = H^T H z entry by entry, against recomputing it
+    n_kernels, n_channels, kh, kw = H.shape
+    scatter_cost = n_kernels * F.shape[2] * F.shape[3]
+    dense_cost = n_kernels * n_channels * kh * kw * shape[1] * shape[2]
+    e = np.empty(x.shape, dtype=x.dtype)
+    dense = np.empty(shape, dtype=x.dtype)
     for t in range(n_unroll):
         beta = betas[t]
         for k in range(shape[0]):
@@ -335,13 +344,24 @@ def _gram_sample(x, H, step, betas, thresholds, signs, mask, use_mask, alphas,
                         z_new[k, i, j] = u + thr
                     else:
                         z_new[k, i, j] = 0.0
-        c_new[:] = c_cur
+        n_changed = 0
         for k in range(shape[0]):
             for i in range(shape[1]):
                 for j in range(shape[2]):
-                    d = z_new[k, i, j] - z_cur[k, i, j]
-                    if d != 0.0:
-                        _gram_scatter(G, k, i, j, d, c_new)
+                    if z_new[k, i, j] != z_cur[k, i, j]:
+                        n_changed += 1
+        if n_changed * scatter_cost <= dense_cost:
+            c_new[:] = c_cur
+            for k in range(shape[0]):
+                for i in range(shape[1]):
+                    for j in range(shape[2]):
+                        d = z_new[k, i, j] - z_cur[k, i, j]
+                        if d != 0.0:
+                            _gram_scatter(F, k, i, j, d, c_new)
+        else:  # many codes moved: H^T (H z) directly is cheaper
+            synthesis(z_new, H, e)
+            analysis(e, H, dense)
+            c_new[:] = dense
         z_prev, z_cur, z_new = z_cur, z_new, z_prev
         c_prev, c_cur, c_new = c_cur, c_new, c_prev
     z_out[:] = z_cur
@@ -358,7 +378,36 @@ def _gram_sample(x, H, step, betas, thresholds, signs, mask, use_mask, alphas,
     losses[0] += 0.5 * np.sum(x.astype(np.float64) ** 2) + quad
     losses[1] += penalty
     if mode == DEC:
-        e = np.empty(x.shape, dtype=x.dtype)
         synthesis(z_out, H, e)
         r = x - e
         add_kernel_correlation(r, z_out, -1.0, grad)
+
+
+# --- event detection ----------------------------------------------------------
+
+
+@njit(nogil=True, cache=True)
+def non_maximum_suppression(z, threshold, radius, out):
+    """Keep the entries of code maps ``z`` (n_kernels, h, w) above
+    ``threshold`` in magnitude that are the largest within ``radius``
+    positions of their kernel's map (the earliest of equal ones)."""
+    n_kernels, h, w = z.shape
+    rh = radius if h > 1 else 0
+    for k in range(n_kernels):
+        for i in range(h):
+            for j in range(w):
+                v = abs(z[k, i, j])
+                out[k, i, j] = 0.0
+                if v <= threshold or v == 0.0:
+                    continue
+                keep = True
+                for a in range(max(0, i - rh), min(h, i + rh + 1)):
+                    for b in range(max(0, j - radius), min(w, j + radius + 1)):
+                        u = abs(z[k, a, b])
+                        if u > v or (u == v and (a < i or (a == i and b < j))):
+                            keep = False
+                            break
+                    if not keep:
+                        break
+                if keep:
+                    out[k, i, j] = z[k, i, j]
