@@ -13,6 +13,7 @@ from . import datasets, metrics, utils
 from ._convolutional import ConvolutionalDL
 from ._dict_learning import UnrolledDictionaryLearning
 from ._mixmate import MixMateClustering
+from ._sbl import SparseBayesianLearning
 from ._sparse_coding import UnrolledSparseCoder, sparse_encode
 
 __version__ = "0.1.0.dev0"
@@ -20,6 +21,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "ConvolutionalDL",
     "MixMateClustering",
+    "SparseBayesianLearning",
     "UnrolledDictionaryLearning",
     "UnrolledSparseCoder",
     "datasets",

@@ -9,7 +9,7 @@ its own ``SparseCoder``. No check is left unexercised.
 ``UnrolledDictionaryLearning`` passes every check with no expected failure, in
 several configurations (priors, likelihood-free options, optimisers, exact
 transform). So do ``ConvolutionalDL``, which reads 2-D input as one-channel
-signals, and ``MixMateClustering``.
+signals, ``MixMateClustering`` and ``SparseBayesianLearning``.
 """
 
 import numpy as np
@@ -20,6 +20,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skunroll import (
     ConvolutionalDL,
     MixMateClustering,
+    SparseBayesianLearning,
     UnrolledDictionaryLearning,
     UnrolledSparseCoder,
 )
@@ -96,6 +97,15 @@ def _mixmate(**params):
     return MixMateClustering(**{**base, "random_state": 0, **params})
 
 
+SBL = [
+    SparseBayesianLearning(),
+    SparseBayesianLearning(solver="cofem", max_iter=50),
+    SparseBayesianLearning(solver="cofem", fit_intercept=False, n_jobs=2, max_iter=50),
+    SparseBayesianLearning(positive=True),
+    SparseBayesianLearning(multitask="independent", fit_noise=False),
+]
+
+
 def _dl(**params):
     base = {"max_iter": 2, "n_unroll": 5, "tol": 0, "random_state": 0}
     return UnrolledDictionaryLearning(**{**base, **params})
@@ -116,7 +126,8 @@ def _expected_failed_checks(estimator):
     [_coder(**params) for params in CODER_PARAMS]
     + [_dl(**params) for params in DL_PARAMS]
     + [_cdl(**params) for params in CDL_PARAMS]
-    + [_mixmate(**params) for params in MIXMATE_PARAMS],
+    + [_mixmate(**params) for params in MIXMATE_PARAMS]
+    + SBL,
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):
