@@ -16,6 +16,7 @@ import numpy as np
 from joblib import effective_n_jobs
 from scipy import fft as sp_fft
 
+from ._conv_fft import FFT_MIN_TAPS, fft_sample
 from ._kernels import _conv as _k
 from ._kernels._unrolled import fista_momentum
 from ._likelihoods import LIKELIHOODS
@@ -46,6 +47,7 @@ class ConvNetwork:
     signs: np.ndarray  # (n_kernels,) +1, -1 or 0 (two-sided)
     likelihood: str = "gaussian"
     n_trials: float = 1.0
+    method: str = "direct"  # "direct", "fft" or "auto" (see uses_fft)
 
     def betas(self):
         return fista_momentum(self.n_unroll, self.accelerated)
@@ -92,13 +94,24 @@ def _run_sample(x, H, net, step, mode, mask, z_out, grad, losses, z_init=None):
     use_mask = mask is not None
     if mask is None:
         mask = np.ones((1, 1, 1), dtype=np.bool_)
-    _k.conv_unrolled_sample(
+    args = (
         x, H, dtype.type(step), betas, thresholds, net.signs.astype(np.int64),
         mask, use_mask, net.alphas.astype(np.float64), LIKELIHOODS[net.likelihood],
         net.n_trials, mode, z_out, grad, losses,
-        _history(net, mode, z_out.shape, dtype),
-        z_out if z_init is None else z_init, z_init is not None,
     )  # fmt: skip
+    warm = (z_out if z_init is None else z_init, z_init is not None)
+    if uses_fft(net, H):
+        fft_sample(*args, *warm)
+    else:
+        history = _history(net, mode, z_out.shape, dtype)
+        _k.conv_unrolled_sample(*args, history, *warm)
+
+
+def uses_fft(net, H):
+    """Whether the FFT form runs: ``net.method``, or "auto" by kernel size."""
+    if net.method == "auto":
+        return H.shape[2] * H.shape[3] >= FFT_MIN_TAPS
+    return net.method == "fft"
 
 
 @dataclass

@@ -98,6 +98,13 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Depth ``T`` of the unrolled encoder.
     encoder : {"fista", "ista"}, default="fista"
         Unrolled algorithm.
+    method : {"auto", "direct", "fft"}, default="auto"
+        How the convolutions are computed: directly in numba (with the
+        Gaussian encoder in Gram form, whose cost follows the number of
+        non-zero codes), or with ``scipy.fft`` (cost ``O(N log N)`` per
+        product whatever the kernel size). "auto" takes the FFT for kernels of
+        128 taps (``kh * kw``) or more, where it was faster on this project's
+        measurements.
     gradient : {"dec", "ae-ls", "ae-lasso"}, default="dec"
         Gradient of the kernels (as in :class:`UnrolledDictionaryLearning`):
         the gradient at the encoder's codes ("dec"), or back-propagation of
@@ -246,6 +253,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "alpha": [Interval(Real, 0, None, closed="left"), "array-like"],
         "n_unroll": [Interval(Integral, 1, None, closed="left")],
         "encoder": [StrOptions({"fista", "ista"})],
+        "method": [StrOptions({"auto", "direct", "fft"})],
         "gradient": [StrOptions({"ae-ls", "ae-lasso", "dec"})],
         "prior": [StrOptions({"l1", "nonneg_l1"})],
         "likelihood": [StrOptions(set(LIKELIHOODS))],
@@ -281,6 +289,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         alpha=0.1,
         n_unroll=30,
         encoder="fista",
+        method="auto",
         gradient="dec",
         prior="l1",
         likelihood="gaussian",
@@ -309,6 +318,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.alpha = alpha
         self.n_unroll = n_unroll
         self.encoder = encoder
+        self.method = method
         self.gradient = gradient
         self.prior = prior
         self.likelihood = likelihood
@@ -373,7 +383,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 )
         return ConvNetwork(
             self.n_unroll, self.encoder == "fista", alphas, signs.astype(np.int64),
-            self.likelihood, float(self.n_trials),
+            self.likelihood, float(self.n_trials), self.method,
         )  # fmt: skip
 
     def _to_4d(self, X, name="X"):

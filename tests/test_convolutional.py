@@ -1,6 +1,7 @@
 """ConvolutionalDL: convolution kernels, gradients, chunking, DUNL options."""
 
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,10 +16,11 @@ from skunroll._conv_autoencoder import (
     forward_backward,
     operator_norm2,
     reconstruct,
+    uses_fft,
 )
 from skunroll._kernels import _conv
 from skunroll.datasets import make_convolutional_data, make_spike_recording
-from skunroll.metrics import atom_recovery_errors
+from skunroll.metrics import atom_recovery_errors, event_detection_f1
 
 RNG = np.random.default_rng(0)
 
@@ -170,18 +172,56 @@ def test_gram_form_encoder_equals_the_explicit_encoder(accelerated):
         assert gram.penalty == pytest.approx(explicit.penalty, rel=1e-12)
 
 
+@pytest.mark.parametrize("likelihood", ["gaussian", "poisson", "binomial"])
+@pytest.mark.parametrize("mode", ["forward", "dec", "ae-ls", "ae-lasso"])
+def test_fft_form_equals_the_direct_form(likelihood, mode):
+    rng = np.random.default_rng(8)
+    H = rng.standard_normal((3, 2, 2, 5))
+    X = rng.standard_normal((2, 2, 9, 40))
+    if likelihood != "gaussian":
+        X = rng.binomial(1, 0.4, X.shape).astype(float)
+    net = ConvNetwork(8, True, np.array([0.1, 0.2, 0.3]), np.array([0, 1, -1]),
+                      likelihood)  # fmt: skip
+    step = 0.5 / operator_norm2(H)
+    init = [0.1 * rng.standard_normal((3, 8, 36)) for _ in range(2)]
+    masks = [rng.random((3, 8, 36)) < 0.8 for _ in range(2)]
+    direct = forward_backward(X, H, net, step, mode, masks=masks, init=init)
+    fft = forward_backward(X, H, replace(net, method="fft"), step, mode,
+                           masks=masks, init=init)  # fmt: skip
+    np.testing.assert_allclose(np.array(fft.codes), np.array(direct.codes),
+                               atol=1e-12)  # fmt: skip
+    assert fft.data_loss == pytest.approx(direct.data_loss, rel=1e-12)
+    if mode != "forward":
+        np.testing.assert_allclose(fft.grad, direct.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_method_auto_takes_the_fft_for_long_kernels():
+    short = ConvNetwork(5, True, np.ones(2), np.zeros(2, int), method="auto")
+    assert not uses_fft(short, np.ones((2, 1, 1, 127)))
+    assert uses_fft(short, np.ones((2, 1, 1, 128)))
+    assert uses_fft(short, np.ones((2, 1, 12, 12)))
+    X, H, _ = make_convolutional_data(3, 2000, kernel_size=160, density=0.002,
+                                      random_state=0)  # fmt: skip
+    est = ConvolutionalDL(3, 160, alpha=0.2, max_iter=2, tol=0, random_state=0)
+    fft = est.fit(X).kernels_
+    direct = clone(est).set_params(method="direct").fit(X).kernels_
+    np.testing.assert_allclose(fft, direct, atol=1e-9)
+
+
 # --------------------------------------------------------- chunked encoding
 
 
 @pytest.mark.parametrize("likelihood", ["gaussian", "poisson"])
 @pytest.mark.parametrize("n_jobs", [1, 2])
-def test_chunked_encoding_equals_whole_signal_encoding(likelihood, n_jobs):
+@pytest.mark.parametrize("method", ["direct", "fft"])
+def test_chunked_encoding_equals_whole_signal_encoding(likelihood, n_jobs, method):
     rng = np.random.default_rng(7)
     H = rng.standard_normal((2, 2, 1, 8))
     X = rng.standard_normal((2, 2, 1, 3000))
     if likelihood == "poisson":
         X = rng.poisson(0.5, X.shape).astype(float)
-    net = ConvNetwork(10, True, np.array([0.2, 0.3]), np.array([0, 1]), likelihood)
+    net = ConvNetwork(10, True, np.array([0.2, 0.3]), np.array([0, 1]), likelihood,
+                      method=method)  # fmt: skip
     step = 0.5 / operator_norm2(H)
     whole = encode(X, H, net, step, chunk_positions=10**6)
     chunked = encode(X, H, net, step, n_jobs=n_jobs, chunk_positions=97)
@@ -250,41 +290,11 @@ def test_recovers_planted_spike_waveforms(spikes, fitted):
     assert fitted.objective_history_[-1] < fitted.objective_history_[0]
 
 
-def _event_f1(true, pred, kernels_true, kernels_est, tolerance=5):
-    """F1 of detected onsets, kernels matched up to their shift."""
-    lags, match = {}, {}
-    for k, h in enumerate(kernels_est.reshape(len(kernels_est), -1)):
-        corr = [
-            np.correlate(h, t, "full")
-            for t in kernels_true.reshape(len(kernels_true), -1)
-        ]
-        match[k] = int(np.argmax([np.abs(c).max() for c in corr]))
-        lags[k] = int(np.argmax(np.abs(corr[match[k]]))) - (kernels_true.shape[-1] - 1)
-    tp = 0
-    for s in np.unique(true["sample"]):
-        for k in match:
-            t = np.sort(
-                true["position"][(true["sample"] == s) & (true["kernel"] == match[k])]
-            )
-            sel = (pred["sample"] == s) & (pred["kernel"] == k)
-            p = np.sort(pred["position"][sel] + lags[k])
-            used = np.zeros(len(p), bool)
-            for x in t:
-                j = np.searchsorted(p, x - tolerance)
-                while j < len(p) and p[j] <= x + tolerance:
-                    if not used[j]:
-                        used[j] = True
-                        tp += 1
-                        break
-                    j += 1
-    return 2 * tp / (len(true) + len(pred))
-
-
 def test_detect_events_sorts_spikes(spikes, fitted):
     X, kernels, events = spikes
     detected = fitted.detect_events(X, threshold=0.2)
     assert detected.dtype.names == events.dtype.names
-    assert _event_f1(events, detected, kernels, fitted.kernels_) > 0.9
+    assert event_detection_f1(events, detected, kernels, fitted.kernels_) > 0.9
     assert np.all(np.abs(detected["amplitude"]) > 0.2)
 
 
@@ -445,3 +455,52 @@ def test_partial_fit_continues_training(spikes):
     first = est.kernels_.copy()
     est.partial_fit(X[2:])
     assert est.n_steps_ == 2 and not np.array_equal(first, est.kernels_)
+
+
+def test_event_detection_f1_matches_kernels_up_to_their_shift():
+    X, kernels, events = make_spike_recording(2, 3000, random_state=0)
+    assert event_detection_f1(events, events, kernels, kernels) == 1.0
+    # kernels learned shifted by 3 samples and listed in another order
+    shifted = np.roll(kernels, -3, axis=-1)[[2, 0, 1]]
+    moved = events.copy()
+    moved["kernel"] = np.array([1, 2, 0])[events["kernel"]]
+    moved["position"] += 3
+    assert event_detection_f1(events, moved, kernels, shifted) == 1.0
+    late = moved.copy()
+    late["position"] += 6  # beyond the tolerance of 5
+    assert event_detection_f1(events, late, kernels, shifted) == 0.0
+    half = moved[::2]
+    expected = 2 * len(half) / (len(events) + len(half))
+    assert event_detection_f1(events, half, kernels, shifted) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="events_est"):
+        event_detection_f1(events, np.zeros(3), kernels, kernels)
+
+
+def test_pipeline_and_grid_search():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    # two classes of signals, each made of its own kernel
+    X0, _, _ = make_convolutional_data(20, 120, n_components=1, kernel_size=10,
+                                       density=0.03, random_state=0)  # fmt: skip
+    X1, _, _ = make_convolutional_data(20, 120, n_components=1, kernel_size=10,
+                                       density=0.03, random_state=1)  # fmt: skip
+    X, y = np.vstack([X0, X1]), np.repeat([0, 1], 20)
+    pooled = FunctionTransformer(lambda Z: np.abs(Z.reshape(len(Z), 2, -1)).sum(-1))
+    pipe = make_pipeline(
+        ConvolutionalDL(2, 10, alpha=0.2, max_iter=10, tol=0, random_state=0),
+        pooled,
+        LogisticRegression(),
+    )
+    search = GridSearchCV(pipe, {"convolutionaldl__alpha": [0.1, 0.3]}, cv=2)
+    search.fit(X, y)
+    assert search.best_params_["convolutionaldl__alpha"] in (0.1, 0.3)
+    assert search.score(X, y) > 0.9
+    unsupervised = GridSearchCV(
+        ConvolutionalDL(2, 10, max_iter=3, tol=0, random_state=0),
+        {"alpha": [0.1, 0.3], "n_components": [1, 2]},
+        cv=2,
+    ).fit(X)
+    assert np.all(np.isfinite(unsupervised.cv_results_["mean_test_score"]))

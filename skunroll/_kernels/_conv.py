@@ -94,7 +94,7 @@ def add_kernel_correlation(s, z, scale, grad):
 
 
 @njit(nogil=True, cache=True)
-def _prox(u, thresholds, signs, mask, use_mask, out):
+def prox(u, thresholds, signs, mask, use_mask, out):
     """Soft threshold per kernel with its sign constraint (+1, -1 or 0)."""
     for k in range(u.shape[0]):
         t = thresholds[k]
@@ -113,7 +113,7 @@ def _prox(u, thresholds, signs, mask, use_mask, out):
 
 
 @njit(nogil=True, cache=True)
-def _residual(x, e, likelihood, n_trials, r):
+def residual(x, e, likelihood, n_trials, r):
     """``r = x - f(e)``; returns the summed negative log-likelihood."""
     loss = 0.0
     for c in range(x.shape[0]):
@@ -126,7 +126,17 @@ def _residual(x, e, likelihood, n_trials, r):
 
 
 @njit(nogil=True, cache=True)
-def _momentum_point(z, z_prev, beta, y):
+def scale_by_link_derivative(hv, e, likelihood, n_trials):
+    """``hv *= f'(e)`` (nothing to do for the Gaussian likelihood)."""
+    if likelihood == 0:
+        return
+    hv_, e_ = hv.reshape(hv.size), e.reshape(e.size)
+    for idx in range(hv.size):
+        hv_[idx] *= link_derivative(e_[idx], likelihood, n_trials)
+
+
+@njit(nogil=True, cache=True)
+def momentum_point(z, z_prev, beta, y):
     for k in range(z.shape[0]):
         for i in range(z.shape[1]):
             for j in range(z.shape[2]):
@@ -166,19 +176,19 @@ def conv_unrolled_sample(
     prev, cur = 0, 0
     for t in range(n_unroll):
         if t > 0:
-            _momentum_point(history[cur], history[prev], betas[t], y)
+            momentum_point(history[cur], history[prev], betas[t], y)
         synthesis(y, H, e)
-        _residual(x, e, likelihood, n_trials, r)
+        residual(x, e, likelihood, n_trials, r)
         analysis(r, H, g)
         nxt = t + 1 if keep else (cur + 1) % 2
         if not keep and t == 0:
             nxt = 1
         u = y + step * g
-        _prox(u, thresholds, signs, mask, use_mask, history[nxt])
+        prox(u, thresholds, signs, mask, use_mask, history[nxt])
         prev, cur = cur, nxt
     z_out[:] = history[cur]
     synthesis(z_out, H, e)
-    losses[0] += _residual(x, e, likelihood, n_trials, r)
+    losses[0] += residual(x, e, likelihood, n_trials, r)
     penalty = 0.0
     for k in range(zshape[0]):
         penalty += alphas[k] * np.abs(z_out[k]).sum()
@@ -221,16 +231,13 @@ def _backward(x, H, step, betas, likelihood, n_trials, history, g1, y, e, r, gra
         for idx in range(n):
             v_[idx] = g1_[idx] if z_next[idx] != 0.0 else 0.0
         if t > 0:
-            _momentum_point(history[t], history[t - 1], betas[t], y)
+            momentum_point(history[t], history[t - 1], betas[t], y)
         else:
             y[:] = history[0]
         synthesis(y, H, e)
-        _residual(x, e, likelihood, n_trials, r)
+        residual(x, e, likelihood, n_trials, r)
         synthesis(v, H, hv)
-        if likelihood != 0:
-            hv_, e_ = hv.reshape(hv.size), e.reshape(e.size)
-            for idx in range(hv.size):
-                hv_[idx] *= link_derivative(e_[idx], likelihood, n_trials)
+        scale_by_link_derivative(hv, e, likelihood, n_trials)
         add_kernel_correlation(r, v, step, grad)
         add_kernel_correlation(hv, y, -step, grad)
         analysis(hv, H, dy)
