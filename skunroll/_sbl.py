@@ -31,16 +31,26 @@ from .utils import single_threaded_blas
 SOLVERS = ("auto", "em", "cofem")
 AUTO_EM_MAX_SIZE = 1000
 """``solver="auto"`` runs exact EM when ``min(n_samples, n_features)`` is at
-most this (and ``X`` is an array): its E-step costs ``min(n, p)^2 p`` flops,
+most this and ``X`` is a dense array (never for a sparse matrix or a
+``LinearOperator``, which EM would densify): its E-step costs ``min(n, p)^2 p`` flops,
 against about ``100 (n_probes + 1) n p`` for CoFEM's CG iterations."""
 MAX_SNR = 1e6
 """The learned noise precision is capped at ``MAX_SNR / var(y)`` (noise
 variance at least 1e-6 of the variance of ``y``): with more features than
 samples, the EM update of the noise otherwise drifts to zero noise, the
 degenerate interpolating solution."""
-TRACE_PROBES = 16
-"""Rademacher probes of the Hutchinson estimate of ``||Phi||_F^2`` for a
-``LinearOperator`` (its column norms are not available)."""
+EXACT_DIAG_BUDGET = 5e7
+"""For a ``LinearOperator``, the squared column norms ``diag(Phi^T Phi)`` are
+computed exactly, by ``rmatmat`` on blocks of the identity (``n_samples``
+``rmatvec`` s), when ``n_samples * n_features`` is at most this; above it they
+are estimated (see ``DIAG_PROBES``)."""
+DIAG_PROBES = 32
+"""Rademacher probes ``p_k`` of the estimate ``mean_k p_k * (Phi^T Phi p_k)``
+of ``diag(Phi^T Phi)`` for a ``LinearOperator`` above ``EXACT_DIAG_BUDGET``
+(probes of a fixed seed, so that they do not consume ``random_state``)."""
+BLOCK = 256
+"""Columns per block when a design is densified or its diagonal computed
+(bounds the memory to ``BLOCK * max(n_samples, n_features)``)."""
 GRAM_RATIO = 1.0
 """Dense CoFEM multiplies by the Gram matrix ``Phi^T Phi`` when
 ``n_samples >= GRAM_RATIO * n_active`` (cheaper than two products)."""
@@ -80,6 +90,7 @@ class _Design:
         else:
             self.X = X
         self.centred = fit_intercept and self.kind != "dense"
+        self._col2 = None
 
     @staticmethod
     def _mat(X, P):
@@ -108,28 +119,82 @@ class _Design:
         return out
 
     def column_norms2(self):
-        """Squared column norms of the centred design (exact, or for an
-        operator their mean, from a Hutchinson estimate of ``||Phi||_F^2``
-        with probes of a fixed seed, so that the probes of the E-steps are
-        the same draws whatever the kind of ``X``)."""
-        rng = np.random.RandomState(0)
+        """Squared column norms ``diag(Phi^T Phi)`` of the centred design.
+
+        Exact for arrays and sparse matrices. For a ``LinearOperator`` exact
+        too when ``n * p <= EXACT_DIAG_BUDGET`` (``rmatmat`` on blocks of
+        ``BLOCK`` columns of the ``n x n`` identity), else the per-entry probe
+        estimate ``mean_k p_k * (Phi^T Phi p_k)`` with ``DIAG_PROBES`` probes
+        of a fixed seed, shrunk towards its mean by the fraction of its
+        spread that the probe noise explains, and floored at 1e-3 of its mean
+        so that no coefficient is dropped because of the estimate's noise.
+        Computed once per design (the tasks of ``multitask="independent"``
+        share it).
+        """
+        if self._col2 is None:
+            self._col2 = self._column_norms2()
+        return self._col2
+
+    def _column_norms2(self):
         n, p = self.shape
         if self.kind == "dense":
             return np.einsum("ij,ij->j", self.X, self.X)
         if self.kind == "sparse":
             sq = np.asarray(self.X.multiply(self.X).sum(axis=0)).ravel()
             return np.maximum(sq - n * self.offset**2 * self.centred, 0.0)
-        probes = rng.choice([-1.0, 1.0], size=(TRACE_PROBES, p)).astype(self.dtype)
-        frob2 = np.mean(np.sum(self.matmat(probes) ** 2, axis=1))
-        return np.full(p, frob2 / p, dtype=self.dtype)
+        col2 = np.zeros(p)
+        if n * p <= EXACT_DIAG_BUDGET:
+            for start in range(0, n, BLOCK):
+                stop = min(start + BLOCK, n)
+                eye = np.zeros((stop - start, n), dtype=self.dtype)
+                eye[np.arange(stop - start), np.arange(start, stop)] = 1
+                rows = self.rmatmat(eye).astype(np.float64)  # rows of Phi
+                col2 += np.einsum("ij,ij->j", rows, rows)
+            return col2
+        # probe estimate, shrunk towards its mean by the share of its spread
+        # that the probes' own noise explains (James-Stein): the raw estimate
+        # is noisy (relative error sqrt(3 / 32) for a subsampled DCT with
+        # n = p / 4, whose column norms differ by a few per cent), and as a
+        # Jacobi preconditioner it doubled the CG iterations of the
+        # benchmark's scale run, against the mean
+        rng = np.random.RandomState(0)
+        total2 = np.zeros(p)
+        for start in range(0, DIAG_PROBES, BLOCK):
+            k = min(BLOCK, DIAG_PROBES - start)
+            probes = rng.choice([-1.0, 1.0], size=(k, p)).astype(self.dtype)
+            samples = probes * self.rmatmat(self.matmat(probes)).astype(np.float64)
+            col2 += samples.sum(axis=0)
+            total2 += np.sum(samples**2, axis=0)
+        col2 /= DIAG_PROBES
+        mean = col2.mean()
+        if not mean > 0:
+            return np.maximum(col2, 0.0)
+        noise_var = np.mean(total2 / DIAG_PROBES - col2**2) / (DIAG_PROBES - 1)
+        spread = col2.var()
+        weight = float(np.clip(1.0 - noise_var / spread, 0.0, 1.0)) if spread else 0.0
+        return np.maximum(mean + weight * (col2 - mean), 1e-3 * mean)
 
     def columns(self, active):
-        """Dense centred columns ``Phi[:, active]`` (for exact EM)."""
+        """Dense centred columns ``Phi[:, active]``, ``n x n_active`` (for
+        exact EM), built by blocks of ``BLOCK`` columns: never ``p x p``."""
+        idx = np.flatnonzero(active)
         if self.kind == "dense":
-            return np.ascontiguousarray(self.X[:, active])
-        eye = np.zeros((int(active.sum()), self.shape[1]), dtype=self.dtype)
-        eye[np.arange(eye.shape[0]), np.flatnonzero(active)] = 1
-        return np.ascontiguousarray(self.matmat(eye).T)
+            return np.ascontiguousarray(self.X[:, idx])
+        n, p = self.shape
+        out = np.empty((n, idx.size), dtype=self.dtype)
+        if self.kind == "sparse":
+            for start in range(0, idx.size, BLOCK):
+                cols = idx[start : start + BLOCK]
+                out[:, start : start + cols.size] = self.X[:, cols].toarray()
+        else:
+            for start in range(0, idx.size, BLOCK):
+                cols = idx[start : start + BLOCK]
+                eye = np.zeros((p, cols.size), dtype=self.dtype)
+                eye[cols, np.arange(cols.size)] = 1
+                out[:, start : start + cols.size] = np.asarray(self.X.matmat(eye))
+        if self.centred:
+            out -= self.offset[idx]
+        return out
 
 
 # ------------------------------------------------------------ CG drivers
@@ -162,7 +227,8 @@ def _cg_operator(design, mask, lam, beta, dinv, B, X, tol, max_iter):
     worst, n_iter = 0.0, 0
     while True:
         keep = status == RUNNING
-        done = ~keep if (keep.any() and n_iter < max_iter) else np.ones(m, bool)
+        stop = not keep.any() or n_iter >= max_iter
+        done = np.ones(rows.shape[0], bool) if stop else ~keep
         if done.any():
             X[rows[done]] = Xa[done]
             ratio = np.sqrt(
@@ -176,7 +242,6 @@ def _cg_operator(design, mask, lam, beta, dinv, B, X, tol, max_iter):
         if not keep.all():
             rows, Xa, R, P = rows[keep], Xa[keep], R[keep], P[keep]
             rz, bnorm2, status = rz[keep], bnorm2[keep], status[keep]
-            m = rows.shape[0]
         Q = apply(P)
         cg_rows_step(P, Q, Xa, R, dinv, rz, bnorm2, tol**2, status)
         n_iter += 1
@@ -311,9 +376,12 @@ def _fit_sbl(design, Y, opts, rng, label=""):
     centred. Returns an :class:`_SBLResult`."""
     n, p = design.shape
     T = Y.shape[0]
+    _check_finite(design, design.offset, "its column means (the centring offset)")
     PhiTY = design.rmatmat(Y).astype(np.float64)  # (T, p)
+    _check_finite(design, PhiTY, "X^T y")
     stepper = _EStepper(design, PhiTY, Y, opts, rng)
     col2 = stepper.col2
+    _check_finite(design, col2, "its squared column norms")
     yvar = float(np.sum(Y.astype(np.float64) ** 2) / (n * T))
     frob2 = float(col2.sum())
     # s2: the mean square coefficient that would explain y; it sets the scale
@@ -383,6 +451,19 @@ def _fit_sbl(design, Y, opts, rng, label=""):
     )
 
 
+def _check_finite(design, values, what):
+    """A ``ValueError`` naming ``X`` when a product with the design is not
+    finite (an operator returning NaN or inf, or an overflow); otherwise the
+    E-steps would silently prune every coefficient."""
+    if not np.all(np.isfinite(values)):
+        kind = {"operator": "a LinearOperator", "sparse": "a sparse matrix"}
+        raise ValueError(
+            f"X ({kind.get(design.kind, 'an array')} of shape {design.shape}) "
+            f"gave non-finite values (NaN or inf) in {what}; check X (for a "
+            "LinearOperator, its matvec/rmatvec) and the scale of X and y."
+        )
+
+
 def _mstep(mu, sigma_diag, lam, active, positive):
     """New ``lambda_i = T / sum_t E[z_ti^2]``, and ``gamma = sum_i (1 - lambda_i
     Sigma_ii)`` with the precisions ``lam`` of the E-step."""
@@ -426,7 +507,7 @@ class _EStepper:
         if design.kind == "dense":
             self._Phi = design.X
         elif opts.solver == "em":
-            self._Phi = design.columns(np.ones(p, dtype=bool))
+            self._Phi = design.columns(np.ones(p, dtype=bool))  # n x p
         else:
             self._Phi = None
         self._cached = None
@@ -488,14 +569,18 @@ class _EStepper:
         K = self.opts.n_probes
         dt = self.dtype
         probes = self.rng.choice([-1.0, 1.0], size=(K, p))
-        # warm starts: the previous mean, and the probes scaled by the previous
-        # variances (the diagonal approximation of Sigma p)
+        # starting points: the mean from zero (not from the previous mean: CG
+        # stops at ||r|| <= cg_tol ||b||, which the previous mean often passes
+        # already once alpha is large, and EM then stalled), the probes warm-
+        # started from the previous variances (the diagonal approximation of
+        # Sigma p)
         dinv = 1.0 / (beta * self.col2 + lam)
         sd0 = np.where(sd_prev > 0, sd_prev, dinv)
         if self.design.kind == "dense":
             Phi_a, G_a = self._active_columns(active)
             B = np.vstack([beta * self.PhiTY[:, active], probes[:, active]]).astype(dt)
-            X0 = np.vstack([0 * mu_prev[:, active], probes[:, active] * sd0[active]])
+            mu0 = np.zeros_like(mu_prev[:, active])
+            X0 = np.vstack([mu0, probes[:, active] * sd0[active]])
             X0 = np.ascontiguousarray(X0, dtype=dt)
             n_it, worst = _cg_dense(
                 Phi_a, G_a, lam[active], beta, dinv[active], B, X0,
@@ -508,7 +593,7 @@ class _EStepper:
             mask = active.astype(dt)
             probes *= active
             B = np.vstack([beta * self.PhiTY * active, probes]).astype(dt)
-            Xs = np.vstack([0 * mu_prev, probes * sd0]).astype(dt)
+            Xs = np.vstack([np.zeros_like(mu_prev), probes * sd0]).astype(dt)
             lam_eff = np.where(active, lam, 1.0).astype(dt)
             dinv = np.where(active, dinv, 1.0).astype(dt)
             n_it, worst = _cg_operator(
@@ -603,16 +688,24 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
       +-1) by preconditioned conjugate gradients, all right-hand sides in one
       block; ``mu`` is the first solution and ``Sigma_ii`` is estimated by
       ``mean_k p_ki x_ki`` (clamped at zero), an unbiased estimate whose
-      error decreases like ``1 / sqrt(n_probes)``. The probes are drawn anew
-      at every iteration, so their errors average out across iterations (with
-      fixed probes the estimate is biased and, on the benchmark, EM stalled at
-      17 % error instead of 3 %). CG is warm-started from the previous mean
-      and from each probe scaled by the previous variances, with the Jacobi
-      preconditioner ``alpha ||x_i||^2 + lambda_i``. Only products with ``X``
-      and ``X^T`` are needed, so ``X`` may be a ``LinearOperator`` (a
-      subsampled DCT or FFT, ``O(p log p)`` per product).
-    - ``solver="auto"``: ``"em"`` when ``X`` is an array with
-      ``min(n_samples, n_features) <= 1000``, else ``"cofem"``.
+      relative error per entry is of the order of ``1 / sqrt(n_probes)`` (so
+      ``sigma_diag_`` is a rough estimate with the default 10 probes; raise
+      ``n_probes`` for error bars). The probes are drawn anew at every
+      iteration, so their errors average out across iterations (with fixed
+      probes EM converges to a biased fixed point). CG starts the mean from
+      zero and each probe from itself scaled by the previous variances, with
+      the Jacobi preconditioner ``alpha ||x_i||^2 + lambda_i`` (``||x_i||^2``
+      the squared norm of column ``i`` of the centred ``X``). Only products
+      with ``X`` and ``X^T`` are needed, so ``X`` may be a ``LinearOperator``
+      (a subsampled DCT or FFT, ``O(p log p)`` per product); its column
+      norms are computed exactly from ``n_samples`` products with ``X^T``
+      when ``n_samples * n_features <= 5e7``, else estimated from 32 probes,
+      so that a ``LinearOperator`` gives the same fit as the matrix it wraps
+      (to the CG tolerance) below that size.
+    - ``solver="auto"``: ``"em"`` when ``X`` is a dense array with
+      ``min(n_samples, n_features) <= 1000``, else ``"cofem"`` (always for a
+      sparse matrix or a ``LinearOperator``, which exact EM would densify to
+      ``n_samples x n_features``).
 
     Parameters
     ----------
@@ -624,11 +717,12 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
         Maximum number of EM iterations.
     tol : float, default=5e-3
         Stop when ``||mu_t - mu_{t-1}|| <= tol ||mu_t||`` (Frobenius norm over
-        tasks) between consecutive E-steps. EM's change decays slowly; on the
-        benchmark (DCT, learned noise) the error was lowest after 30 to 40
-        iterations (3.5 %, where this tolerance stops) and grew slowly
-        beyond (4.6 % after 100, at ``tol=1e-3``), as the learned noise
-        precision keeps growing when there are more features than samples.
+        tasks) between consecutive E-steps. With learned noise and more
+        features than samples the default acts as early stopping: EM's change
+        decays slowly while the noise precision keeps growing towards its cap,
+        and the error of the coefficients rises again after a minimum that
+        this tolerance tends to stop near (see the user guide); ``tol=0``
+        runs all ``max_iter`` iterations.
     cg_tol : float, default=1e-4
         CG stops for a right-hand side ``b`` once ``||b - A x|| <= cg_tol
         ||b||``. A CG that does not get there within ``cg_max_iter`` keeps its
@@ -654,14 +748,17 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
         coefficients are held at zero inside CG (a mask), and the products
         keep their cost.
     positive : bool, default=False
-        Non-negative coefficients: the E-step's Gaussian posterior of each
-        coefficient is truncated to ``[0, inf)`` (rectified Gaussian), the
-        M-step uses the truncated second moment ``mu^2 + s^2 + mu s phi(a) /
-        Phi(a)`` (``s^2 = Sigma_ii``, ``a = mu / s``) and ``coef_`` is the
-        mode of the truncated posterior, ``max(mu, 0)``. (Its mean, ``mu + s
-        phi(a) / Phi(a)``, is positive for every coefficient, about ``0.8 s``
-        where ``mu`` is zero, so it is not sparse.) ``sigma_diag_`` stays the
-        Gaussian ``Sigma_ii``.
+        Non-negative coefficients, by an approximation: the E-step is the
+        usual Gaussian one (unconstrained, coupled ``mu`` and ``Sigma``); only
+        the M-step truncates, coefficient by coefficient, the Gaussian
+        marginal ``N(mu_i, Sigma_ii)`` to ``[0, inf)`` (rectified Gaussian)
+        and uses its second moment ``mu^2 + s^2 + mu s phi(a) / Phi(a)``
+        (``s^2 = Sigma_ii``, ``a = mu / s``). This is not the exact posterior
+        under a non-negative prior. ``coef_`` is the mode of the truncated
+        marginal, ``max(mu, 0)`` (its mean, ``mu + s phi(a) / Phi(a)``, is
+        positive for every coefficient, about ``0.8 s`` where ``mu`` is zero,
+        so it is not sparse); ``sigma_diag_`` stays the Gaussian
+        ``Sigma_ii``.
     multitask : {"shared", "independent"}, default="shared"
         For ``y`` of shape (n_samples, n_tasks): one set of precisions and one
         noise precision shared by all tasks (M-SBL, a common support), or a
@@ -674,12 +771,14 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
         and every product subtracts the rank-one term, so ``X`` is never
         densified.
     random_state : int, RandomState instance or None, default=None
-        Seed of CoFEM's probes. (For a ``LinearOperator``, whose column norms
-        are not available, the preconditioner uses their mean, from a
-        Hutchinson estimate of ``||X||_F^2`` with 16 probes of a fixed seed.)
+        Seed of CoFEM's probes. (The estimate of a large
+        ``LinearOperator``'s column norms uses probes of a fixed seed of its
+        own, so that the E-steps draw the same probes whatever the kind of
+        ``X``.)
     n_jobs : int, default=None
         Threads over blocks of right-hand sides of dense CoFEM's CG
-        (``None`` means 1, ``-1`` all cores); the numba kernel releases the
+        (``None`` means 1, ``-1`` all cores, ``-2`` all but one; 0 is not
+        allowed); the numba kernel releases the
         GIL and BLAS runs on one thread.
     verbose : int, default=0
         Print a line per EM iteration (coefficient change, number of active
@@ -698,8 +797,11 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
     alpha_ : float or ndarray of shape (n_tasks,)
         Estimated noise precision (per task for ``"independent"``).
     sigma_diag_ : ndarray of shape (n_features,) or (n_tasks, n_features)
-        Posterior variances ``Sigma_ii`` (exact for EM, estimated for CoFEM;
-        zero for pruned coefficients).
+        Posterior variances ``Sigma_ii`` (zero for pruned coefficients).
+        Exact for EM; for CoFEM a probe estimate, unbiased before the
+        clamping at zero, whose standard deviation is ``sqrt(sum_{j != i}
+        Sigma_ij^2 / n_probes)``: a relative error per entry of the order of
+        ``1 / sqrt(n_probes)``, smaller where ``Sigma`` is nearly diagonal.
     active_ : ndarray of bool, same shape as ``lambda_``
         Coefficients not pruned.
     sigma_ : ndarray of shape (n_active, n_active) or list of them
@@ -735,7 +837,9 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
     without ``Sigma`` either: one CG solve ``A v = x_c`` per test sample (in
     blocks), so it is exact to ``cg_tol``; the fitted estimator therefore keeps
     the active columns of the centred training design (dense input) or a
-    reference to the training matrix or ``LinearOperator``.
+    reference to the training sparse matrix or ``LinearOperator``. A CoFEM
+    model fitted on an operator can thus only be pickled if the operator can
+    (an operator built from lambdas or closures cannot).
 
     References
     ----------
@@ -775,7 +879,11 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
         "multitask": [StrOptions({"shared", "independent"})],
         "fit_intercept": ["boolean"],
         "random_state": ["random_state"],
-        "n_jobs": [Integral, None],
+        "n_jobs": [
+            Interval(Integral, None, -1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
         "verbose": ["verbose"],
     }
 
@@ -892,8 +1000,11 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
     def _options(self, X):
         solver = self.solver
         if solver == "auto":
+            # exact EM only for dense arrays: sparse matrices and operators
+            # would have to be densified (n x p)
+            dense = not (isinstance(X, LinearOperator) or sp.issparse(X))
             small = min(X.shape) <= AUTO_EM_MAX_SIZE
-            solver = "em" if small and not isinstance(X, LinearOperator) else "cofem"
+            solver = "em" if small and dense else "cofem"
         return _Options(
             solver=solver,
             n_probes=self.n_probes,
