@@ -35,7 +35,16 @@ default_role = "literal"
 
 # -- autodoc / autosummary / numpydoc ----------------------------------------
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": False}
+# scikit-learn generates set_*_request methods (metadata routing) for estimators
+# whose methods take extra arguments; their docstrings point into sklearn's docs
+autodoc_default_options = {
+    "members": True,
+    "inherited-members": False,
+    "exclude-members": ",".join(
+        f"set_{method}_request"
+        for method in ("fit", "partial_fit", "predict", "score", "transform")
+    ),
+}
 autodoc_typehints = "none"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False

@@ -1,7 +1,7 @@
 """
-===========================================
+========================================
 Spike sorting with convolutional kernels
-===========================================
+========================================
 
 An extracellular electrode records the spikes of a few nearby neurons, each
 with its own waveform, in noise. Convolutional dictionary learning recovers

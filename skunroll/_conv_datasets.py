@@ -297,9 +297,11 @@ def make_convolutional_data(
         ``(n_samples, n_times)`` for one-channel 1-D signals, ``(n_samples,
         n_channels, n_times)`` for several channels, ``(n_samples, n_channels,
         height, width)`` for images.
-    kernels : ndarray of shape (n_components, n_channels, *kernel_size)
+    kernels : ndarray of shape (n_components, n_channels, kh, kw)
+        (``(n_components, n_channels, kernel_size)`` for 1-D signals).
         Unit-norm kernels.
-    codes : ndarray of shape (n_samples, n_components, *n_positions)
+    codes : ndarray of shape (n_samples, n_components, p1, p2)
+        (``(n_samples, n_components, n_positions)`` for 1-D signals).
         The code maps, ``n_positions = n_times - kernel_size + 1`` per axis.
 
     Examples

@@ -38,6 +38,8 @@ MAX_HALVINGS = 10
 ALIGN_EPOCHS = 5
 #: "auto" segment_size: signals longer than twice this are cut into segments
 AUTO_SEGMENT = 16384
+#: detect_events encodes this many code positions at a time (bounded memory)
+DETECT_BLOCK = 1 << 20
 
 
 @dataclass
@@ -184,7 +186,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     Attributes
     ----------
-    kernels_ : ndarray of shape (n_components, n_channels, *kernel_size)
+    kernels_ : ndarray of shape (n_components, n_channels, kh, kw)
+        (``(n_components, n_channels, kernel_size)`` for 1-D kernels).
         Learned kernels, unit norm.
     n_components_ : int
         Number of kernels.
@@ -192,7 +195,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Step of the unrolled encoder, ``1 / (c L)`` with ``L`` the squared norm
         of the convolution operator (computed in the Fourier domain, so it
         holds for signals of any length) and ``c`` the likelihood's curvature.
-    objective_history_ : ndarray of shape (n_iter_,)
+    objective_history_ : ndarray of shape (n_epochs,)
         Mean objective per training crop at every epoch (the data loss, plus
         the penalty except for "ae-ls").
     n_iter_ : int
@@ -486,7 +489,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         y : Ignored
             Not used, present for API consistency by convention.
         code_mask : array-like of bool, default=None
-            Shape (n_samples, n_components, *n_positions). Allowed code
+            Shape ``(n_samples, n_components, *n_positions)``. Allowed code
             positions (known event windows): codes are zero
             elsewhere, so only the amplitudes at the given onsets are inferred.
 
@@ -844,7 +847,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         Returns
         -------
-        codes : ndarray of shape (n_samples, n_components, *n_positions)
+        codes : ndarray of shape (n_samples, n_components, n_positions)
+            (``(n_samples, n_components, rows, columns)`` for images).
             ``n_positions = n_times - kernel_size + 1`` per axis.
         """
         check_is_fitted(self)
@@ -898,7 +902,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         Returns
         -------
-        X_rec : ndarray of shape (n_samples, *signal_shape_)
+        X_rec : ndarray
+            Of shape ``(n_samples,) + signal_shape_``.
             Reconstructed signals.
         """
         check_is_fitted(self)
@@ -938,7 +943,9 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         entries whose magnitude exceeds ``threshold`` and, of those closer than
         ``min_distance`` positions to a larger one of the same kernel, only the
         largest (a slightly misaligned event spreads over neighbouring
-        positions).
+        positions). Long signals are processed in blocks of about a million
+        positions, each extended by the encoder's reach, so memory does not
+        grow with the length of the recording (only the list of events does).
 
         Parameters
         ----------
@@ -961,7 +968,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             kernel and position: the format of
             :func:`skunroll.datasets.make_spike_recording`.
         """
-        codes = self.code_maps(X, code_mask)
+        check_is_fitted(self)
         if min_distance == "auto":
             min_distance = max(1, self._kshape[1] // 4)
         if not isinstance(min_distance, Integral) or min_distance < 0:
@@ -969,8 +976,40 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "min_distance must be 'auto' or a non-negative int; got "
                 f"{min_distance!r}."
             )
-        kept = self._suppress(codes, float(threshold), int(min_distance))
-        return events_from_codes(kept)
+        X = self._check_signals(X, reset=False, same_shape=False)
+        X4 = self._to_4d(X)
+        mask = self._check_mask(code_mask, X4, self.n_components_)
+        radius = int(min_distance)
+        kw = self._kshape[1]
+        reach = self._state.net.n_unroll * (kw - 1)  # the encoder's reach
+        width = X4.shape[3] - kw + 1
+        found = []
+        with single_threaded_blas():
+            for i in range(X4.shape[0]):
+                for s in range(0, width, DETECT_BLOCK):
+                    e = min(s + DETECT_BLOCK, width)
+                    lo, hi = max(0, s - radius), min(width, e + radius)
+                    a, b = max(0, lo - reach), min(width, hi + reach)
+                    m = None if mask is None else mask[i : i + 1, :, :, a:b]
+                    codes = self._maps(X4[i : i + 1, :, :, a : b + kw - 1], m)
+                    codes = codes[:, :, :, lo - a : hi - a]
+                    kept = self._suppress(codes, float(threshold), radius)
+                    kept = kept[:, :, :, s - lo : e - lo]
+                    events = events_from_codes(self._squeeze_maps(kept))
+                    events["sample"] = i
+                    if len(self._kernel_shape()) == 1:
+                        events["position"] += s
+                    else:
+                        events["position"][:, 1] += s
+                    found.append(events)
+        if not found:
+            return events_from_codes(
+                self._squeeze_maps(np.zeros((0, self.n_components_, 1, 1)))
+            )
+        events = np.concatenate(found)
+        pos = events["position"].reshape(len(events), -1)
+        order = np.lexsort((*pos.T[::-1], events["kernel"], events["sample"]))
+        return events[order]
 
     def _suppress(self, codes, threshold, radius):
         """Per-signal non-maximum suppression in the thread pool."""

@@ -544,10 +544,10 @@ def make_dictionary_mixture(
     n_nonzero_coefs : int, default=3
         Non-zero coefficients per sample (see ``code_distribution``); at most
         ``n_components``.
-    code_distribution : {"uniform", "gaussian", "bernoulli_gaussian"}, \
-            default="uniform"
-        Distribution of the codes, as in :func:`make_sparse_coded_data`; all
-        three are symmetric about zero.
+    code_distribution : str, default="uniform"
+        Distribution of the codes, "uniform", "gaussian" or
+        "bernoulli_gaussian", as in :func:`make_sparse_coded_data`; all three
+        are symmetric about zero.
     code_range : tuple of float (low, high), default=(1.0, 2.0)
         Range of the magnitudes for ``"uniform"``.
     noise : float, default=0.0

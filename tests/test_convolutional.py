@@ -504,3 +504,16 @@ def test_pipeline_and_grid_search():
         cv=2,
     ).fit(X)
     assert np.all(np.isfinite(unsupervised.cv_results_["mean_test_score"]))
+
+
+def test_detect_events_in_blocks_equals_one_block(spikes, fitted, monkeypatch):
+    import skunroll._convolutional as module
+
+    X = spikes[0][:2, :6000]
+    whole = fitted.detect_events(X, threshold=0.1)
+    monkeypatch.setattr(module, "DETECT_BLOCK", 701)
+    blocks = fitted.detect_events(X, threshold=0.1)
+    assert len(whole) > 50
+    np.testing.assert_array_equal(blocks[["sample", "kernel", "position"]],
+                                  whole[["sample", "kernel", "position"]])  # fmt: skip
+    np.testing.assert_allclose(blocks["amplitude"], whole["amplitude"], rtol=1e-10)
