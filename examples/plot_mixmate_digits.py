@@ -23,12 +23,12 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits
 from sklearn.metrics import confusion_matrix, normalized_mutual_info_score
 
 from skunroll import MixMateClustering
+from skunroll._mixmate import _matched_accuracy  # Hungarian-matched accuracy
 
 X, y = load_digits(return_X_y=True)
 X = X / 16.0  # pixel intensities are 0..16
@@ -39,17 +39,8 @@ t_mixmate = time.perf_counter() - t0
 kmeans = KMeans(10, n_init=10, random_state=0).fit(X)
 
 
-def matched(y_true, labels):
-    """Confusion matrix with clusters re-ordered to their matched class, and
-    the accuracy of that matching."""
-    counts = confusion_matrix(y_true, labels)
-    rows, cols = linear_sum_assignment(-counts)
-    order = cols[np.argsort(rows)]
-    return counts[:, order], counts[rows, cols].sum() / len(y_true), order
-
-
 for name, labels in [("k-means", kmeans.labels_), ("MixMate", mixmate.labels_)]:
-    _, acc, _ = matched(y, labels)
+    acc = _matched_accuracy(y, labels)
     nmi = normalized_mutual_info_score(y, labels)
     print(f"{name:8s} accuracy {acc:.3f}  NMI {nmi:.3f}")
 print(f"MixMate: {mixmate.n_iter_} epochs, {t_mixmate:.1f} s, "
@@ -61,7 +52,9 @@ print(f"MixMate: {mixmate.n_iter_} epochs, {t_mixmate:.1f} s, "
 # Row ``d`` shows the eight atoms of the cluster matched to digit ``d``
 # (red positive, blue negative). Each dictionary holds strokes of its digit:
 # a sample is a sparse combination of them.
-counts, acc, order = matched(y, mixmate.labels_)
+# ``order[d]`` is the cluster matched to digit ``d``
+acc, order = _matched_accuracy(y, mixmate.labels_, return_order=True)
+counts = confusion_matrix(y, mixmate.labels_)[:, order]
 n_atoms = mixmate.components_.shape[1]
 fig, axes = plt.subplots(10, n_atoms, figsize=(n_atoms * 0.9, 10 * 0.9))
 for digit, cluster in enumerate(order):

@@ -14,6 +14,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy import sparse
+from scipy.optimize import linear_sum_assignment
 from scipy.special import softmax
 from sklearn.base import (
     BaseEstimator,
@@ -24,6 +25,7 @@ from sklearn.base import (
 )
 from sklearn.cluster import KMeans, SpectralClustering, spectral_clustering
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import confusion_matrix
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
@@ -45,6 +47,13 @@ SSC_MAX_SAMPLES = 2000
 as the paper does (the affinity is dense in the number of samples)."""
 SSC_NONZERO = 5
 """Atoms (other samples) per self-expression in ``init="ssc-omp"``."""
+WEIGHT_FLOOR = 1e-3
+"""Smallest mixing weight, as a fraction of the uniform weight
+``1 / n_clusters``: no cluster's weight reaches 0 (its ``log`` stays finite
+and the cluster can win samples back)."""
+RESEED_WARN_EPOCHS = 3
+"""Epochs with a re-seeded cluster from which ``fit`` warns that the
+clusters keep collapsing."""
 
 
 class MixMateClustering(
@@ -61,12 +70,15 @@ class MixMateClustering(
 
     the lasso objective at the encoder's output. A sample belongs to the
     cluster of lowest energy, with responsibilities
-    :math:`p_k(x) = \mathrm{softmax}_k(-E_k(x) / \tau)` (uniform prior over
-    clusters). Training minimises the mean over the samples of
-    :math:`\sum_k p_k(x) E_k(x)` by minibatch Adam, back-propagating through
-    the softmax and the unrolled encoders (``assign="soft"``, the published
-    method); ``assign="hard"`` minimises the mean of :math:`\min_k E_k(x)`
-    instead, updating each dictionary on the samples assigned to it.
+    :math:`p_k(x) = \mathrm{softmax}_k(-E_k(x) / \tau + \log \pi_k)`, where
+    the mixing weights :math:`\pi_k` are learned (the mean responsibility of
+    every cluster over an epoch, as in EM). Training minimises the mean over
+    the samples of :math:`\sum_k p_k(x) E'_k(x)`, with
+    :math:`E'_k = E_k - \tau \log \pi_k`, by minibatch Adam, back-propagating
+    through the softmax and the unrolled encoders (``assign="soft"``, the
+    published method); ``assign="hard"`` minimises the mean of
+    :math:`\min_k E_k(x)` instead, updating each dictionary on the samples
+    assigned to it.
 
     Parameters
     ----------
@@ -88,8 +100,7 @@ class MixMateClustering(
         ``predict_proba``), on the scale of the energies; lower is closer to
         hard assignments. Much above the differences of energy between
         clusters, every dictionary learns every sample and the clusters
-        collapse (``temperature=1`` gave 0.34 accuracy on digits scaled to
-        [0, 1], 0.1 gave 0.88; see ``benchmarks/bench_clustering.py``).
+        collapse (see the user guide for measured values).
     init : {"kmeans", "spectral", "ssc-omp"} or array-like, default="kmeans"
         First clustering, whose clusters fill the dictionaries: ``"kmeans"``
         (:class:`~sklearn.cluster.KMeans`, 10 starts), ``"spectral"``
@@ -101,6 +112,16 @@ class MixMateClustering(
         dictionaries. Each dictionary is filled with random samples of its
         cluster, normalised (random unit atoms where a cluster has fewer
         samples than atoms).
+    mixing : {"learn", "uniform"}, default="learn"
+        ``"learn"``: mixing weights ``pi_k`` updated after every epoch (the
+        mean responsibility of every cluster). ``"uniform"``: ``pi_k = 1 / K``
+        throughout (the weights then drop out of every formula).
+    n_init : int, default=1
+        Number of fits, each from its own first clustering (and atoms drawn
+        from it, and minibatch order), as ``KMeans`` runs several starts; the
+        fit of best ``score`` on the training data (lowest mean smallest
+        energy) is kept. With an array ``init`` the fits differ only in the
+        atoms drawn and the minibatch order.
     missing : {"error", "mask"}, default="error"
         ``"mask"``: NaN entries of ``X`` are missing; they are left out of the
         encoders' residuals and of the energies (the masked residual of the
@@ -115,16 +136,15 @@ class MixMateClustering(
         Stop when the mean objective of an epoch changes by less than ``tol``
         relative to the previous epoch, two epochs in a row. The default 0
         runs ``max_iter`` epochs, a fixed budget as in the paper: with Adam's
-        minibatch noise the epoch objective on digits still moves by about
-        1e-3 after 100 epochs while the clusters keep improving (``tol=1e-3``
-        stopped some runs after 12 epochs, 0.866 median accuracy instead of
-        0.876).
+        minibatch noise the epoch objective can keep moving while the
+        clusters still improve (see the user guide).
     random_state : int, RandomState instance or None, default=None
-        Seed of the initial clustering, the atoms drawn from it, the
+        Seed of the initial clusterings, the atoms drawn from them, the
         shuffling and the re-seeded clusters.
     n_jobs : int, default=None
         Threads over chunks of 128 samples (``None`` means 1, ``-1`` all
-        cores). Results do not depend on it.
+        cores, ``-2`` all but one; 0 is not allowed). Results do not depend
+        on it.
     verbose : int, default=0
         1 prints a line per epoch (objective, cluster sizes, time).
 
@@ -133,12 +153,19 @@ class MixMateClustering(
     components_ : ndarray of shape (n_clusters, n_components, n_features)
         The dictionary of every cluster (unit-norm atoms as rows).
     labels_ : ndarray of shape (n_samples,)
-        Cluster of every training sample (lowest energy, final dictionaries).
+        Cluster of every training sample (as ``predict``, final
+        dictionaries).
+    weights_ : ndarray of shape (n_clusters,)
+        Mixing weights :math:`\pi_k` (sum to one, none below about
+        ``1e-3 / n_clusters``): the mean responsibility of every cluster over
+        the last epoch (``"soft"``), or the fraction of the samples it won
+        (``"hard"``, where only ``predict_proba`` uses them).
     step_sizes_ : ndarray of shape (n_clusters,)
         Encoder step ``1 / ||D_k||_2^2`` of every cluster.
     objective_history_ : ndarray of shape (`n_iter_`,)
-        Mean training objective of every epoch (``sum_k p_k E_k`` for
-        ``"soft"``, ``min_k E_k`` for ``"hard"``), with the dictionaries of
+        Mean training objective of every epoch (``sum_k p_k E'_k`` with
+        ``E'_k = E_k - temperature * log(weights_[k])`` for ``"soft"``,
+        ``min_k E_k`` for ``"hard"``), with the dictionaries and weights of
         the time each minibatch was seen.
     n_iter_ : int
         Number of epochs run.
@@ -146,7 +173,8 @@ class MixMateClustering(
         Number of minibatch updates.
     n_reseeded_ : int
         Number of times a cluster left empty by an epoch was re-seeded (from
-        the samples its rivals explain worst).
+        the samples its rivals explain worst, its weight reset to
+        ``1 / n_clusters``).
     learning_rate_ : float
         Learning rate at the end (lower than ``learning_rate`` if a
         non-finite objective forced it down).
@@ -164,16 +192,26 @@ class MixMateClustering(
     Notes
     -----
     ``transform`` returns the energies, as ``KMeans.transform`` returns
-    distances: small is close. ``score`` is minus the mean of the smallest
-    energy (higher is better); like the energies, it is comparable across
-    models with the same ``alpha``. The model has ``n_clusters *
-    n_components * n_features`` learned parameters.
+    distances: small is close. ``predict`` returns the cluster of lowest
+    :math:`E'_k = E_k - \tau \log \pi_k` for ``assign="soft"`` (the most
+    responsible one, the argmax of ``predict_proba``) and of lowest
+    :math:`E_k` for ``assign="hard"`` (the rule it was trained with; its
+    ``predict_proba`` still includes the weights, so its argmax can differ).
+    ``score`` is minus the mean of the smallest energy :math:`E_k` (higher is
+    better); like the energies, it is comparable across models with the same
+    ``alpha``. The model has ``n_clusters * n_components * n_features``
+    learned dictionary entries and ``n_clusters - 1`` free weights.
 
     The soft objective's gradient with respect to ``D_k`` is
     :math:`\sum_x c_k(x) \nabla_{D_k} E_k(x)` with
-    :math:`c_k = p_k (1 - (E_k - \sum_j p_j E_j) / \tau)`: the softmax only
+    :math:`c_k = p_k (1 - (E'_k - \sum_j p_j E'_j) / \tau)`: the softmax only
     re-weights each sample's back-propagation through the encoder of every
-    cluster (done by the weighted kernels of ``_kernels._unrolled``).
+    cluster (done by the weighted kernels of ``_kernels._unrolled``). The
+    weights :math:`\pi_k` are held fixed within an epoch.
+
+    ``fit`` warns (``ConvergenceWarning``) when every training sample ends
+    in one cluster or clusters keep being re-seeded: typically ``alpha`` is
+    too large for the scale of ``X``, so that every code is zero.
 
     References
     ----------
@@ -205,13 +243,19 @@ class MixMateClustering(
         "assign": [StrOptions({"soft", "hard"})],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "init": [StrOptions(set(INITS)), "array-like"],
+        "mixing": [StrOptions({"learn", "uniform"})],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
         "missing": [StrOptions({"error", "mask"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
-        "n_jobs": [Integral, None],
+        "n_jobs": [
+            Interval(Integral, None, -1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
         "verbose": ["verbose"],
     }
 
@@ -225,6 +269,8 @@ class MixMateClustering(
         assign="soft",
         temperature=0.1,
         init="kmeans",
+        mixing="learn",
+        n_init=1,
         missing="error",
         max_iter=100,
         batch_size=256,
@@ -241,6 +287,8 @@ class MixMateClustering(
         self.assign = assign
         self.temperature = temperature
         self.init = init
+        self.mixing = mixing
+        self.n_init = n_init
         self.missing = missing
         self.max_iter = max_iter
         self.batch_size = batch_size
@@ -273,17 +321,26 @@ class MixMateClustering(
             raise ValueError(
                 f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}."
             )
+        rng = check_random_state(self.random_state)
+        best = None
         with single_threaded_blas():  # threads run over chunks; BLAS stays serial
-            state = self._train(X, mask)
-            energies = self._energies(X, mask, state["D"], state["steps"])
+            for _ in range(self.n_init):  # one random stream: n_init=1 as before
+                state = self._train(X, mask, rng)
+                energies = self._energies(X, mask, state["D"], state["steps"])
+                score = -float(np.mean(energies.min(axis=1)))
+                if best is None or score > best[0]:
+                    best = (score, state, energies)
+        _, state, energies = best
         self.components_ = state["D"]
         self.step_sizes_ = state["steps"]
-        self.labels_ = np.argmin(energies, axis=1).astype(np.int64)
+        self.weights_ = state["weights"]
+        self.labels_ = self._labels(energies)
         self.objective_history_ = np.asarray(state["history"])
         self.n_iter_ = len(state["history"])
         self.n_steps_ = state["n_steps"]
         self.n_reseeded_ = state["n_reseeded"]
         self.learning_rate_ = state["learning_rate"]
+        self._warn_if_collapsed(X, mask, state)
         if self.n_iter_ == self.max_iter and not state["converged"] and self.tol > 0:
             warnings.warn(
                 f"MixMateClustering stopped after max_iter={self.max_iter} epochs "
@@ -293,6 +350,41 @@ class MixMateClustering(
                 stacklevel=2,
             )
         return self
+
+    def _labels(self, energies, weights=None):
+        """Cluster of every row of ``energies``: lowest ``E_k - tau log pi_k``
+        for ``"soft"``, lowest ``E_k`` for ``"hard"``."""
+        if self.assign == "hard":
+            return np.argmin(energies, axis=1).astype(np.int64)
+        weights = self.weights_ if weights is None else weights
+        shifted = energies - self.temperature * np.log(weights)
+        return np.argmin(shifted, axis=1).astype(np.int64)
+
+    def _warn_if_collapsed(self, X, mask, state):
+        """Warn when every training sample ended in one cluster, or clusters
+        were re-seeded in many epochs: the sign of an ``alpha`` too large
+        for the scale of ``X`` (every code zero, every energy equal)."""
+        one_cluster = self.n_clusters > 1 and np.unique(self.labels_).size == 1
+        repeated = state["reseed_epochs"] >= RESEED_WARN_EPOCHS
+        if not (one_cluster or repeated):
+            return
+        observed = X if mask is None else X * mask
+        scale = float(np.median(np.linalg.norm(observed, axis=1)))
+        what = (
+            "every training sample ended in one cluster"
+            if one_cluster
+            else f"empty clusters were re-seeded in {state['reseed_epochs']} epochs"
+        )
+        warnings.warn(
+            f"MixMateClustering: {what} ({self.n_reseeded_} re-seedings). "
+            f"alpha={self.alpha:.3g} is absolute, on the scale of the energies "
+            f"0.5 ||x - z D||^2, and the median norm of the samples of X is "
+            f"{scale:.3g}: with alpha large against it every code is zero and "
+            "every cluster explains every sample equally. Rescale X or lower "
+            "alpha.",
+            ConvergenceWarning,
+            stacklevel=4,  # the caller of fit (through _fit_context)
+        )
 
     def _validate_X(self, X, reset):
         """Validated ``X`` with missing entries set to 0, and the mask of
@@ -323,13 +415,13 @@ class MixMateClustering(
             groups=resolve_groups("l1", None, self.n_components),
         )
 
-    def _train(self, X, mask):
+    def _train(self, X, mask, rng):
         """Initial dictionaries, then the epochs; returns the final state."""
-        rng = check_random_state(self.random_state)
         D = self._initial_dictionaries(X, mask, rng)
         k = self.n_clusters
         state = {
             "D": D,
+            "weights": np.full(k, 1.0 / k),
             "D_previous": None,
             "optimizers": [Adam(D[c].shape) for c in range(k)],
             "power_vectors": rng.standard_normal((k, min(D.shape[1:]))),
@@ -337,6 +429,7 @@ class MixMateClustering(
             "history": [],
             "n_steps": 0,
             "n_reseeded": 0,
+            "reseed_epochs": 0,
             "failures": 0,
             "converged": False,
             "rng": rng,
@@ -349,6 +442,7 @@ class MixMateClustering(
             order = rng.permutation(n_samples)
             total = seen = 0.0
             sizes = np.zeros(k, dtype=np.int64)
+            responsibility = np.zeros(k)
             for first in range(0, n_samples, batch):
                 rows = np.sort(order[first : first + batch])
                 X_b = X[rows]
@@ -356,16 +450,19 @@ class MixMateClustering(
                 result = self._step(state, X_b, mask_b)
                 if result is None:
                     continue
-                objective, labels = result
+                objective, labels, p = result
                 total += objective * X_b.shape[0]
                 seen += X_b.shape[0]
                 sizes += np.bincount(labels, minlength=k)
+                responsibility += p.sum(axis=0)
             if seen == 0:
                 raise FloatingPointError(
                     "the training objective was non-finite at every step of an "
                     "epoch; check the scale of X. Nothing was fitted."
                 )
             state["history"].append(total / seen)
+            if self.mixing == "learn":
+                state["weights"] = _floored_weights(responsibility / seen)
             self._reseed_empty(state, X, mask, sizes)
             if self.verbose:
                 print(
@@ -415,12 +512,13 @@ class MixMateClustering(
 
     def _step(self, state, X_b, mask_b):
         """One update of every dictionary on a minibatch; returns the mean
-        objective and the hard labels, or None if the step was not applied
+        objective, the labels and the responsibilities (one-hot labels for
+        ``"hard"``), or None if the step was not applied
         (non-finite objective: the previous dictionaries are restored, Adam
         forgets its moments and the learning rate is halved)."""
         D = state["D"]
-        objective, labels, grads = self._objective_and_gradients(
-            X_b, mask_b, D, state["steps"]
+        objective, labels, grads, p = self._objective_and_gradients(
+            X_b, mask_b, D, state["steps"], state["weights"]
         )
         finite = np.isfinite(objective) and all(
             g is None or np.all(np.isfinite(g)) for g in grads
@@ -436,26 +534,35 @@ class MixMateClustering(
                 _project_atoms(D[c], False, state["rng"])
         state["steps"] = self._encoder_steps(state)
         state["n_steps"] += 1
-        return objective, labels
+        return objective, labels, p
 
-    def _objective_and_gradients(self, X, mask, D, steps, skip=SKIP_WEIGHT):
-        """Mean objective over the rows of ``X``, their hard labels, and its
-        gradient with respect to every ``D[c]`` (None where no sample
-        contributes), the encoder steps held fixed.
+    def _objective_and_gradients(
+        self, X, mask, D, steps, mixing=None, skip=SKIP_WEIGHT
+    ):
+        """Mean objective over the rows of ``X``, their labels, its gradient
+        with respect to every ``D[c]`` (None where no sample contributes),
+        the encoder steps and the mixing weights (uniform if None) held
+        fixed, and the responsibilities (one-hot labels for ``"hard"``).
 
-        ``"soft"``: ``mean_x sum_k p_k E_k``, whose gradient is
+        ``"soft"``: ``mean_x sum_k p_k E'_k`` with
+        ``E'_k = E_k - tau log pi_k``, whose gradient is
         ``sum_x c_k(x) grad E_k(x) / n`` (``_soft_weights``), samples with
         ``|c_k| <= skip`` left out; ``"hard"``: ``mean_x min_k E_k``, each
         dictionary's gradient over the samples it wins.
         """
-        n = X.shape[0]
+        n, k = X.shape[0], D.shape[0]
+        if mixing is None:
+            mixing = np.full(k, 1.0 / k)
         energies = self._energies(X, mask, D, steps)
-        labels = np.argmin(energies, axis=1)
+        labels = self._labels(energies, mixing)
         if self.assign == "soft":
-            p, weights = _soft_weights(energies, self.temperature)
-            objective = float(np.mean(np.sum(p * energies, axis=1)))
+            shifted = energies - self.temperature * np.log(mixing)
+            p, weights = _soft_weights(shifted, self.temperature)
+            objective = float(np.mean(np.sum(p * shifted, axis=1)))
         else:
             objective = float(np.mean(energies[np.arange(n), labels]))
+            p = np.zeros((n, k))
+            p[np.arange(n), labels] = 1.0
         net = self._network()
         grads = []
         for c in range(D.shape[0]):
@@ -472,7 +579,7 @@ class MixMateClustering(
                 weights=w, mask=None if mask is None else mask[rows],
             )  # fmt: skip
             grads.append(res.grad / n)
-        return objective, labels, grads
+        return objective, labels, grads, p
 
     def _recover(self, state):
         state["failures"] += 1
@@ -501,6 +608,7 @@ class MixMateClustering(
         empty = np.flatnonzero(sizes == 0)
         if empty.size == 0:
             return
+        state["reseed_epochs"] += 1
         rng = state["rng"]
         subset = rng.choice(X.shape[0], min(X.shape[0], 1024), replace=False)
         X_s = X[np.sort(subset)]
@@ -516,6 +624,10 @@ class MixMateClustering(
                 rng,
             )
             state["optimizers"][c] = Adam(state["D"][c].shape)
+        if self.mixing == "learn":
+            weights = state["weights"].copy()
+            weights[empty] = 1.0 / self.n_clusters  # a fair chance to win samples
+            state["weights"] = _floored_weights(weights)
         state["steps"] = self._encoder_steps(state)
         state["n_reseeded"] += empty.size
 
@@ -574,7 +686,11 @@ class MixMateClustering(
             return self._energies(X, mask, D, self.step_sizes_)
 
     def predict(self, X):
-        """Cluster of lowest energy of every sample.
+        """Most responsible cluster of every sample.
+
+        The lowest ``E_k - temperature * log(weights_[k])`` for
+        ``assign="soft"`` (the argmax of ``predict_proba``), the lowest energy
+        ``E_k`` for ``assign="hard"`` (the rule it was trained with).
 
         Parameters
         ----------
@@ -586,7 +702,7 @@ class MixMateClustering(
         labels : ndarray of shape (n_samples,)
             Cluster indices (int64).
         """
-        return np.argmin(self.transform(X), axis=1).astype(np.int64)
+        return self._labels(self.transform(X))
 
     def fit_predict(self, X, y=None):
         """Fit, then return ``labels_``.
@@ -606,7 +722,9 @@ class MixMateClustering(
         return self.fit(X).labels_
 
     def predict_proba(self, X):
-        """Responsibilities ``softmax_k(-E_k(x) / temperature)``.
+        """Responsibilities ``softmax_k(-E_k(x) / temperature + log pi_k)``.
+
+        ``pi`` is ``weights_``.
 
         Parameters
         ----------
@@ -620,7 +738,8 @@ class MixMateClustering(
         """
         check_is_fitted(self)
         X, mask = self._validate_X(X, reset=False)
-        return softmax(-self._energies_of(X, mask) / self.temperature, axis=1)
+        energies = self._energies_of(X, mask)
+        return softmax(-energies / self.temperature + np.log(self.weights_), axis=1)
 
     def score(self, X, y=None):
         """Minus the mean smallest energy of the samples of ``X``.
@@ -659,10 +778,31 @@ class MixMateClustering(
 def _soft_weights(energies, temperature):
     """Responsibilities ``p = softmax(-E / tau)`` and the weights
     ``c_k = p_k (1 - (E_k - sum_j p_j E_j) / tau)``, the derivative of
-    ``sum_j p_j E_j`` with respect to ``E_k``."""
+    ``sum_j p_j E_j`` with respect to ``E_k``. With mixing weights, ``E`` is
+    ``E - tau log pi`` (``p = softmax(-E / tau + log pi)``)."""
     p = softmax(-energies / temperature, axis=1)
     mean = np.sum(p * energies, axis=1, keepdims=True)
     return p, p * (1.0 - (energies - mean) / temperature)
+
+
+def _floored_weights(weights):
+    """Mixing weights at least ``WEIGHT_FLOOR / n_clusters``, summing to
+    one."""
+    weights = np.maximum(weights, WEIGHT_FLOOR / weights.size)
+    return weights / weights.sum()
+
+
+def _matched_accuracy(y, labels, return_order=False):
+    """Accuracy of the best one-to-one matching of clusters to classes (the
+    Hungarian algorithm on the confusion matrix); with ``return_order``,
+    also the cluster matched to each class (index into the sorted union of
+    the values of ``y`` and ``labels``)."""
+    counts = confusion_matrix(y, labels)
+    rows, cols = linear_sum_assignment(-counts)
+    accuracy = counts[rows, cols].sum() / len(y)
+    if return_order:
+        return accuracy, cols[np.argsort(rows)]
+    return accuracy
 
 
 def _imputed(X, mask):

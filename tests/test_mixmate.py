@@ -19,7 +19,10 @@ from sklearn.metrics import adjusted_rand_score
 
 from skunroll._autoencoder import Network, forward_backward
 from skunroll._mixmate import (
+    WEIGHT_FLOOR,
     MixMateClustering,
+    _floored_weights,
+    _matched_accuracy,
     _omp_block,
     _soft_weights,
     ssc_omp,
@@ -94,6 +97,21 @@ def test_separates_a_union_of_dictionaries_that_kmeans_cannot(planted, params):
     np.testing.assert_allclose(np.linalg.norm(mm.components_, axis=2), 1.0)
 
 
+@pytest.mark.parametrize("data_seed", range(6))
+def test_kmeans_starts_with_n_init_separate_every_planted_problem(data_seed):
+    """A k-means start on clusters that share their mean is poor and a single
+    fit from it often stops in a poor minimum (ARI 0.1 to 1.0 over these
+    seeds); the best ``score`` of several starts is the planted clustering."""
+    X, y, _, _ = make_dictionary_mixture(
+        600, 20, n_clusters=3, n_components=4, n_nonzero_coefs=2, noise=0.01,
+        random_state=data_seed,
+    )  # fmt: skip
+    kmeans = KMeans(3, n_init=10, random_state=0).fit_predict(X)
+    assert adjusted_rand_score(y, kmeans) < 0.5
+    mm = _mm(init="kmeans", n_init=8, max_iter=20, batch_size=64).fit(X)
+    assert adjusted_rand_score(y, mm.labels_) >= 0.95
+
+
 def test_ssc_omp_codes_each_sample_by_omp_on_the_others():
     """The batched self-expressive OMP of ``init="ssc-omp"`` against
     scikit-learn's ``orthogonal_mp`` with the sample's own column removed."""
@@ -146,11 +164,42 @@ def test_transform_predict_proba_and_score_agree(planted):
     proba = mm.predict_proba(X[:50])
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     np.testing.assert_array_equal(proba.argmax(axis=1), mm.predict(X[:50]))
+    # the responsibilities include the learned mixing weights
+    assert mm.weights_.shape == (3,) and mm.weights_.sum() == pytest.approx(1.0)
+    logits = -energies / mm.temperature + np.log(mm.weights_)
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(proba, expected, rtol=1e-10)
     assert mm.score(X[:50]) == pytest.approx(-energies.min(axis=1).mean())
     assert mm.get_feature_names_out().tolist() == [
         "mixmateclustering0", "mixmateclustering1", "mixmateclustering2",
     ]  # fmt: skip
     assert mm.fit_predict(X).dtype == np.int64
+
+
+def test_mixing_weights_shift_predict_for_soft_not_for_hard(planted):
+    X, y, _ = planted
+    # unbalanced clusters: 400, 200 and 50 samples
+    keep = np.concatenate([np.flatnonzero(y == c)[:n] for c, n in
+                           enumerate([400, 200, 50])])  # fmt: skip
+    X, y = X[keep], y[keep]
+    fractions = np.bincount(y) / y.size
+    soft = _mm(init=y, max_iter=5, tol=0).fit(X)
+    np.testing.assert_allclose(soft.weights_, fractions, atol=0.02)
+    energies = soft.transform(X)
+    shifted = energies - soft.temperature * np.log(soft.weights_)
+    np.testing.assert_array_equal(soft.predict(X), shifted.argmin(axis=1))
+    np.testing.assert_array_equal(soft.labels_, soft.predict(X))
+    # a sample whose energies tie goes to the heavier cluster
+    soft.weights_ = np.array([0.2, 0.7, 0.1])
+    assert soft._labels(np.zeros((1, 3)))[0] == 1
+    hard = _mm(init=y, max_iter=5, tol=0, assign="hard").fit(X)
+    np.testing.assert_allclose(hard.weights_, fractions, atol=0.02)
+    np.testing.assert_array_equal(hard.predict(X), hard.transform(X).argmin(axis=1))
+    np.testing.assert_array_equal(hard.labels_, hard.predict(X))
+    uniform = _mm(init=y, max_iter=2, tol=0, mixing="uniform").fit(X)
+    np.testing.assert_array_equal(uniform.weights_, np.full(3, 1 / 3))
+    np.testing.assert_array_equal(uniform.labels_, uniform.transform(X).argmin(1))
 
 
 def test_energies_are_the_lasso_objective_at_the_encoder_output(planted):
@@ -223,21 +272,26 @@ def test_weighted_kernels_reduce_to_the_plain_ones():
                          mask=np.ones(X.shape))  # fmt: skip
 
 
+@pytest.mark.parametrize("mixing", [None, [0.8, 0.2]], ids=["uniform", "learned"])
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
 @pytest.mark.parametrize("temperature", [0.3, 2.0])
-def test_soft_objective_gradient_through_the_softmax(masked, temperature):
-    """d/dD_k of mean_x sum_j p_j E_j, p = softmax(-E / tau), by the weighted
-    back-propagation, against central differences of the objective itself."""
+def test_soft_objective_gradient_through_the_softmax(masked, temperature, mixing):
+    """d/dD_k of mean_x sum_j p_j E'_j, p = softmax(-E / tau + log pi),
+    E' = E - tau log pi, by the weighted back-propagation, against central
+    differences of the objective itself."""
     X, D, steps = _small_problem(4)
     mask = None
     if masked:
         mask = (np.random.default_rng(5).random(X.shape) > 0.25).astype(float)
+    if mixing is not None:
+        mixing = np.array(mixing)
     mm = MixMateClustering(2, n_components=3, alpha=0.2, n_unroll=6,
                            temperature=temperature)  # fmt: skip
-    _, _, grads = mm._objective_and_gradients(X, mask, D, steps, skip=0.0)
+    _, _, grads, p = mm._objective_and_gradients(X, mask, D, steps, mixing, skip=0.0)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
 
     def objective(Dp):
-        return mm._objective_and_gradients(X, mask, Dp, steps)[0]
+        return mm._objective_and_gradients(X, mask, Dp, steps, mixing)[0]
 
     numeric = _finite_differences(objective, D)
     analytic = np.stack(grads)
@@ -248,8 +302,12 @@ def test_soft_objective_gradient_through_the_softmax(masked, temperature):
 def test_hard_objective_gradient():
     X, D, steps = _small_problem(6, n=8)
     mm = MixMateClustering(2, n_components=3, alpha=0.2, n_unroll=6, assign="hard")
-    _, labels, grads = mm._objective_and_gradients(X, None, D, steps)
+    # the hard rule ignores the mixing weights
+    _, labels, grads, p = mm._objective_and_gradients(
+        X, None, D, steps, np.array([0.9, 0.1])
+    )
     assert set(labels.tolist()) == {0, 1}  # both dictionaries win samples
+    np.testing.assert_array_equal(p.argmax(axis=1), labels)
 
     def objective(Dp):
         return mm._objective_and_gradients(X, None, Dp, steps)[0]
@@ -272,6 +330,18 @@ def test_soft_weights_are_the_derivative_of_the_expected_energy():
     numeric = _finite_differences(f, E)
     np.testing.assert_allclose(c, numeric, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    # with mixing weights: E' = E - tau log pi gives softmax(-E / tau + log pi)
+    pi = np.array([0.5, 0.3, 0.2])
+    p_pi, _ = _soft_weights(E - 0.7 * np.log(pi), 0.7)
+    q = pi * np.exp(-E / 0.7)
+    np.testing.assert_allclose(p_pi, q / q.sum(axis=1, keepdims=True))
+
+
+def test_floored_weights_sum_to_one_and_never_reach_zero():
+    w = _floored_weights(np.array([0.7, 0.3, 0.0, 0.0]))
+    assert w.sum() == pytest.approx(1.0)
+    assert np.all(w > 0.99 * WEIGHT_FLOOR / 4)
+    np.testing.assert_allclose(w[:2] / w[:2].sum(), [0.7, 0.3])
 
 
 # ------------------------------------------------------------ missing data
@@ -352,6 +422,8 @@ def test_given_labels_and_dictionaries_as_init(planted):
         ({"temperature": 0.0}, (10, 3), "temperature"),
         ({"assign": "fuzzy"}, (10, 3), "assign"),
         ({"missing": "impute"}, (10, 3), "missing"),
+        ({"n_jobs": 0}, (10, 3), "n_jobs"),
+        ({"n_init": 0}, (10, 3), "n_init"),
     ],
 )
 def test_bad_input_raises_a_value_error_naming_it(params, X_shape, match):
@@ -378,6 +450,35 @@ def test_convergence_warning_when_max_iter_ends_first(planted):
     assert 3 <= mm.n_iter_ < 30
     changes = np.abs(np.diff(mm.objective_history_[-3:]))
     assert np.all(changes <= 1e-2 * mm.objective_history_[-3:-1])
+
+
+def test_data_at_a_tiny_scale_warns_naming_alpha_and_the_scale(planted):
+    X, _, _ = planted
+    # every code is zero at this scale, every energy 0.5 ||x||^2: one cluster
+    with pytest.warns(ConvergenceWarning, match=r"alpha=0\.1 .* [\d.]+e-12"):
+        mm = _mm(max_iter=4, tol=0).fit(X[:300] * 1e-12)
+    assert np.unique(mm.labels_).size == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        _mm(max_iter=4, tol=0).fit(X[:300])  # the same data at its scale
+
+
+def test_n_init_keeps_the_fit_of_best_score(planted):
+    X, _, _ = planted
+    one = _mm(init="kmeans", max_iter=5, tol=0).fit(X[:400])
+    three = _mm(init="kmeans", max_iter=5, tol=0, n_init=3).fit(X[:400])
+    # the first of the three fits is the single one (one random stream)
+    assert three.score(X[:400]) >= one.score(X[:400])
+    again = _mm(init="kmeans", max_iter=5, tol=0, n_init=3).fit(X[:400])
+    np.testing.assert_array_equal(again.components_, three.components_)
+
+
+def test_matched_accuracy():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    assert _matched_accuracy(y, np.array([2, 2, 0, 0, 1, 1])) == 1.0
+    assert _matched_accuracy(y, np.array([1, 1, 1, 0, 2, 2])) == pytest.approx(5 / 6)
+    acc, order = _matched_accuracy(y, np.array([2, 2, 0, 0, 1, 1]), True)
+    assert acc == 1.0 and order.tolist() == [2, 0, 1]
 
 
 def test_verbose_prints_every_epoch(planted, capsys):
