@@ -77,18 +77,23 @@ print(f"spike-time F1 at +-0.5 ms: {f1:.3f}")
 # %%
 # The detected spikes on the trace
 # --------------------------------
-# 40 ms of the recording; coloured ticks mark the detected spikes (at their
-# onsets, by kernel), black ticks the true ones.
-window = slice(20_000, 20_400)
+# 100 ms of the recording. Each spike is marked at its waveform's trough (its
+# onset plus the position of the kernel's largest magnitude): coloured ticks
+# at the top for the detected spikes (colour = learned kernel), black ticks at
+# the bottom for the true ones.
+window = slice(20_000, 21_000)
 t = np.arange(window.start, window.stop) / 10.0
 fig, ax = plt.subplots(figsize=(10, 3.2))
 ax.plot(t, long[0, window], "k", lw=0.7)
-for ev in detected[(detected["position"] >= window.start)
-                   & (detected["position"] < window.stop)]:  # fmt: skip
-    ax.axvline(ev["position"] / 10.0, color=f"C{ev['kernel']}", ymin=0.9, lw=2)
-for ev in true_events[(true_events["position"] >= window.start)
-                      & (true_events["position"] < window.stop)]:  # fmt: skip
-    ax.axvline(ev["position"] / 10.0, color="k", ymax=0.1, lw=2)
+for events, kernel_set, top in [(detected, cdl.kernels_, True),
+                                (true_events, kernels, False)]:  # fmt: skip
+    trough = np.abs(kernel_set[:, 0]).argmax(axis=1)
+    times = events["position"] + trough[events["kernel"]]
+    inside = (times >= window.start) & (times < window.stop)
+    for time_, k in zip(times[inside], events["kernel"][inside], strict=True):
+        color = f"C{k}" if top else "k"
+        span = {"ymin": 0.9} if top else {"ymax": 0.1}
+        ax.axvline(time_ / 10.0, color=color, lw=2, **span)
 ax.set_xlabel("time [ms]")
 ax.set_title("detected spikes (top, colour = kernel) and true spikes (bottom)")
 fig.tight_layout()
