@@ -698,7 +698,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         state.failures = 0
         state.H_previous = state.H.copy()
         energy = sum(np.einsum("kij,kij->k", z, z, dtype=np.float64) for z in res.codes)
-        self._apply(state, grad, energy / n)
+        self._apply(state, grad, state.curvature * energy / n)
         if state.codes is not None:  # warm starts of the next epoch
             for i, z in zip(idx, res.codes, strict=True):
                 state.codes[i] = z
@@ -717,7 +717,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         The gradient's component along each (unit-norm) kernel is removed
         first: the projection undoes it, and Adam's per-entry scaling would
         turn it into a drift. For "sgd", kernel ``k``'s gradient is divided by
-        its code energy ``sum(z_k ** 2)`` (per signal), and the step is
+        its code energy ``sum(z_k ** 2)`` (per signal) times the likelihood's
+        curvature scale (1 for the Gaussian), and the step is
         shortened to move the kernel by at most ``MAX_MOVE`` (codes near zero
         would otherwise give huge steps).
         """
