@@ -147,6 +147,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     align_kernels : bool, default=True
         During the first epochs, shift every kernel so that its energy is
         centred in its window: a kernel learned off-centre loses its tail.
+        Not done when ``fit`` gets a ``code_mask``: known onsets fix where a
+        kernel sits in its window.
     segment_size : "auto" or int, default="auto"
         Training signals longer than this many code positions along their last
         axis are cut into segments of this size (a fixed partition). "auto"
@@ -654,7 +656,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                     break
             state.n_epochs += 1
             state.objective_history.append(total / seen if seen else np.nan)
-            if self.align_kernels and epoch < ALIGN_EPOCHS:
+            if self.align_kernels and mask is None and epoch < ALIGN_EPOCHS:
                 self._align(state)
             self._print_epoch(state, start)
             if stop or self._converged(state):
