@@ -94,22 +94,26 @@ def add_kernel_correlation(s, z, scale, grad):
 
 
 @njit(nogil=True, cache=True)
+def prox_entry(u, threshold, sign, allowed):
+    """Soft threshold of one code entry with its kernel's sign constraint
+    (+1, -1 or 0); zero where the code mask does not allow a code."""
+    if not allowed:
+        return 0.0
+    if u > threshold and sign >= 0:
+        return u - threshold
+    if u < -threshold and sign <= 0:
+        return u + threshold
+    return 0.0
+
+
+@njit(nogil=True, cache=True)
 def prox(u, thresholds, signs, mask, use_mask, out):
     """Soft threshold per kernel with its sign constraint (+1, -1 or 0)."""
     for k in range(u.shape[0]):
-        t = thresholds[k]
-        sg = signs[k]
         for i in range(u.shape[1]):
             for j in range(u.shape[2]):
-                v = u[k, i, j]
-                if use_mask and not mask[k, i, j]:
-                    out[k, i, j] = 0.0
-                elif v > t and sg >= 0:
-                    out[k, i, j] = v - t
-                elif v < -t and sg <= 0:
-                    out[k, i, j] = v + t
-                else:
-                    out[k, i, j] = 0.0
+                allowed = not use_mask or mask[k, i, j]
+                out[k, i, j] = prox_entry(u[k, i, j], thresholds[k], signs[k], allowed)
 
 
 @njit(nogil=True, cache=True)
@@ -333,29 +337,18 @@ def _gram_sample(x, H, step, betas, thresholds, signs, mask, use_mask, alphas,
     dense = np.empty(shape, dtype=x.dtype)
     for t in range(n_unroll):
         beta = betas[t]
+        n_changed = 0
         for k in range(shape[0]):
-            thr = thresholds[k]
-            sg = signs[k]
             for i in range(shape[1]):
                 for j in range(shape[2]):
                     zc = z_cur[k, i, j]
                     y = zc + beta * (zc - z_prev[k, i, j])
                     grad_y = b[k, i, j] - (1.0 + beta) * c_cur[k, i, j]
                     grad_y += beta * c_prev[k, i, j]
+                    allowed = not use_mask or mask[k, i, j]
                     u = y + step * grad_y
-                    if use_mask and not mask[k, i, j]:
-                        z_new[k, i, j] = 0.0
-                    elif u > thr and sg >= 0:
-                        z_new[k, i, j] = u - thr
-                    elif u < -thr and sg <= 0:
-                        z_new[k, i, j] = u + thr
-                    else:
-                        z_new[k, i, j] = 0.0
-        n_changed = 0
-        for k in range(shape[0]):
-            for i in range(shape[1]):
-                for j in range(shape[2]):
-                    if z_new[k, i, j] != z_cur[k, i, j]:
+                    z_new[k, i, j] = prox_entry(u, thresholds[k], signs[k], allowed)
+                    if z_new[k, i, j] != zc:
                         n_changed += 1
         if n_changed * scatter_cost <= dense_cost:
             c_new[:] = c_cur
