@@ -31,36 +31,13 @@ import warnings
 
 import numpy as np
 import scipy.fft
-from scipy.sparse.linalg import LinearOperator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import ARDRegression
 
 from skunroll import SparseBayesianLearning
+from skunroll.utils import subsampled_dct
 
 NOISE = 0.01
-
-
-def subsampled_dct(rows, p, dtype=np.float64, workers=1):
-    """``LinearOperator`` of the rows ``rows`` of the orthonormal DCT-II."""
-
-    def matmat(Z):
-        Z = np.asarray(Z, dtype=dtype).reshape(p, -1)
-        return scipy.fft.dct(Z, norm="ortho", axis=0, workers=workers)[rows]
-
-    def rmatmat(U):
-        U = np.asarray(U, dtype=dtype).reshape(len(rows), -1)
-        full = np.zeros((p, U.shape[1]), dtype=dtype)
-        full[rows] = U
-        return scipy.fft.idct(full, norm="ortho", axis=0, workers=workers)
-
-    return LinearOperator(
-        (len(rows), p),
-        matvec=lambda z: matmat(z)[:, 0],
-        rmatvec=lambda u: rmatmat(u)[:, 0],
-        matmat=matmat,
-        rmatmat=rmatmat,
-        dtype=dtype,
-    )
 
 
 def make_problem(n, p, k, seed=0):

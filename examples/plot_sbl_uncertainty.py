@@ -34,33 +34,11 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 import scipy.fft
-from scipy.sparse.linalg import LinearOperator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import ARDRegression
 
 from skunroll import SparseBayesianLearning
-
-
-def subsampled_dct(rows, p):
-    """The rows ``rows`` of the orthonormal DCT as a LinearOperator."""
-
-    def matmat(Z):
-        Z = np.asarray(Z).reshape(p, -1)
-        return scipy.fft.dct(Z, norm="ortho", axis=0)[rows]
-
-    def rmatmat(U):
-        full = np.zeros((p, np.asarray(U).reshape(len(rows), -1).shape[1]))
-        full[rows] = np.asarray(U).reshape(len(rows), -1)
-        return scipy.fft.idct(full, norm="ortho", axis=0)
-
-    return LinearOperator(
-        (len(rows), p),
-        matvec=lambda z: matmat(z)[:, 0],
-        rmatvec=lambda u: rmatmat(u)[:, 0],
-        matmat=matmat,
-        rmatmat=rmatmat,
-        dtype=np.float64,
-    )
+from skunroll.utils import subsampled_dct
 
 
 def problem(n, p, k, noise, seed=0):

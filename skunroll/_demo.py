@@ -10,7 +10,6 @@ import warnings
 
 import numpy as np
 import scipy.fft
-from scipy.sparse.linalg import LinearOperator
 from sklearn.cluster import KMeans, SpectralClustering
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA, MiniBatchDictionaryLearning, SparseCoder
@@ -35,6 +34,7 @@ from .datasets import (
     make_spike_recording,
 )
 from .metrics import atom_recovery_errors, event_detection_f1, support_f1
+from .utils import subsampled_dct
 
 
 def _timed(fn):
@@ -209,29 +209,6 @@ def clustering_section(n_jobs=2, random_state=0):
     )  # fmt: skip
 
 
-def _subsampled_dct(rows, p):
-    """The rows ``rows`` of the orthonormal DCT as a ``LinearOperator``."""
-
-    def matmat(Z):
-        Z = np.asarray(Z).reshape(p, -1)
-        return scipy.fft.dct(Z, norm="ortho", axis=0)[rows]
-
-    def rmatmat(U):
-        U = np.asarray(U).reshape(len(rows), -1)
-        full = np.zeros((p, U.shape[1]))
-        full[rows] = U
-        return scipy.fft.idct(full, norm="ortho", axis=0)
-
-    return LinearOperator(
-        (len(rows), p),
-        matvec=lambda z: matmat(z)[:, 0],
-        rmatvec=lambda u: rmatmat(u)[:, 0],
-        matmat=matmat,
-        rmatmat=rmatmat,
-        dtype=np.float64,
-    )
-
-
 def sbl_section(n_samples=256, n_features=1024, n_nonzero=32, n_jobs=2,
                 random_state=0):  # fmt: skip
     """Sparse Bayesian learning through a subsampled DCT: CoFEM vs ARDRegression."""
@@ -240,7 +217,7 @@ def sbl_section(n_samples=256, n_features=1024, n_nonzero=32, n_jobs=2,
     z = np.zeros(p)
     z[rng.choice(p, n_nonzero, replace=False)] = rng.standard_normal(n_nonzero)
     rows = np.sort(rng.choice(p, n, replace=False))
-    op = _subsampled_dct(rows, p)
+    op = subsampled_dct(rows, p)
     y = op.matvec(z) + 0.01 * rng.standard_normal(n)
     Phi = scipy.fft.dct(np.eye(p), norm="ortho", axis=0)[rows]
     common = {"fit_intercept": False, "random_state": random_state}

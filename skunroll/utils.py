@@ -3,13 +3,15 @@
 import functools
 
 import numpy as np
+import scipy.fft
+from scipy.sparse.linalg import LinearOperator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 from threadpoolctl import ThreadpoolController
 
 from ._kernels._power import power_iteration
 
-__all__ = ["lipschitz_constant"]
+__all__ = ["lipschitz_constant", "subsampled_dct"]
 
 
 def lipschitz_constant(dictionary, *, max_iter=100, tol=1e-6, random_state=0):
@@ -88,3 +90,70 @@ def _threadpool_controller():
 def single_threaded_blas():
     """Context manager limiting BLAS to one thread (controller built once)."""
     return _threadpool_controller().limit(limits=1, user_api="blas")
+
+
+def subsampled_dct(rows, n_features, *, dtype=np.float64):
+    """The rows ``rows`` of the orthonormal DCT-II as a ``LinearOperator``.
+
+    A compressed-sensing design with fast products: ``Phi z`` is
+    ``scipy.fft.dct(z, norm="ortho")[rows]`` and ``Phi^T u`` the inverse DCT
+    of ``u`` placed at ``rows`` (zeros elsewhere), ``O(p log p)`` each instead
+    of the ``O(n p)`` of the dense ``n x p`` matrix. It is the design of the
+    covariance-free SBL paper (Lin et al., IEEE TSP 2022), for
+    :class:`skunroll.SparseBayesianLearning`.
+
+    Parameters
+    ----------
+    rows : array-like of int, shape (n_samples,)
+        Indices of the DCT rows kept, in ``[0, n_features)``.
+    n_features : int
+        Length ``p`` of the transform.
+    dtype : dtype, default=np.float64
+        dtype of the products.
+
+    Returns
+    -------
+    operator : scipy.sparse.linalg.LinearOperator of shape (n_samples, n_features)
+        With ``matvec``, ``rmatvec``, ``matmat`` and ``rmatmat``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skunroll.utils import subsampled_dct
+    >>> op = subsampled_dct([0, 3, 5], 8)
+    >>> op.shape
+    (3, 8)
+    >>> bool(np.allclose(op.matvec(op.rmatvec(np.ones(3))), np.ones(3)))
+    True
+    """
+    rows = np.asarray(rows)
+    if (
+        rows.ndim != 1
+        or rows.dtype.kind not in "iu"
+        or np.any(rows < 0)
+        or np.any(rows >= n_features)
+    ):
+        raise ValueError(
+            f"rows must be a 1-D array of integers in [0, n_features={n_features}); "
+            f"got {rows!r}."
+        )
+    p, n = int(n_features), len(rows)
+
+    def matmat(Z):
+        Z = np.asarray(Z, dtype=dtype).reshape(p, -1)
+        return scipy.fft.dct(Z, norm="ortho", axis=0)[rows]
+
+    def rmatmat(U):
+        U = np.asarray(U, dtype=dtype).reshape(n, -1)
+        full = np.zeros((p, U.shape[1]), dtype=dtype)
+        full[rows] = U
+        return scipy.fft.idct(full, norm="ortho", axis=0)
+
+    return LinearOperator(
+        (n, p),
+        matvec=lambda z: matmat(z)[:, 0],
+        rmatvec=lambda u: rmatmat(u)[:, 0],
+        matmat=matmat,
+        rmatmat=rmatmat,
+        dtype=dtype,
+    )

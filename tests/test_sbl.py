@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.fft
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -507,3 +508,18 @@ def test_shapes_and_finiteness(n, p, n_tasks, dtype, solver, seed):
     for value in (sbl.coef_, sbl.intercept_, sbl.alpha_, sbl.sigma_diag_, mean, std):
         assert np.all(np.isfinite(value))
     assert np.all(std > 0) and np.all(sbl.sigma_diag_ >= 0)
+
+
+def test_subsampled_dct_is_the_rows_of_the_orthonormal_dct():
+    from skunroll.utils import subsampled_dct
+
+    rows = np.array([0, 2, 5, 7])
+    dense = scipy.fft.dct(np.eye(8), norm="ortho", axis=0)[rows]
+    op = subsampled_dct(rows, 8)
+    rng = np.random.default_rng(0)
+    z, u = rng.standard_normal(8), rng.standard_normal(4)
+    np.testing.assert_allclose(op.matvec(z), dense @ z, atol=1e-12)
+    np.testing.assert_allclose(op.rmatvec(u), dense.T @ u, atol=1e-12)
+    np.testing.assert_allclose(op.matmat(np.eye(8)), dense, atol=1e-12)
+    with pytest.raises(ValueError, match="rows"):
+        subsampled_dct([0, 8], 8)
