@@ -30,7 +30,7 @@ from ._conv_datasets import events_from_codes
 from ._kernels import _conv as _k
 from ._likelihoods import LIKELIHOODS, check_counts, curvature, mean
 from ._optim import OPTIMIZERS
-from ._validation import FLOAT_DTYPES
+from ._validation import FLOAT_DTYPES, N_JOBS
 from .utils import single_threaded_blas
 
 MAX_HALVINGS = 10
@@ -183,7 +183,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     random_state : int, RandomState instance or None, default=None
         Seed of the initialisation and of the crops.
     n_jobs : int, default=None
-        Threads over signals and chunks (``None`` means 1, -1 all cores).
+        Threads over signals and chunks (``None`` means 1, -1 all cores; 0 is
+        rejected).
     verbose : int, default=0
         1 prints one line per epoch, 2 also every 10 steps.
     callback : callable, default=None
@@ -286,7 +287,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "tol": [Interval(Real, 0, None, closed="left")],
         "chunk_size": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
-        "n_jobs": [Integral, None],
+        "n_jobs": N_JOBS,
         "verbose": ["verbose"],
         "callback": [callable, None],
     }

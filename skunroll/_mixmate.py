@@ -34,7 +34,7 @@ from ._autoencoder import Network, forward_backward
 from ._dict_learning import MAX_HALVINGS, _project_atoms
 from ._optim import Adam
 from ._priors import resolve_groups
-from ._validation import FLOAT_DTYPES
+from ._validation import FLOAT_DTYPES, N_JOBS
 from .utils import _lipschitz_from_gram, _smaller_gram, single_threaded_blas
 
 INITS = ("kmeans", "spectral", "ssc-omp")
@@ -251,11 +251,7 @@ class MixMateClustering(
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
-        "n_jobs": [
-            Interval(Integral, None, -1, closed="right"),
-            Interval(Integral, 1, None, closed="left"),
-            None,
-        ],
+        "n_jobs": N_JOBS,
         "verbose": ["verbose"],
     }
 

@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._kernels._cg import RUNNING, cg_dense, cg_rows_start, cg_rows_step
 from ._sparse_coding import _thread_pool
-from ._validation import FLOAT_DTYPES
+from ._validation import FLOAT_DTYPES, N_JOBS
 from .utils import single_threaded_blas
 
 SOLVERS = ("auto", "em", "cofem")
@@ -879,11 +879,7 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
         "multitask": [StrOptions({"shared", "independent"})],
         "fit_intercept": ["boolean"],
         "random_state": ["random_state"],
-        "n_jobs": [
-            Interval(Integral, None, -1, closed="right"),
-            Interval(Integral, 1, None, closed="left"),
-            None,
-        ],
+        "n_jobs": N_JOBS,
         "verbose": ["verbose"],
     }
 

@@ -417,6 +417,8 @@ def test_errors_name_the_argument():
         ConvolutionalDL(2, 5, alpha=[0.1, 0.2, 0.3]).fit(X)
     with pytest.raises(ValueError, match="kernel_init"):
         ConvolutionalDL(2, 5, kernel_init=np.ones((2, 1, 4))).fit(X)
+    with pytest.raises(ValueError, match="n_jobs"):
+        ConvolutionalDL(2, 5, n_jobs=0).fit(X)
     with pytest.raises(ValueError, match="min_distance"):
         ConvolutionalDL(2, 5, max_iter=1, tol=0).fit(X).detect_events(
             X, min_distance=-1
