@@ -29,7 +29,7 @@ from ._conv_autoencoder import (
 from ._conv_datasets import events_from_codes
 from ._kernels import _conv as _k
 from ._likelihoods import LIKELIHOODS, check_counts, curvature, mean
-from ._optim import OPTIMIZERS
+from ._optim import OPTIMIZERS, callback_info
 from ._validation import FLOAT_DTYPES, N_JOBS
 from .utils import single_threaded_blas
 
@@ -799,16 +799,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _callback(self, state, objective, start):
         if self.callback is None:
             return False
-        H = state.H.view()
-        H.flags.writeable = False
-        info = {
-            "n_iter": state.n_epochs,
-            "n_steps": state.n_steps,
-            "objective": objective,
-            "learning_rate": state.learning_rate,
-            "elapsed": time.perf_counter() - start,
-            "kernels": H,
-        }
+        info = callback_info(state, objective, start, "kernels", state.H)
         return bool(self.callback(self, info))
 
     def _converged(self, state):

@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._autoencoder import Network, forward_backward
 from ._likelihoods import LIKELIHOODS, check_counts, curvature, mean
-from ._optim import OPTIMIZERS
+from ._optim import OPTIMIZERS, callback_info
 from ._priors import LASSO_PRIORS, PRIORS, resolve_groups, resolve_negative_alpha
 from ._sparse_coding import _sparse_encode
 from ._validation import FLOAT_DTYPES, check_dictionary
@@ -614,16 +614,7 @@ class UnrolledDictionaryLearning(
     def _callback(self, state, objective, start):
         if self.callback is None:
             return False
-        D = state.D.view()
-        D.flags.writeable = False
-        info = {
-            "n_iter": state.n_epochs,
-            "n_steps": state.n_steps,
-            "objective": objective,
-            "learning_rate": state.learning_rate,
-            "elapsed": time.perf_counter() - start,
-            "components": D,
-        }
+        info = callback_info(state, objective, start, "components", state.D)
         return bool(self.callback(self, info))
 
     @property

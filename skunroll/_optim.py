@@ -2,8 +2,11 @@
 
 One small class each with ``step(param, grad, learning_rate)`` updating
 ``param`` in place; the state is kept in float64 whatever the parameter's
-dtype, so that a float32 fit accumulates moments without drift.
+dtype, so that a float32 fit accumulates moments without drift. Also the
+``info`` a training callback receives (``callback_info``).
 """
+
+import time
 
 import numpy as np
 
@@ -50,3 +53,18 @@ class Adam:
 
 
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+
+def callback_info(state, objective, start, name, param):
+    """The ``info`` dict a training ``callback`` receives after a step, with
+    the learned parameter under ``name`` as a read-only view."""
+    view = param.view()
+    view.flags.writeable = False
+    return {
+        "n_iter": state.n_epochs,
+        "n_steps": state.n_steps,
+        "objective": objective,
+        "learning_rate": state.learning_rate,
+        "elapsed": time.perf_counter() - start,
+        name: view,
+    }
