@@ -887,9 +887,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return codes.reshape(codes.shape[0], -1)
 
     def _unflatten(self, Z):
-        X4_shape = self._to_4d(np.empty((1, *self.signal_shape_))).shape
-        kh, kw = self._kshape
-        shape = (self.n_components_, X4_shape[2] - kh + 1, X4_shape[3] - kw + 1)
+        shape = self._unflatten_shape()
         Z = check_array(Z, dtype=FLOAT_DTYPES, allow_nd=True, input_name="X")
         if Z.ndim == 2 and Z.shape[1] == np.prod(shape):
             return np.ascontiguousarray(Z.reshape(Z.shape[0], *shape))
@@ -1032,6 +1030,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return kept.reshape(codes.shape)
 
     def _unflatten_shape(self):
+        """Shape ``(n_components, p1, p2)`` of the code maps of a training-shape
+        signal."""
         X4_shape = self._to_4d(np.empty((1, *self.signal_shape_))).shape
         kh, kw = self._kshape
         return (self.n_components_, X4_shape[2] - kh + 1, X4_shape[3] - kw + 1)
