@@ -87,17 +87,23 @@ def _history(net, mode, zshape, dtype):
     return np.empty((depth, *zshape), dtype=dtype)
 
 
-def _run_sample(x, H, net, step, mode, mask, z_out, grad, losses, z_init=None):
+def _run_sample(x, H, net, step, mode, mask, z_out, grad, losses, z_init=None,
+                offset=None):  # fmt: skip
     dtype = x.dtype
     betas = net.betas()
     thresholds = (step * net.alphas).astype(np.float64)
     use_mask = mask is not None
     if mask is None:
         mask = np.ones((1, 1, 1), dtype=np.bool_)
+    if offset is None:
+        offset = np.zeros(x.shape[0])
+    elif net.likelihood == "gaussian":  # the Gaussian network runs on x - offset
+        x = (x - offset[:, None, None]).astype(dtype, copy=False)
+        offset = np.zeros(x.shape[0])
     args = (
         x, H, dtype.type(step), betas, thresholds, net.signs.astype(np.int64),
         mask, use_mask, net.alphas.astype(np.float64), LIKELIHOODS[net.likelihood],
-        net.n_trials, mode, z_out, grad, losses,
+        net.n_trials, np.asarray(offset, dtype=np.float64), mode, z_out, grad, losses,
     )  # fmt: skip
     warm = (z_out if z_init is None else z_init, z_init is not None)
     if uses_fft(net, H):
@@ -125,12 +131,14 @@ class ConvResult:
 
 
 def forward_backward(X, H, net, step, mode="ae-ls", n_jobs=None, masks=None,
-                     init=None):  # fmt: skip
+                     init=None, offset=None):  # fmt: skip
     """Code maps, summed loss and summed ``H``-gradient over signals ``X``.
 
     ``X`` is a 4-D array or a list of ``(n_channels, h, w)`` signals of any
     sizes (``masks`` and ``init`` alike); the encoder starts at the code maps
-    ``init`` if given, else at zero. ``codes`` is a list of code maps.
+    ``init`` if given, else at zero. ``offset`` (one value per channel, the
+    model's intercept) is added to the linear predictor ``H z``; the gradient
+    is taken at a fixed offset. ``codes`` is a list of code maps.
     """
     n = len(X)
     code = MODES[mode]
@@ -143,7 +151,8 @@ def forward_backward(X, H, net, step, mode="ae-ls", n_jobs=None, masks=None,
         grad = np.zeros(H.shape) if code != _k.FORWARD else np.zeros((1, 1, 1, 1))
         mask = None if masks is None else masks[i]
         z0 = None if init is None else init[i]
-        _run_sample(X[i], H, net, step, code, mask, codes[i], grad, losses, z0)
+        _run_sample(X[i], H, net, step, code, mask, codes[i], grad, losses, z0,
+                    offset)  # fmt: skip
         return losses, grad
 
     results = _map(run, n, n_jobs)
@@ -164,7 +173,8 @@ def _map(fn, n_tasks, n_jobs):
         return [fn(i) for i in range(n_tasks)]
 
 
-def encode(X, H, net, step, n_jobs=None, masks=None, chunk_positions=None):
+def encode(X, H, net, step, n_jobs=None, masks=None, chunk_positions=None,
+           offset=None):  # fmt: skip
     """Code maps of ``X`` (no gradient), in overlapping chunks along the last
     axis run in parallel; equal to encoding every signal whole."""
     chunk = CHUNK_POSITIONS if chunk_positions is None else int(chunk_positions)
@@ -185,7 +195,7 @@ def encode(X, H, net, step, n_jobs=None, masks=None, chunk_positions=None):
         mask = None if masks is None else np.ascontiguousarray(masks[i][:, :, lo:hi])
         z = np.zeros((zshape[0], zshape[1], hi - lo), dtype=X.dtype)
         _run_sample(x, H, net, step, _k.FORWARD, mask, z, np.zeros((1, 1, 1, 1)),
-                    np.zeros(2))  # fmt: skip
+                    np.zeros(2), None, offset)  # fmt: skip
         codes[i, :, :, s:e] = z[:, :, s - lo : e - lo]
 
     _map(run, len(tasks), n_jobs)

@@ -10,7 +10,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from ._kernels import _conv as _k
 
@@ -339,3 +339,136 @@ def make_convolutional_data(
         if n_channels == 1:
             X = X[:, 0]
     return X, kernels, codes
+
+
+def _response_kernel(length, rng):
+    """A smooth rate response: an excitatory bump, followed half the time by
+    an inhibitory rebound, tapered to zero at the end of its window."""
+    t = np.arange(length, dtype=np.float64)
+    t0 = length * rng.uniform(0.12, 0.3)
+    w = length * rng.uniform(0.05, 0.12)
+    h = np.exp(-0.5 * ((t - t0) / w) ** 2) * (1.0 + np.tanh((t - t0) / (2 * w)))
+    if rng.uniform() < 0.5:
+        t1 = t0 + w * rng.uniform(3.0, 5.0)
+        h -= rng.uniform(0.3, 0.6) * np.exp(-0.5 * ((t - t1) / (2.0 * w)) ** 2)
+    h *= np.cos(0.5 * np.pi * t / length) ** 0.5
+    return h / np.linalg.norm(h)
+
+
+def _distinct_kernels(n_kernels, length, draw, rng, max_cosine=0.85, max_tries=1000):
+    kernels = []
+    for _ in range(max_tries):
+        h = draw(length, rng)
+        if all(_max_shifted_cosine(h, v) < max_cosine for v in kernels):
+            kernels.append(h)
+            if len(kernels) == n_kernels:
+                return np.array(kernels)
+    raise ValueError(
+        f"could not draw {n_kernels} kernels of {length} samples that are "
+        f"distinct up to shifts; ask for fewer kernels or longer ones."
+    )
+
+
+@validate_params(
+    {
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_times": [Interval(Integral, 1, None, closed="left")],
+        "n_kernels": [Interval(Integral, 1, None, closed="left")],
+        "kernel_size": [Interval(Integral, 4, None, closed="left")],
+        "baseline": [Interval(Real, None, None, closed="neither")],
+        "amplitude": [tuple],
+        "mean_gap": [Interval(Real, 0, None, closed="left")],
+        "likelihood": [StrOptions({"poisson", "binomial"})],
+        "n_trials": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_spike_counts(
+    n_samples=50,
+    n_times=1000,
+    *,
+    n_kernels=2,
+    kernel_size=25,
+    baseline=-1.5,
+    amplitude=(4.0, 8.0),
+    mean_gap=40.0,
+    likelihood="poisson",
+    n_trials=1,
+    random_state=None,
+):
+    """Simulate binned spike counts driven by sparse events (DUNL's model).
+
+    The log-rate (Poisson) or logit (binomial) of every bin is a baseline
+    plus a few smooth response kernels placed at event onsets,
+    ``eta = baseline + sum_k h_k * z_k``, and the counts are drawn from the
+    likelihood: ``Poisson(exp(eta))`` or ``Binomial(n_trials, sigmoid(eta))``
+    (Tolooshams et al., 2023, simulated dopamine and thalamus data). Events do
+    not overlap (consecutive onsets are at least ``kernel_size`` apart), each
+    belongs to a random kernel, and its amplitude is uniform in
+    ``amplitude``. Pass ``code_mask=codes > 0`` to
+    :meth:`skunroll.ConvolutionalDL.fit` for the known-onset setting.
+
+    Parameters
+    ----------
+    n_samples : int, default=50
+        Number of trials (signals).
+    n_times : int, default=1000
+        Bins per trial.
+    n_kernels : int, default=2
+        Number of response kernels.
+    kernel_size : int, default=25
+        Bins per kernel.
+    baseline : float, default=-1.5
+        Linear predictor without events (a rate of ``exp(-1.5) = 0.22``
+        spikes per bin for the Poisson likelihood).
+    amplitude : tuple of float (low, high), default=(4.0, 8.0)
+        Event amplitudes are uniform in this range (non-negative codes).
+    mean_gap : float, default=40.0
+        Mean of the exponential extra gap between the end of an event's
+        window and the next onset, in bins.
+    likelihood : {"poisson", "binomial"}, default="poisson"
+        Count distribution.
+    n_trials : int, default=1
+        Trials of the binomial likelihood.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the kernels, events and counts.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_times)
+        Counts, float64.
+    kernels : ndarray of shape (n_kernels, 1, kernel_size)
+        Unit-norm response kernels.
+    codes : ndarray of shape (n_samples, n_kernels, n_times - kernel_size + 1)
+        The code maps (event amplitudes at their onsets).
+
+    Examples
+    --------
+    >>> from skunroll.datasets import make_spike_counts
+    >>> X, kernels, codes = make_spike_counts(3, 200, random_state=0)
+    >>> X.shape, kernels.shape, codes.shape
+    ((3, 200), (2, 1, 25), (3, 2, 176))
+    """
+    rng = check_random_state(random_state)
+    low, high = _check_range(amplitude, "amplitude")
+    if kernel_size > n_times:
+        raise ValueError(f"kernel_size={kernel_size} must fit in n_times={n_times}.")
+    kernels = _distinct_kernels(n_kernels, kernel_size, _response_kernel, rng)
+    n_pos = n_times - kernel_size + 1
+    codes = np.zeros((n_samples, n_kernels, n_pos))
+    for i in range(n_samples):
+        p = int(rng.randint(kernel_size))
+        while p < n_pos:
+            codes[i, rng.randint(n_kernels), p] = rng.uniform(low, high)
+            p += kernel_size + (int(rng.exponential(mean_gap)) if mean_gap > 0 else 0)
+    H = kernels[:, None, None, :]
+    eta = np.empty((n_samples, 1, 1, n_times))
+    for i in range(n_samples):
+        _k.synthesis(codes[i][:, None, :], H, eta[i])
+    eta = eta[:, 0, 0] + baseline
+    if likelihood == "poisson":
+        X = rng.poisson(np.exp(np.minimum(eta, 30.0)))
+    else:
+        X = rng.binomial(n_trials, 1.0 / (1.0 + np.exp(-eta)))
+    return X.astype(np.float64), kernels[:, None, :], codes

@@ -49,7 +49,7 @@ class FourierOperators:
 
 def fft_sample(
     x, H, step, betas, thresholds, signs, mask, use_mask, alphas,
-    likelihood, n_trials, mode, z_out, grad, losses, z_init, warm,
+    likelihood, n_trials, offset, mode, z_out, grad, losses, z_init, warm,
 ):  # fmt: skip
     """``conv_unrolled_sample`` with FFT products (same arguments, no history
     buffer: the iterates are kept in a list)."""
@@ -64,14 +64,14 @@ def fft_sample(
         if t > 0:
             _k.momentum_point(history[-1], history[-2], betas[t], y)
         ops.synthesis(y, e)
-        _k.residual(x, e, likelihood, n_trials, r)
+        _k.residual(x, e, offset, likelihood, n_trials, r)
         ops.analysis(r, g)
         z = np.empty_like(y)
         _k.prox(y + step * g, thresholds, signs, mask, use_mask, z)
         history.append(z)
     z_out[:] = history[-1]
     ops.synthesis(z_out, e)
-    losses[0] += _k.residual(x, e, likelihood, n_trials, r)
+    losses[0] += _k.residual(x, e, offset, likelihood, n_trials, r)
     losses[1] += float(np.sum(alphas * np.abs(z_out).sum(axis=(1, 2))))
     if mode == _k.FORWARD:
         return
@@ -82,10 +82,11 @@ def fft_sample(
     g1 = -g
     if mode == _k.AE_LASSO:
         g1 += alphas[:, None, None] * np.sign(z_out)
-    _fft_backward(ops, x, step, betas, likelihood, n_trials, history[1:], g1, grad)
+    _fft_backward(ops, x, step, betas, likelihood, n_trials, offset, history[1:], g1,
+                  grad)  # fmt: skip
 
 
-def _fft_backward(ops, x, step, betas, likelihood, n_trials, zs, g1, grad):
+def _fft_backward(ops, x, step, betas, likelihood, n_trials, offset, zs, g1, grad):
     """Reverse pass; ``zs[t]`` is ``z_t`` for ``t = 0 .. T``."""
     g0 = np.zeros_like(g1)
     gm = np.zeros_like(g1)
@@ -101,9 +102,9 @@ def _fft_backward(ops, x, step, betas, likelihood, n_trials, zs, g1, grad):
         else:
             y[:] = zs[0]
         ops.synthesis(y, e)
-        _k.residual(x, e, likelihood, n_trials, r)
+        _k.residual(x, e, offset, likelihood, n_trials, r)
         ops.synthesis(v, hv)
-        _k.scale_by_link_derivative(hv, e, likelihood, n_trials)
+        _k.scale_by_link_derivative(hv, e, offset, likelihood, n_trials)
         _k.add_kernel_correlation(r, v, step, grad)
         _k.add_kernel_correlation(hv, y, -step, grad)
         ops.analysis(hv, dy)

@@ -28,7 +28,14 @@ from ._conv_autoencoder import (
 )
 from ._conv_datasets import events_from_codes
 from ._kernels import _conv as _k
-from ._likelihoods import LIKELIHOODS, check_counts, curvature, mean
+from ._likelihoods import (
+    LIKELIHOODS,
+    check_counts,
+    curvature,
+    link,
+    mean,
+    mean_derivative,
+)
 from ._optim import OPTIMIZERS, callback_info
 from ._validation import FLOAT_DTYPES, N_JOBS
 from .utils import single_threaded_blas
@@ -54,10 +61,12 @@ class _State:
     rng: np.random.RandomState
     curvature: float
     learning_rate: float
+    intercept: np.ndarray  # (C,) added to the linear predictor
     n_steps: int = 0
     n_epochs: int = 0
     failures: int = 0
     H_previous: np.ndarray = None
+    intercept_previous: np.ndarray = None
     objective_history: list = field(default_factory=list)
     stopped: bool = False
     codes: list = None  # warm starts of the training segments
@@ -120,12 +129,24 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Code prior: two-sided or non-negative :math:`\ell_1`.
     likelihood : {"gaussian", "poisson", "binomial"}, default="gaussian"
         Observation model; the count likelihoods take non-negative integer
-        data (spike counts in bins). Their encoder and gradients are exact
-        (tested against finite differences), but training has not yet
-        recovered planted kernels from simulated counts in our trials: treat
-        the count likelihoods as experimental (see the user guide).
+        data (spike counts in bins), with a learned baseline (see
+        ``fit_intercept``). With known event onsets (``fit(X, code_mask=...)``,
+        DUNL's setting) they recover planted kernels from simulated counts
+        (:func:`~skunroll.datasets.make_spike_counts`) where the Gaussian
+        likelihood does not. Without onsets, the :math:`\ell_1`-penalised
+        fit of counts has not recovered planted kernels in our trials: codes
+        spread over many small entries that fit the Poisson noise (see the
+        user guide).
     n_trials : int, default=1
         Number of trials of the binomial likelihood.
+    fit_intercept : bool or "auto", default="auto"
+        Whether the model has a learned baseline per channel,
+        :math:`x = f(\nu_c + \sum_k h_k * z_k)`: the baseline firing rate of
+        spike counts (DUNL's baseline activity). It starts at the link of the
+        channel's mean and takes, after every kernel step, one Newton step on
+        the data loss at the encoder's codes (exact for the Gaussian
+        likelihood). "auto" fits it for the count likelihoods and not for the
+        Gaussian one (centre Gaussian data instead, as is usual in CSC).
     code_sign : None, int or array-like of shape (n_components,), default=None
         Sign of the codes of each kernel: +1 (non-negative), -1 (non-positive)
         or 0 (two-sided); overrides ``prior``. None follows ``prior``.
@@ -143,7 +164,13 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     kernel_init : {"peaks", "random"} or array-like, default="peaks"
         Initial kernels: windows of the data centred on its largest peaks
         (non-overlapping), random windows of the data, or an array of shape
-        ``(n_components, n_channels, *kernel_size)``.
+        ``(n_components, n_channels, *kernel_size)``. When ``fit`` gets a
+        ``code_mask``, "peaks" takes instead every kernel's event-triggered
+        average: the mean window (minus each channel's mean) starting at the
+        kernel's allowed onsets, split at random between the kernels when
+        they all share the same onsets (a window centred on a peak puts the
+        response at the wrong lag for onsets that are fixed, and a kernel
+        anti-correlated with its events at its onsets keeps zero codes).
     align_kernels : bool, default=True
         During the first epochs, shift every kernel so that its energy is
         centred in its window: a kernel learned off-centre loses its tail.
@@ -164,18 +191,27 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Segments (signals) per training step.
     max_iter : int, default=50
         Maximum number of epochs (passes over the training segments).
-    learning_rate : float, default=0.8
+    learning_rate : float or "auto", default="auto"
         Step of the optimiser. For "sgd" it is relative to the curvature of
         each kernel: kernel ``k`` moves by ``learning_rate / sum(z_k ** 2)``
         times its gradient (1 is the least-squares step of MOD when events do
-        not overlap). For "adam", use a small value such as 0.003.
+        not overlap). For the count likelihoods every tap ``tau`` has its own
+        Gauss-Newton curvature, ``sum_p z_kp ** 2 f'(eta_{p + tau})`` (floored
+        at a tenth of the kernel's mean): the rate under a response's peak is
+        far higher than under its tail. "auto" is 0.8 for
+        "sgd" with the Gaussian likelihood, 0.2 for "sgd" with a count
+        likelihood (a minibatch of counts holds fewer events' worth of
+        information, and 0.8 left the kernels noisy) and 0.003 for "adam".
     optimizer : {"sgd", "adam"}, default="sgd"
         Optimiser of the kernels. Adam's per-entry scaling turns gradient
         noise into a random walk of the kernels, so it suits only large
         batches with a decreasing step.
-    tol : float, default=1e-3
+    tol : float or "auto", default="auto"
         Training stops when an epoch's objective changes by at most ``tol``
-        relatively; 0 runs ``max_iter`` epochs.
+        relatively; 0 runs ``max_iter`` epochs. "auto" is 1e-3 for the
+        Gaussian likelihood and 0 for the count likelihoods, whose epoch
+        objectives fluctuate (Poisson noise of the minibatches) enough to stop
+        a relative test long before the kernels settle.
     chunk_size : int, default=32768
         Code positions per chunk when encoding long signals: chunks extended
         by the encoder's reach ``n_unroll * (kw - 1)`` on both sides run in
@@ -199,6 +235,9 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Learned kernels, unit norm.
     n_components_ : int
         Number of kernels.
+    intercept_ : ndarray of shape (n_channels,)
+        Learned baseline :math:`\nu_c` of every channel's linear predictor
+        (zeros when ``fit_intercept`` is off).
     step_size_ : float
         Step of the unrolled encoder, ``1 / (c L)`` with ``L`` the squared norm
         of the convolution operator (computed in the Fourier domain, so it
@@ -223,9 +262,11 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     Notes
     -----
-    Training draws ``batch_size`` random crops per step, encodes them with the
-    unrolled encoder and updates the kernels by Adam on the summed gradient,
-    then renormalises them. ``transform``, :meth:`code_maps` and
+    Training cuts the signals into fixed segments (``segment_size``); every
+    step encodes ``batch_size`` of them with the unrolled encoder (from their
+    codes of the previous epoch, see ``code_warm_start``), updates the
+    intercept, then the kernels by the optimiser on the summed gradient, and
+    renormalises the kernels. ``transform``, :meth:`code_maps` and
     :meth:`detect_events` encode whole signals in overlapping chunks (see
     ``chunk_size``) in ``n_jobs`` threads, so arbitrarily long recordings
     encode in bounded memory. ``transform``, ``score`` and
@@ -269,6 +310,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "prior": [StrOptions({"l1", "nonneg_l1"})],
         "likelihood": [StrOptions(set(LIKELIHOODS))],
         "n_trials": [Interval(Integral, 1, None, closed="left")],
+        "fit_intercept": ["boolean", StrOptions({"auto"})],
         "code_sign": [None, Integral, "array-like"],
         "rank1": ["boolean"],
         "positive_kernels": ["boolean"],
@@ -282,9 +324,12 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "code_warm_start": ["boolean"],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [
+            Interval(Real, 0, None, closed="neither"),
+            StrOptions({"auto"}),
+        ],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
-        "tol": [Interval(Real, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "chunk_size": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "n_jobs": N_JOBS,
@@ -305,6 +350,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         prior="l1",
         likelihood="gaussian",
         n_trials=1,
+        fit_intercept="auto",
         code_sign=None,
         rank1=False,
         positive_kernels=False,
@@ -315,9 +361,9 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         code_warm_start=True,
         batch_size=16,
         max_iter=50,
-        learning_rate=0.8,
+        learning_rate="auto",
         optimizer="sgd",
-        tol=1e-3,
+        tol="auto",
         chunk_size=32768,
         random_state=None,
         n_jobs=None,
@@ -334,6 +380,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.prior = prior
         self.likelihood = likelihood
         self.n_trials = n_trials
+        self.fit_intercept = fit_intercept
         self.code_sign = code_sign
         self.rank1 = rank1
         self.positive_kernels = positive_kernels
@@ -511,13 +558,13 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         net = self._network(self.n_components)
         mask = self._check_mask(code_mask, X4, self.n_components)
         with single_threaded_blas():
-            state = self._initial_state(X4, net)
+            state = self._initial_state(X4, net, mask)
             self._train(state, X4, mask)
         self._set_fitted(state)
-        if state.n_epochs == self.max_iter and not state.stopped and self.tol > 0:
+        if state.n_epochs == self.max_iter and not state.stopped and self._tol() > 0:
             warnings.warn(
                 f"ConvolutionalDL stopped after max_iter={self.max_iter} epochs "
-                f"before the objective settled (tol={self.tol}); increase max_iter "
+                f"before the objective settled (tol={self._tol()}); increase max_iter "
                 "or tol.",
                 ConvergenceWarning,
                 stacklevel=2,
@@ -552,7 +599,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         mask = self._check_mask(code_mask, X4, self.n_components)
         with single_threaded_blas():
             if first:
-                state = self._initial_state(X4, self._network(self.n_components))
+                state = self._initial_state(X4, self._network(self.n_components),
+                                            mask)  # fmt: skip
             else:
                 state = copy.deepcopy(self._state)
             X4 = X4.astype(state.H.dtype, copy=False)
@@ -567,16 +615,39 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._set_fitted(state)
         return self
 
-    def _initial_state(self, X4, net):
+    def _initial_state(self, X4, net, mask=None):
         rng = check_random_state(self.random_state)
-        H = self._initial_kernels(X4, rng)
+        intercept = np.zeros(X4.shape[1])
+        windows = X4  # the data kernels are cut from
+        if self._fits_intercept():
+            mu = X4.mean(axis=(0, 2, 3), dtype=np.float64)
+            intercept = link(mu, self.likelihood, self.n_trials)
+            windows = X4 - mu[None, :, None, None].astype(X4.dtype)
+        H = self._initial_kernels(windows, rng, mask)
         H = H.astype(X4.dtype)
         self._project(H)
         c = curvature(self.likelihood, self.n_trials, X4)
         opt = OPTIMIZERS[self.optimizer](self._param_shape(H))
-        return _State(H, net, opt, rng, c, float(self.learning_rate))
+        return _State(H, net, opt, rng, c, self._learning_rate(), intercept)
 
-    def _initial_kernels(self, X4, rng):
+    def _learning_rate(self):
+        if self.learning_rate != "auto":
+            return float(self.learning_rate)
+        if self.optimizer == "adam":
+            return 0.003
+        return 0.8 if self.likelihood == "gaussian" else 0.2
+
+    def _tol(self):
+        if self.tol != "auto":
+            return float(self.tol)
+        return 1e-3 if self.likelihood == "gaussian" else 0.0
+
+    def _fits_intercept(self):
+        if self.fit_intercept == "auto":
+            return self.likelihood != "gaussian"
+        return bool(self.fit_intercept)
+
+    def _initial_kernels(self, X4, rng, mask=None):
         k = self.n_components
         kh, kw = self._kshape
         C = X4.shape[1]
@@ -589,6 +660,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                     f"n_channels, *kernel_size) = {shape}; got shape {H.shape}."
                 )
             return H.reshape(k, C, kh, kw).copy()
+        if self.kernel_init == "peaks" and mask is not None:
+            return _onset_averages(X4, mask, (kh, kw), rng)
         if self.kernel_init == "peaks":
             return _windows_at_peaks(X4, k, (kh, kw), rng)
         return _random_windows(X4, k, (kh, kw), rng)
@@ -687,7 +760,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         warm = state.codes is not None and state.codes[idx[0]] is not None
         init = [state.codes[i] for i in idx] if warm else None
         res = forward_backward(Xb, state.H, state.net, step, self.gradient,
-                               self.n_jobs, Mb, init)  # fmt: skip
+                               self.n_jobs, Mb, init, state.intercept)  # fmt: skip
         penalty = 0.0 if self.gradient == "ae-ls" else res.penalty
         grad = res.grad / n
         objective = (res.data_loss + penalty) / n
@@ -700,8 +773,9 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             return None
         state.failures = 0
         state.H_previous = state.H.copy()
-        energy = sum(np.einsum("kij,kij->k", z, z, dtype=np.float64) for z in res.codes)
-        self._apply(state, grad, state.curvature * energy / n)
+        state.intercept_previous = state.intercept.copy()
+        energy = self._decoder_step(state, Xb, res.codes)
+        self._apply(state, grad, energy / n)
         if state.codes is not None:  # warm starts of the next epoch
             for i, z in zip(idx, res.codes, strict=True):
                 state.codes[i] = z
@@ -714,23 +788,62 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
         return objective
 
+    def _decoder_step(self, state, Xb, codes):
+        """The intercept's Newton step and the kernels' curvature scale.
+
+        Returns the code energy of every kernel, ``sum_p z_kp^2`` (Gaussian),
+        or for the count likelihoods the Gauss-Newton diagonal of the data
+        loss in every kernel tap, ``sum_p z_kp^2 f'(eta_{p + tau})``: the rate
+        under a response's peak is far higher than under its tail, and one
+        curvature per kernel (their mean) overshot at the peak taps, so that
+        the kernels drifted away from planted ones. With
+        ``fit_intercept``, every channel's intercept then takes one Newton
+        step on the data loss at these codes, ``nu += sum(x - f(eta)) /
+        sum(f'(eta))``, at most 1 in magnitude (exact for the Gaussian).
+        """
+        gaussian = self.likelihood == "gaussian"
+        energy = sum(np.einsum("kij,kij->k", z, z, dtype=np.float64) for z in codes)
+        if gaussian and not self._fits_intercept():
+            return energy
+        H = state.H
+        num = np.zeros_like(state.intercept)
+        den = np.zeros_like(state.intercept)
+        weighted = np.zeros(H.shape)
+        for x, z in zip(Xb, codes, strict=True):
+            e = np.empty(x.shape, dtype=x.dtype)
+            _k.synthesis(z, H.astype(x.dtype, copy=False), e)
+            eta = e + state.intercept[:, None, None]
+            d = mean_derivative(eta, self.likelihood, self.n_trials)
+            num += (x - mean(eta, self.likelihood, self.n_trials)).sum(axis=(1, 2))
+            den += d.sum(axis=(1, 2))
+            if not gaussian:
+                _k.add_kernel_correlation(d.astype(z.dtype), z * z, 1.0, weighted)
+        if self._fits_intercept():
+            state.intercept += np.clip(num / np.maximum(den, 1e-12), -1.0, 1.0)
+        if not gaussian:
+            energy = weighted
+        return energy
+
     def _apply(self, state, grad, energy):
         """Optimiser step on the sphere, then the projection.
 
         The gradient's component along each (unit-norm) kernel is removed
         first: the projection undoes it, and Adam's per-entry scaling would
-        turn it into a drift. For "sgd", kernel ``k``'s gradient is divided by
-        its code energy ``sum(z_k ** 2)`` (per signal) times the likelihood's
-        curvature scale (1 for the Gaussian), and the step is
-        shortened to move the kernel by at most ``MAX_MOVE`` (codes near zero
-        would otherwise give huge steps).
+        turn it into a drift. For "sgd", the gradient is divided by
+        ``energy`` (per signal): the code energy ``sum(z_k ** 2)`` of every
+        kernel, or for the count likelihoods a curvature per kernel tap (see
+        ``_decoder_step``), and the step is shortened to move the kernel by at
+        most ``MAX_MOVE`` (codes near zero would otherwise give huge steps).
         """
         H = state.H
         if self.optimizer == "sgd":
-            grad = (
-                grad
-                / np.maximum(energy, 1e-12 * energy.max() + 1e-300)[:, None, None, None]
-            )
+            if energy.ndim == 1:  # one curvature per kernel
+                energy = energy[:, None, None, None]
+            else:  # per entry: floored at a tenth of the kernel's mean
+                energy = np.maximum(
+                    energy, 0.1 * energy.mean(axis=(1, 2, 3), keepdims=True)
+                )
+            grad = grad / np.maximum(energy, 1e-12 * energy.max() + 1e-300)
         if not self.rank1:
             radial = np.einsum("kcij,kcij->k", grad, H)
             grad = grad - radial[:, None, None, None] * H
@@ -769,6 +882,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
         if state.H_previous is not None:
             state.H[...] = state.H_previous
+            state.intercept[...] = state.intercept_previous
         state.optimizer = OPTIMIZERS[self.optimizer](self._param_shape(state.H))
         state.learning_rate /= 2.0
         warnings.warn(
@@ -805,12 +919,12 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _converged(self, state):
         h = state.objective_history
         if (
-            self.tol == 0
+            self._tol() == 0
             or len(h) < 2
             or (self.align_kernels and len(h) <= ALIGN_EPOCHS)
         ):
             return False
-        return abs(h[-2] - h[-1]) <= self.tol * max(abs(h[-2]), 1e-12)
+        return abs(h[-2] - h[-1]) <= self._tol() * max(abs(h[-2]), 1e-12)
 
     def _print_epoch(self, state, start):
         if self.verbose:
@@ -827,6 +941,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             state.H.shape[:2] + tuple(self._kernel_shape())
         ).copy()
         self.n_components_ = state.H.shape[0]
+        self.intercept_ = state.intercept.copy()
         self.step_size_ = self._encoder_step(state.H, state.curvature)
         self.objective_history_ = np.asarray(state.objective_history)
         self.n_iter_ = state.n_epochs
@@ -838,7 +953,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _maps(self, X4, mask=None):
         st = self._state
         return encode(X4, st.H.astype(X4.dtype, copy=False), st.net, self.step_size_,
-                      self.n_jobs, mask, self.chunk_size)  # fmt: skip
+                      self.n_jobs, mask, self.chunk_size, st.intercept)  # fmt: skip
 
     def _squeeze_maps(self, codes):
         return codes if len(self._kernel_shape()) == 2 else codes[:, :, 0]
@@ -916,6 +1031,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         check_is_fitted(self)
         codes = self._unflatten(X)
         eta = reconstruct(codes, self._state.H)
+        eta += self._state.intercept[None, :, None, None]
         rec = mean(eta, self.likelihood, self.n_trials)
         return rec.reshape(rec.shape[0], *self.signal_shape_)
 
@@ -940,7 +1056,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         st = self._state
         with single_threaded_blas():
             res = forward_backward(X4, st.H.astype(X4.dtype, copy=False), st.net,
-                                   self.step_size_, "forward", self.n_jobs)  # fmt: skip
+                                   self.step_size_, "forward", self.n_jobs,
+                                   offset=st.intercept)  # fmt: skip
         return -(res.data_loss + res.penalty) / X4.shape[0]
 
     def detect_events(self, X, threshold=0.0, min_distance="auto", code_mask=None):
@@ -1070,6 +1187,30 @@ def _windows_at_peaks(X4, k, kshape, rng):
             return out
     rest = _random_windows(X4, k - len(taken), kshape, rng)
     out[len(taken) :] = rest
+    return out
+
+
+def _onset_averages(X4, mask, kshape, rng, max_onsets=5000):
+    """Event-triggered averages: kernel ``k`` is the mean of the windows of
+    ``X4`` (minus each channel's mean) that start at the allowed onsets of
+    ``mask[:, k]`` (at most ``max_onsets`` of them, drawn at random)."""
+    K = mask.shape[1]
+    kh, kw = kshape
+    centred = X4 - X4.mean(axis=(0, 2, 3), keepdims=True)
+    onsets = [np.argwhere(mask[:, k]) for k in range(K)]  # rows: sample, i, j
+    if K > 1 and all(np.array_equal(onsets[0], o) for o in onsets[1:]):
+        groups = np.array_split(rng.permutation(len(onsets[0])), K)
+        onsets = [onsets[0][np.sort(g)] for g in groups]
+    out = np.zeros((K, X4.shape[1], kh, kw))
+    for k, on in enumerate(onsets):
+        if len(on) == 0:
+            out[k] = _random_windows(X4, 1, kshape, rng)[0]
+            continue
+        if len(on) > max_onsets:
+            on = on[np.sort(rng.choice(len(on), max_onsets, replace=False))]
+        for i, r, c in on:
+            out[k] += centred[i, :, r : r + kh, c : c + kw]
+        out[k] /= len(on)
     return out
 
 

@@ -60,3 +60,24 @@ def mean(eta, likelihood, n_trials):
     if likelihood == "binomial":
         return n_trials / (1.0 + np.exp(-eta))
     return eta
+
+
+def link(mu, likelihood, n_trials):
+    """The link ``f^{-1}(mu)``, vectorised, with the mean clipped into the
+    interior of its range (1e-6 from its ends) so the result is finite."""
+    if likelihood == "poisson":
+        return np.log(np.maximum(mu, 1e-6))
+    if likelihood == "binomial":
+        p = np.clip(np.asarray(mu, dtype=np.float64) / n_trials, 1e-6, 1.0 - 1e-6)
+        return np.log(p / (1.0 - p))
+    return np.asarray(mu, dtype=np.float64)
+
+
+def mean_derivative(eta, likelihood, n_trials):
+    """``f'(eta)``, vectorised: the variance function at ``f(eta)``."""
+    if likelihood == "poisson":
+        return mean(eta, likelihood, n_trials)
+    if likelihood == "binomial":
+        m = mean(eta, likelihood, n_trials)
+        return m * (1.0 - m / n_trials)
+    return np.ones_like(eta)

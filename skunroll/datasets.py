@@ -21,7 +21,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from ._conv_datasets import make_convolutional_data, make_spike_recording
+from ._conv_datasets import (
+    make_convolutional_data,
+    make_spike_counts,
+    make_spike_recording,
+)
 from .metrics import _check_array_nd, _random_supports
 
 __all__ = [
@@ -29,6 +33,7 @@ __all__ = [
     "make_dictionary",
     "make_dictionary_mixture",
     "make_sparse_coded_data",
+    "make_spike_counts",
     "make_spike_recording",
 ]
 

@@ -19,7 +19,11 @@ from skunroll._conv_autoencoder import (
     uses_fft,
 )
 from skunroll._kernels import _conv
-from skunroll.datasets import make_convolutional_data, make_spike_recording
+from skunroll.datasets import (
+    make_convolutional_data,
+    make_spike_counts,
+    make_spike_recording,
+)
 from skunroll.metrics import atom_recovery_errors, event_detection_f1
 
 RNG = np.random.default_rng(0)
@@ -104,10 +108,11 @@ def _net(mode_sign=(0, 1), likelihood="gaussian", accelerated=True, n_unroll=6):
                        np.array(mode_sign), likelihood)  # fmt: skip
 
 
-def _loss(X, H, net, step, mode, masks=None, init=None):
+def _loss(X, H, net, step, mode, masks=None, init=None, offset=None):
     if mode == "dec":  # the loss at the codes of H0, which stay fixed
         return None
-    res = forward_backward(X, H, net, step, mode, masks=masks, init=init)
+    res = forward_backward(X, H, net, step, mode, masks=masks, init=init,
+                           offset=offset)  # fmt: skip
     return res.data_loss + (res.penalty if mode == "ae-lasso" else 0.0)
 
 
@@ -129,13 +134,15 @@ def test_gradients_match_finite_differences(likelihood, mode, accelerated, two_d
              for _ in range(2)]  # fmt: skip
     init = None if mode == "dec" else [0.3 * _sparse(m.shape, 0.5, rng) for m in masks]
     step = 0.5 / operator_norm2(H)
-    res = forward_backward(X, H, net, step, mode, masks=masks, init=init)
+    offset = np.array([-0.4, 0.3])  # the intercept, one per channel
+    res = forward_backward(X, H, net, step, mode, masks=masks, init=init,
+                           offset=offset)  # fmt: skip
     if mode == "dec":
         Z = np.array(res.codes)
         lik = {"gaussian": 0, "poisson": 1, "binomial": 2}[likelihood]
 
         def loss(H2):
-            eta = reconstruct(Z, H2)
+            eta = reconstruct(Z, H2) + offset[None, :, None, None]
             return sum(
                 _conv.nll(x, e, lik, 1.0)
                 for x, e in zip(X.ravel(), eta.ravel(), strict=True)
@@ -144,7 +151,7 @@ def test_gradients_match_finite_differences(likelihood, mode, accelerated, two_d
     else:
 
         def loss(H2):
-            return _loss(X, H2, net, step, mode, masks, init)
+            return _loss(X, H2, net, step, mode, masks, init, offset)
 
     fd = np.zeros_like(H)
     eps = 1e-6
@@ -185,9 +192,11 @@ def test_fft_form_equals_the_direct_form(likelihood, mode):
     step = 0.5 / operator_norm2(H)
     init = [0.1 * rng.standard_normal((3, 8, 36)) for _ in range(2)]
     masks = [rng.random((3, 8, 36)) < 0.8 for _ in range(2)]
-    direct = forward_backward(X, H, net, step, mode, masks=masks, init=init)
+    offset = np.array([0.2, -0.3])
+    direct = forward_backward(X, H, net, step, mode, masks=masks, init=init,
+                              offset=offset)  # fmt: skip
     fft = forward_backward(X, H, replace(net, method="fft"), step, mode,
-                           masks=masks, init=init)  # fmt: skip
+                           masks=masks, init=init, offset=offset)  # fmt: skip
     np.testing.assert_allclose(np.array(fft.codes), np.array(direct.codes),
                                atol=1e-12)  # fmt: skip
     assert fft.data_loss == pytest.approx(direct.data_loss, rel=1e-12)
@@ -223,11 +232,13 @@ def test_chunked_encoding_equals_whole_signal_encoding(likelihood, n_jobs, metho
     net = ConvNetwork(10, True, np.array([0.2, 0.3]), np.array([0, 1]), likelihood,
                       method=method)  # fmt: skip
     step = 0.5 / operator_norm2(H)
-    whole = encode(X, H, net, step, chunk_positions=10**6)
-    chunked = encode(X, H, net, step, n_jobs=n_jobs, chunk_positions=97)
+    offset = np.array([-0.3, 0.2])  # the intercept
+    whole = encode(X, H, net, step, chunk_positions=10**6, offset=offset)
+    chunked = encode(X, H, net, step, n_jobs=n_jobs, chunk_positions=97, offset=offset)
     # equal up to rounding (the Gram-form encoder picks its update per chunk)
     np.testing.assert_allclose(chunked, whole, rtol=1e-10, atol=1e-12)
-    again = encode(X, H, net, step, n_jobs=3 - n_jobs, chunk_positions=97)
+    again = encode(X, H, net, step, n_jobs=3 - n_jobs, chunk_positions=97,
+                   offset=offset)  # fmt: skip
     np.testing.assert_array_equal(again, chunked)  # n_jobs never matters
     assert np.count_nonzero(whole) > 100
 
@@ -248,6 +259,32 @@ def test_make_spike_recording_is_the_sum_of_its_events():
     rate = len(events) / (2 * 3 * 0.3)  # spikes per neuron per second
     assert 15 < rate < 45
     assert np.all((events["amplitude"] >= 1.0) & (events["amplitude"] <= 2.0))
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "binomial"])
+def test_make_spike_counts_draws_counts_from_the_model(likelihood):
+    X, H, Z = make_spike_counts(30, 600, likelihood=likelihood, n_trials=3,
+                                random_state=0)  # fmt: skip
+    assert X.shape == (30, 600) and H.shape == (2, 1, 25) and Z.shape == (30, 2, 576)
+    np.testing.assert_allclose(np.linalg.norm(H[:, 0], axis=1), 1.0)
+    assert np.all(X >= 0) and np.all(X == np.round(X))
+    if likelihood == "binomial":
+        assert X.max() <= 3
+    onsets = [np.flatnonzero(Z[i].sum(axis=0)) for i in range(30)]
+    assert all(np.all(np.diff(o) >= 25) for o in onsets)  # events never overlap
+    assert np.all((Z == 0) | ((Z >= 4.0) & (Z <= 8.0)))
+    # far from events the counts follow the baseline alone
+    rest = np.ones(X.shape, dtype=bool)
+    for i, o in enumerate(onsets):
+        for p in o:
+            rest[i, p : p + 25] = False
+    mean = 1 / (1 + np.exp(1.5)) * 3 if likelihood == "binomial" else np.exp(-1.5)
+    assert X[rest].mean() == pytest.approx(mean, rel=0.1)
+    again = make_spike_counts(30, 600, likelihood=likelihood, n_trials=3,
+                              random_state=0)  # fmt: skip
+    np.testing.assert_array_equal(again[0], X)
+    with pytest.raises(ValueError, match="kernel_size"):
+        make_spike_counts(2, 20, kernel_size=30)
 
 
 def test_make_convolutional_data_shapes_and_model():
@@ -388,6 +425,57 @@ def test_count_likelihoods_fit_spike_counts():
         assert np.all(est.inverse_transform(est.transform(data)) >= 0)
     with pytest.raises(ValueError, match="counts"):
         ConvolutionalDL(3, 10, likelihood="poisson").fit(X)
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "binomial"])
+def test_count_likelihoods_recover_kernels_at_known_onsets(likelihood):
+    """DUNL's setting: event onsets known (``code_mask``), amplitudes, kernels
+    and the baseline learned from spike counts. The matching likelihood
+    recovers the kernels and the baseline; the Gaussian one, fitted to the
+    same counts with an intercept, does not."""
+    X, H, Z = make_spike_counts(40, 1000, likelihood=likelihood, amplitude=(6.0, 10.0),
+                                mean_gap=20.0, random_state=0)  # fmt: skip
+    errors = {}
+    for lik in (likelihood, "gaussian"):
+        est = ConvolutionalDL(2, 25, alpha=0.05, code_sign=1, likelihood=lik,
+                              fit_intercept=True, random_state=0)  # fmt: skip
+        est.fit(X, code_mask=Z > 0)
+        errors[lik] = atom_recovery_errors(H, est.kernels_, shift_invariant=True)
+        if lik != "gaussian":
+            assert est.intercept_[0] == pytest.approx(-1.5, abs=0.1)
+            assert est.n_iter_ == est.max_iter  # tol="auto" is 0 for counts
+            assert est.learning_rate_ == 0.2
+    bound = 0.1 if likelihood == "poisson" else 0.2
+    assert errors[likelihood].max() < bound
+    assert errors[likelihood].mean() < 0.75 * errors["gaussian"].mean()
+
+
+def test_intercept_is_the_baseline_of_every_channel():
+    """With ``fit_intercept``, shifting every channel by a constant shifts the
+    intercept by that constant and changes nothing else."""
+    X, _, _ = make_convolutional_data(
+        8, 600, n_components=2, kernel_size=12, n_channels=2, random_state=0
+    )
+    shift = np.array([3.0, -1.0])
+    params = dict(alpha=0.05, random_state=0, max_iter=10, tol=0)
+    plain = ConvolutionalDL(2, 12, **params).fit(X)
+    np.testing.assert_array_equal(plain.intercept_, 0.0)  # "auto": Gaussian
+    centred = ConvolutionalDL(2, 12, fit_intercept=True, **params).fit(X)
+    est = ConvolutionalDL(2, 12, fit_intercept=True, **params)
+    est.fit(X + shift[None, :, None])
+    np.testing.assert_allclose(est.intercept_, centred.intercept_ + shift, atol=1e-6)
+    np.testing.assert_allclose(est.kernels_, centred.kernels_, atol=1e-6)
+    np.testing.assert_allclose(est.transform(X + shift[None, :, None]),
+                               centred.transform(X), atol=1e-6)  # fmt: skip
+    rec = est.inverse_transform(est.transform(X + shift[None, :, None]))
+    np.testing.assert_allclose(rec - shift[None, :, None],
+                               centred.inverse_transform(centred.transform(X)),
+                               atol=1e-6)  # fmt: skip
+    counts = np.random.default_rng(0).poisson(2.0, (4, 300)).astype(float)
+    est = ConvolutionalDL(2, 12, likelihood="poisson", max_iter=1).fit(counts)
+    assert est.intercept_.shape == (1,) and est.learning_rate_ == 0.2
+    adam = ConvolutionalDL(2, 12, optimizer="adam", max_iter=1).fit(X)
+    assert adam.learning_rate_ == 0.003
 
 
 def test_reproducible_picklable_clonable_float32(spikes):

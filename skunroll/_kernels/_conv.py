@@ -117,26 +117,29 @@ def prox(u, thresholds, signs, mask, use_mask, out):
 
 
 @njit(nogil=True, cache=True)
-def residual(x, e, likelihood, n_trials, r):
-    """``r = x - f(e)``; returns the summed negative log-likelihood."""
+def residual(x, e, offset, likelihood, n_trials, r):
+    """``r = x - f(e + offset)`` (``offset`` per channel); returns the summed
+    negative log-likelihood."""
     loss = 0.0
     for c in range(x.shape[0]):
         for i in range(x.shape[1]):
             for j in range(x.shape[2]):
-                eta = e[c, i, j]
+                eta = e[c, i, j] + offset[c]
                 r[c, i, j] = x[c, i, j] - inverse_link(eta, likelihood, n_trials)
                 loss += nll(x[c, i, j], eta, likelihood, n_trials)
     return loss
 
 
 @njit(nogil=True, cache=True)
-def scale_by_link_derivative(hv, e, likelihood, n_trials):
-    """``hv *= f'(e)`` (nothing to do for the Gaussian likelihood)."""
+def scale_by_link_derivative(hv, e, offset, likelihood, n_trials):
+    """``hv *= f'(e + offset)`` (nothing to do for the Gaussian likelihood)."""
     if likelihood == 0:
         return
-    hv_, e_ = hv.reshape(hv.size), e.reshape(e.size)
-    for idx in range(hv.size):
-        hv_[idx] *= link_derivative(e_[idx], likelihood, n_trials)
+    for c in range(hv.shape[0]):
+        for i in range(hv.shape[1]):
+            for j in range(hv.shape[2]):
+                eta = e[c, i, j] + offset[c]
+                hv[c, i, j] *= link_derivative(eta, likelihood, n_trials)
 
 
 @njit(nogil=True, cache=True)
@@ -150,12 +153,16 @@ def momentum_point(z, z_prev, beta, y):
 @njit(nogil=True, cache=True)
 def conv_unrolled_sample(
     x, H, step, betas, thresholds, signs, mask, use_mask, alphas,
-    likelihood, n_trials, mode, z_out, grad, losses, history, z_init, warm,
+    likelihood, n_trials, offset, mode, z_out, grad, losses, history, z_init, warm,
 ):  # fmt: skip
     """Encode one signal with the unrolled (F)ISTA and back-propagate.
 
     The iterations start at ``z_0 = z_{-1} = z_init`` when ``warm`` (a
     constant of the network: no gradient flows into it), else at zero.
+
+    ``offset`` (one value per channel) is added to the linear predictor of
+    the count likelihoods: ``eta = H z + offset``; the Gaussian network runs
+    on ``x - offset`` instead (see ``_run_sample``), so it ignores it.
 
     ``history`` is ``(n_unroll + 1, *z.shape)`` for the ``ae-*`` modes (the
     iterates ``z_0 .. z_T``) and ``(2, *z.shape)`` otherwise. ``losses``
@@ -182,7 +189,7 @@ def conv_unrolled_sample(
         if t > 0:
             momentum_point(history[cur], history[prev], betas[t], y)
         synthesis(y, H, e)
-        residual(x, e, likelihood, n_trials, r)
+        residual(x, e, offset, likelihood, n_trials, r)
         analysis(r, H, g)
         nxt = t + 1 if keep else (cur + 1) % 2
         if not keep and t == 0:
@@ -192,7 +199,7 @@ def conv_unrolled_sample(
         prev, cur = cur, nxt
     z_out[:] = history[cur]
     synthesis(z_out, H, e)
-    losses[0] += residual(x, e, likelihood, n_trials, r)
+    losses[0] += residual(x, e, offset, likelihood, n_trials, r)
     penalty = 0.0
     for k in range(zshape[0]):
         penalty += alphas[k] * np.abs(z_out[k]).sum()
@@ -215,13 +222,17 @@ def conv_unrolled_sample(
                         g[k, i, j] += alphas[k]
                     elif v < 0.0:
                         g[k, i, j] -= alphas[k]
-    _backward(x, H, step, betas, likelihood, n_trials, history, g, y, e, r, grad)
+    _backward(x, H, step, betas, likelihood, n_trials, offset, history, g, y, e, r,
+              grad)  # fmt: skip
 
 
 @njit(nogil=True, cache=True)
-def _backward(x, H, step, betas, likelihood, n_trials, history, g1, y, e, r, grad):
-    # history[0] holds z_0 (zero, or the warm start): y_0 = z_0
-    """Reverse pass through the ``T`` unrolled steps (``g1 = dL/dz_T``)."""
+def _backward(x, H, step, betas, likelihood, n_trials, offset, history, g1, y, e, r,
+              grad):  # fmt: skip
+    """Reverse pass through the ``T`` unrolled steps (``g1 = dL/dz_T``).
+
+    ``history[0]`` holds ``z_0`` (zero, or the warm start): ``y_0 = z_0``.
+    """
     n_unroll = betas.shape[0]
     g0 = np.zeros_like(g1)
     gm = np.zeros_like(g1)
@@ -239,9 +250,9 @@ def _backward(x, H, step, betas, likelihood, n_trials, history, g1, y, e, r, gra
         else:
             y[:] = history[0]
         synthesis(y, H, e)
-        residual(x, e, likelihood, n_trials, r)
+        residual(x, e, offset, likelihood, n_trials, r)
         synthesis(v, H, hv)
-        scale_by_link_derivative(hv, e, likelihood, n_trials)
+        scale_by_link_derivative(hv, e, offset, likelihood, n_trials)
         add_kernel_correlation(r, v, step, grad)
         add_kernel_correlation(hv, y, -step, grad)
         analysis(hv, H, dy)
