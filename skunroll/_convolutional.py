@@ -107,8 +107,12 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Sparsity weight :math:`\lambda_k` of the codes, one per kernel if an
         array. The encoder solves :math:`\min_z \ell(x, Hz) + \sum_k \lambda_k
         \|z_k\|_1` approximately.
-    n_unroll : int, default=30
-        Depth ``T`` of the unrolled encoder.
+    n_unroll : int or "auto", default="auto"
+        Depth ``T`` of the unrolled encoder. "auto" is 100 for the Poisson
+        likelihood, whose step is set by the largest count (from zero, 30
+        steps left the amplitudes of simulated events at 55 % of their
+        converged values, 100 steps at 99 %), and 30 otherwise (30 binomial
+        steps reached 94 %).
     encoder : {"fista", "ista"}, default="fista"
         Unrolled algorithm.
     method : {"auto", "direct", "fft"}, default="auto"
@@ -303,7 +307,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "kernel_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "alpha": [Interval(Real, 0, None, closed="left"), "array-like"],
-        "n_unroll": [Interval(Integral, 1, None, closed="left")],
+        "n_unroll": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "encoder": [StrOptions({"fista", "ista"})],
         "method": [StrOptions({"auto", "direct", "fft"})],
         "gradient": [StrOptions({"ae-ls", "ae-lasso", "dec"})],
@@ -343,7 +347,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         kernel_size=32,
         *,
         alpha=0.1,
-        n_unroll=30,
+        n_unroll="auto",
         encoder="fista",
         method="auto",
         gradient="dec",
@@ -440,7 +444,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                     f"code_sign entries must be +1, -1 or 0; got {self.code_sign!r}."
                 )
         return ConvNetwork(
-            self.n_unroll, self.encoder == "fista", alphas, signs.astype(np.int64),
+            self._n_unroll(), self.encoder == "fista", alphas, signs.astype(np.int64),
             self.likelihood, float(self.n_trials), self.method,
         )  # fmt: skip
 
@@ -629,6 +633,11 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         c = curvature(self.likelihood, self.n_trials, X4)
         opt = OPTIMIZERS[self.optimizer](self._param_shape(H))
         return _State(H, net, opt, rng, c, self._learning_rate(), intercept)
+
+    def _n_unroll(self):
+        if self.n_unroll != "auto":
+            return int(self.n_unroll)
+        return 100 if self.likelihood == "poisson" else 30
 
     def _learning_rate(self):
         if self.learning_rate != "auto":
