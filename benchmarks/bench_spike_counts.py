@@ -44,7 +44,7 @@ from skunroll import ConvolutionalDL
 from skunroll.datasets import make_spike_counts
 from skunroll.metrics import atom_recovery_errors
 
-PROBLEM = dict(n_samples=40, n_times=1000, amplitude=(6.0, 10.0), mean_gap=20.0)
+PROBLEM = dict(n_samples=40, n_times=1000)  # make_spike_counts' defaults otherwise
 BASELINE = -1.5
 
 

@@ -30,9 +30,7 @@ from skunroll import ConvolutionalDL
 from skunroll.datasets import make_spike_counts
 from skunroll.metrics import atom_recovery_errors
 
-X, kernels, codes = make_spike_counts(
-    40, 1000, amplitude=(6.0, 10.0), mean_gap=20.0, random_state=0
-)
+X, kernels, codes = make_spike_counts(40, 1000, random_state=0)
 onsets = codes > 0
 print(f"{int(onsets.sum())} events, {X.mean():.2f} spikes per bin, max {X.max():.0f}")
 

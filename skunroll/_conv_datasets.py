@@ -61,17 +61,19 @@ def _max_shifted_cosine(a, b):
     return np.abs(np.correlate(a.ravel(), b.ravel(), mode="full")).max()
 
 
-def _spike_waveforms(n_neurons, length, rng, max_cosine=0.85, max_tries=1000):
-    waves = []
+def _distinct_kernels(n_kernels, length, draw, rng, max_cosine=0.85, max_tries=1000):
+    """``n_kernels`` unit-norm kernels ``draw(length, rng)`` whose normalised
+    correlation at every shift stays below ``max_cosine``."""
+    kernels = []
     for _ in range(max_tries):
-        w = _waveform(length, rng)
-        if all(_max_shifted_cosine(w, v) < max_cosine for v in waves):
-            waves.append(w)
-            if len(waves) == n_neurons:
-                return np.array(waves)
+        h = draw(length, rng)
+        if all(_max_shifted_cosine(h, v) < max_cosine for v in kernels):
+            kernels.append(h)
+            if len(kernels) == n_kernels:
+                return np.array(kernels)
     raise ValueError(
-        f"could not draw {n_neurons} spike waveforms of {length} samples that "
-        f"are distinct up to shifts; ask for fewer neurons or longer waveforms."
+        f"could not draw {n_kernels} kernels of {length} samples that are "
+        f"distinct up to shifts; ask for fewer of them or longer ones."
     )
 
 
@@ -193,7 +195,7 @@ def make_spike_recording(
             f"waveform_duration * sampling_rate = {length} samples must be "
             f"between 1 and n_times={n_times}."
         )
-    waves = _spike_waveforms(n_neurons, length, rng)
+    waves = _distinct_kernels(n_neurons, length, _waveform, rng)
     positions = (np.arange(n_neurons) + 0.5) * n_channels / n_neurons
     gains = np.exp(
         -0.5 * ((np.arange(n_channels)[None] - positions[:, None]) / 1.5) ** 2
@@ -355,20 +357,6 @@ def _response_kernel(length, rng):
     return h / np.linalg.norm(h)
 
 
-def _distinct_kernels(n_kernels, length, draw, rng, max_cosine=0.85, max_tries=1000):
-    kernels = []
-    for _ in range(max_tries):
-        h = draw(length, rng)
-        if all(_max_shifted_cosine(h, v) < max_cosine for v in kernels):
-            kernels.append(h)
-            if len(kernels) == n_kernels:
-                return np.array(kernels)
-    raise ValueError(
-        f"could not draw {n_kernels} kernels of {length} samples that are "
-        f"distinct up to shifts; ask for fewer kernels or longer ones."
-    )
-
-
 @validate_params(
     {
         "n_samples": [Interval(Integral, 1, None, closed="left")],
@@ -391,8 +379,8 @@ def make_spike_counts(
     n_kernels=2,
     kernel_size=25,
     baseline=-1.5,
-    amplitude=(4.0, 8.0),
-    mean_gap=40.0,
+    amplitude=(6.0, 10.0),
+    mean_gap=20.0,
     likelihood="poisson",
     n_trials=1,
     random_state=None,
@@ -422,9 +410,9 @@ def make_spike_counts(
     baseline : float, default=-1.5
         Linear predictor without events (a rate of ``exp(-1.5) = 0.22``
         spikes per bin for the Poisson likelihood).
-    amplitude : tuple of float (low, high), default=(4.0, 8.0)
+    amplitude : tuple of float (low, high), default=(6.0, 10.0)
         Event amplitudes are uniform in this range (non-negative codes).
-    mean_gap : float, default=40.0
+    mean_gap : float, default=20.0
         Mean of the exponential extra gap between the end of an event's
         window and the next onset, in bins.
     likelihood : {"poisson", "binomial"}, default="poisson"
