@@ -19,7 +19,8 @@ Fits (each from its own default initialisation, ``random_state=0``):
   ``fit_intercept=True`` (what a least-squares CSC method such as SPORCO or
   alphacsc fits; neither has a count likelihood);
 - ``no onsets, <likelihood>``: the matching likelihood without ``code_mask``
-  (``alpha=1``), to measure the limitation written in the user guide;
+  (``alpha=1``), to measure the limitation written in the user guide, and
+  ``no onsets, gaussian`` (``alpha=0.3``) beside it;
 - ``oracle``: the kernels and baseline that maximise the likelihood given
   the true codes (``scipy.optimize`` L-BFGS from the truth): the statistical
   floor of the kernel error on these data.
@@ -122,6 +123,7 @@ def main():
                 f"onsets, {likelihood}": fit(X, H, likelihood, Z > 0, 0.05),
                 "onsets, gaussian": fit(X, H, "gaussian", Z > 0, 0.05),
                 f"no onsets, {likelihood}": fit(X, H, likelihood, None, 1.0),
+                "no onsets, gaussian": fit(X, H, "gaussian", None, 0.3),
                 "oracle (true codes)": oracle(X, H, Z, likelihood),
             }
             for name, run in runs.items():
