@@ -147,10 +147,11 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Whether the model has a learned baseline per channel,
         :math:`x = f(\nu_c + \sum_k h_k * z_k)`: the baseline firing rate of
         spike counts (DUNL's baseline activity). It starts at the link of the
-        channel's mean and takes, after every kernel step, one Newton step on
-        the data loss at the encoder's codes (exact for the Gaussian
-        likelihood). "auto" fits it for the count likelihoods and not for the
-        Gaussian one (centre Gaussian data instead, as is usual in CSC).
+        channel's mean and takes, before every kernel step, one Newton step
+        on the data loss at the encoder's codes (exact for the Gaussian
+        likelihood; at most 1 on the link scale for the count likelihoods).
+        "auto" fits it for the count likelihoods and not for the Gaussian one
+        (centre Gaussian data instead, as is usual in CSC).
     code_sign : None, int or array-like of shape (n_components,), default=None
         Sign of the codes of each kernel: +1 (non-negative), -1 (non-positive)
         or 0 (two-sided); overrides ``prior``. None follows ``prior``.
@@ -169,7 +170,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Initial kernels: windows of the data centred on its largest peaks
         (non-overlapping), random windows of the data, or an array of shape
         ``(n_components, n_channels, *kernel_size)``. When ``fit`` gets a
-        ``code_mask``, "peaks" takes instead every kernel's event-triggered
+        ``code_mask`` (known onsets: one or a few allowed positions per event),
+        "peaks" takes instead every kernel's event-triggered
         average: the mean window (minus each channel's mean) starting at the
         kernel's allowed onsets, split at random between the kernels when
         they all share the same onsets (a window centred on a peak puts the
@@ -626,7 +628,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if self._fits_intercept():
             mu = X4.mean(axis=(0, 2, 3), dtype=np.float64)
             intercept = link(mu, self.likelihood, self.n_trials)
-            windows = X4 - mu[None, :, None, None].astype(X4.dtype)
+            if isinstance(self.kernel_init, str):
+                windows = X4 - mu[None, :, None, None].astype(X4.dtype)
         H = self._initial_kernels(windows, rng, mask)
         H = H.astype(X4.dtype)
         self._project(H)
@@ -808,7 +811,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         the kernels drifted away from planted ones. With
         ``fit_intercept``, every channel's intercept then takes one Newton
         step on the data loss at these codes, ``nu += sum(x - f(eta)) /
-        sum(f'(eta))``, at most 1 in magnitude (exact for the Gaussian).
+        sum(f'(eta))`` (exact for the Gaussian; at most 1 in magnitude for the
+        count likelihoods, on their link scale).
         """
         gaussian = self.likelihood == "gaussian"
         energy = sum(np.einsum("kij,kij->k", z, z, dtype=np.float64) for z in codes)
@@ -828,7 +832,10 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             if not gaussian:
                 _k.add_kernel_correlation(d.astype(z.dtype), z * z, 1.0, weighted)
         if self._fits_intercept():
-            state.intercept += np.clip(num / np.maximum(den, 1e-12), -1.0, 1.0)
+            step = num / np.maximum(den, 1e-12)
+            if not gaussian:  # a Newton step on a link scale, at most 1
+                step = np.clip(step, -1.0, 1.0)
+            state.intercept += step
         if not gaussian:
             energy = weighted
         return energy
@@ -1024,7 +1031,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         )
 
     def inverse_transform(self, X):
-        """Signals ``f(sum_k h_k * z_k)`` (the decoder's mean) from codes.
+        """Signals ``f(nu + sum_k h_k * z_k)`` (the decoder's mean) from codes.
 
         Parameters
         ----------
@@ -1205,7 +1212,7 @@ def _onset_averages(X4, mask, kshape, rng, max_onsets=5000):
     ``mask[:, k]`` (at most ``max_onsets`` of them, drawn at random)."""
     K = mask.shape[1]
     kh, kw = kshape
-    centred = X4 - X4.mean(axis=(0, 2, 3), keepdims=True)
+    means = X4.mean(axis=(0, 2, 3), dtype=np.float64)[:, None, None]
     onsets = [np.argwhere(mask[:, k]) for k in range(K)]  # rows: sample, i, j
     if K > 1 and all(np.array_equal(onsets[0], o) for o in onsets[1:]):
         groups = np.array_split(rng.permutation(len(onsets[0])), K)
@@ -1218,8 +1225,8 @@ def _onset_averages(X4, mask, kshape, rng, max_onsets=5000):
         if len(on) > max_onsets:
             on = on[np.sort(rng.choice(len(on), max_onsets, replace=False))]
         for i, r, c in on:
-            out[k] += centred[i, :, r : r + kh, c : c + kw]
-        out[k] /= len(on)
+            out[k] += X4[i, :, r : r + kh, c : c + kw]
+        out[k] = out[k] / len(on) - means
     return out
 
 

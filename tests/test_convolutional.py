@@ -9,6 +9,7 @@ from scipy import signal
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
+import skunroll._convolutional as conv
 from skunroll import ConvolutionalDL
 from skunroll._conv_autoencoder import (
     ConvNetwork,
@@ -455,7 +456,7 @@ def test_intercept_is_the_baseline_of_every_channel():
     X, _, _ = make_convolutional_data(
         8, 600, n_components=2, kernel_size=12, n_channels=2, random_state=0
     )
-    shift = np.array([3.0, -1.0])
+    shift = np.array([3000.0, -1000.0])  # far from the data's scale
     params = dict(alpha=0.05, random_state=0, max_iter=10, tol=0)
     plain = ConvolutionalDL(2, 12, **params).fit(X)
     np.testing.assert_array_equal(plain.intercept_, 0.0)  # "auto": Gaussian
@@ -519,6 +520,35 @@ def test_non_finite_steps_are_not_applied():
         with pytest.warns(RuntimeWarning, match="non-finite"):
             est.fit(X)
     assert not hasattr(est, "kernels_")
+
+
+def test_count_partial_fit_and_a_non_finite_step_keep_the_intercept(monkeypatch):
+    X, _, Z = make_spike_counts(8, 400, random_state=0)
+    params = dict(likelihood="poisson", code_sign=1, alpha=0.05, random_state=0)
+    est = ConvolutionalDL(2, 25, **params).partial_fit(X, code_mask=Z > 0)
+    first, steps = est.intercept_.copy(), est.n_steps_
+    est.partial_fit(X, code_mask=Z > 0)
+    assert est.n_steps_ > steps and np.all(np.isfinite(est.intercept_))
+    assert est.intercept_[0] != first[0]  # carried over and updated
+
+    calls = {"n": 0}
+    real = conv.forward_backward
+
+    def flaky(*args, **kwargs):  # the second step's gradient is NaN
+        res = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            res.grad[...] = np.nan
+        return res
+
+    monkeypatch.setattr(conv, "forward_backward", flaky)
+    est = ConvolutionalDL(2, 25, batch_size=4, max_iter=1, **params)
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        est.fit(X, code_mask=Z > 0)  # two steps: the second is not applied
+    # the state from before the last applied update is restored, intercept
+    # included: here the initial one, the log of the mean count
+    assert est.n_steps_ == 1
+    np.testing.assert_allclose(est.intercept_, [np.log(X.mean())], rtol=1e-12)
 
 
 def test_verbose_callback_and_convergence_warning(capsys):

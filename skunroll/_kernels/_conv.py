@@ -160,9 +160,10 @@ def conv_unrolled_sample(
     The iterations start at ``z_0 = z_{-1} = z_init`` when ``warm`` (a
     constant of the network: no gradient flows into it), else at zero.
 
-    ``offset`` (one value per channel) is added to the linear predictor of
-    the count likelihoods: ``eta = H z + offset``; the Gaussian network runs
-    on ``x - offset`` instead (see ``_run_sample``), so it ignores it.
+    ``offset`` (one value per channel) is added to the linear predictor:
+    ``eta = H z + offset``. It must be zero for the Gaussian likelihood,
+    whose Gram form ignores it: ``_run_sample`` runs the Gaussian network on
+    ``x - offset`` instead.
 
     ``history`` is ``(n_unroll + 1, *z.shape)`` for the ``ae-*`` modes (the
     iterates ``z_0 .. z_T``) and ``(2, *z.shape)`` otherwise. ``losses``
