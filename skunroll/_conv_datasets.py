@@ -450,10 +450,7 @@ def make_spike_counts(
         while p < n_pos:
             codes[i, rng.randint(n_kernels), p] = rng.uniform(low, high)
             p += kernel_size + (int(rng.exponential(mean_gap)) if mean_gap > 0 else 0)
-    H = kernels[:, None, None, :]
-    eta = np.empty((n_samples, 1, 1, n_times))
-    for i in range(n_samples):
-        _k.synthesis(codes[i][:, None, :], H, eta[i])
+    eta = _synthesise(codes[:, :, None, :], kernels[:, None, None, :], 0.0, rng)
     eta = eta[:, 0, 0] + baseline
     if likelihood == "poisson":
         X = rng.poisson(np.exp(np.minimum(eta, 30.0)))
