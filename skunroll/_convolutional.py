@@ -815,13 +815,15 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         count likelihoods, on their link scale).
         """
         gaussian = self.likelihood == "gaussian"
-        energy = sum(np.einsum("kij,kij->k", z, z, dtype=np.float64) for z in codes)
-        if gaussian and not self._fits_intercept():
-            return energy
+        if gaussian:
+            energy = sum(np.einsum("kij,kij->k", z, z, dtype=np.float64) for z in codes)
+            if not self._fits_intercept():
+                return energy
+        else:
+            energy = np.zeros(state.H.shape)  # the per-tap curvature
         H = state.H
         num = np.zeros_like(state.intercept)
         den = np.zeros_like(state.intercept)
-        weighted = np.zeros(H.shape)
         for x, z in zip(Xb, codes, strict=True):
             e = np.empty(x.shape, dtype=x.dtype)
             _k.synthesis(z, H.astype(x.dtype, copy=False), e)
@@ -830,14 +832,12 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             num += (x - mean(eta, self.likelihood, self.n_trials)).sum(axis=(1, 2))
             den += d.sum(axis=(1, 2))
             if not gaussian:
-                _k.add_kernel_correlation(d.astype(z.dtype), z * z, 1.0, weighted)
+                _k.add_kernel_correlation(d.astype(z.dtype), z * z, 1.0, energy)
         if self._fits_intercept():
             step = num / np.maximum(den, 1e-12)
             if not gaussian:  # a Newton step on a link scale, at most 1
                 step = np.clip(step, -1.0, 1.0)
             state.intercept += step
-        if not gaussian:
-            energy = weighted
         return energy
 
     def _apply(self, state, grad, energy):
