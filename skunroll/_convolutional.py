@@ -36,7 +36,7 @@ from ._likelihoods import (
     mean,
     mean_derivative,
 )
-from ._optim import OPTIMIZERS, callback_info
+from ._training.optim import OPTIMIZERS, callback_info
 from ._validation import FLOAT_DTYPES, N_JOBS
 from .utils import single_threaded_blas
 

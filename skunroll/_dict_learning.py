@@ -8,9 +8,7 @@ gradients).
 """
 
 import copy
-import time
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -20,17 +18,25 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._autoencoder import Network, forward_backward
 from ._likelihoods import LIKELIHOODS, check_counts, curvature, mean
-from ._optim import OPTIMIZERS, callback_info
 from ._priors import LASSO_PRIORS, PRIORS, resolve_groups, resolve_negative_alpha
 from ._sparse_coding import _sparse_encode
-from ._validation import FLOAT_DTYPES, check_dictionary
+from ._training import (
+    MAX_HALVINGS,  # noqa: F401 (re-exported for _mixmate)
+    CallbackSupportMixin,
+    Sums,
+    Trainer,
+    TrainingState,
+    atomic,
+    with_callbacks,
+)
+from ._training.optim import OPTIMIZERS
+from ._validation import FLOAT_DTYPES, N_JOBS, check_dictionary
 from .utils import _lipschitz_from_gram, _smaller_gram, single_threaded_blas
 
 GRADIENTS = ("auto", "ae-ls", "ae-lasso", "dec")
@@ -51,40 +57,34 @@ RARE_USAGE = 0.5
 ``RARE_USAGE`` times the median atom (two copies of one atom split its
 samples; two coherent true atoms are both used fully)."""
 TRANSFORM_ALGORITHMS = ("unrolled", "lasso", "fista", "ista", "omp")
-MAX_HALVINGS = 10
-"""Consecutive non-finite steps (learning rate halved each time) before giving up."""
 
 
 @dataclass
-class _TrainingState:
-    """Everything ``fit``/``partial_fit`` update; attached to the estimator only
-    after a successful call, so that a failed fit leaves nothing half-fitted."""
+class _TrainingState(TrainingState):
+    """The trainer's state plus what the dictionary-learning model updates;
+    ``params["D"]`` is the dictionary."""
 
-    D: np.ndarray
-    net: Network
-    optimizer: object
-    rng: np.random.RandomState
-    curvature: float
-    learning_rate: float
-    power_vector: np.ndarray
-    usage: np.ndarray
+    net: Network = None
+    curvature: float = 1.0
+    power_vector: np.ndarray = None
+    usage: np.ndarray = None
+    n_samples: int = None  # of an epoch in fit; None in partial_fit
     samples_since_check: int = 0
-    n_steps: int = 0
-    n_epochs: int = 0
     n_redrawn: int = 0
-    objective_history: list = field(default_factory=list)
     gradient: str = "dec"
-    period_objective: float = 0.0
-    period_samples: int = 0
     previous_period_objective: float = np.nan
     switched_at: int = 0
-    stopped: bool = False
-    failures: int = 0
-    D_previous: np.ndarray = None
+
+    @property
+    def D(self):
+        return self.params["D"]
 
 
 class UnrolledDictionaryLearning(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    CallbackSupportMixin,
+    BaseEstimator,
 ):
     """Dictionary learning with an unrolled sparse auto-encoder (CRsAE / PUDLE).
 
@@ -177,6 +177,10 @@ class UnrolledDictionaryLearning(
         Penalty of ``transform``; ``None`` means ``alpha``.
     transform_n_nonzero_coefs : int, default=None
         Sparsity of ``transform_algorithm="omp"``.
+    transform_max_iter : int, default=1000
+        Iteration budget of the exact solvers of ``transform`` (not of the
+        unrolled network, whose depth is ``n_unroll``); a solver that does
+        not converge within it warns.
     random_state : int, RandomState instance or None, default=None
         Seed of the initial dictionary, the shuffling and the re-drawn atoms.
     n_jobs : int, default=None
@@ -187,7 +191,8 @@ class UnrolledDictionaryLearning(
         1 prints a line per epoch (objective, elapsed time); 2 also every
         10 steps.
     callback : callable, default=None
-        ``callback(estimator, info)`` called after every step, with ``info`` a
+        ``callback(estimator, info)`` called after every step (of ``fit``
+        and of ``partial_fit``), with ``info`` a
         dict of ``n_iter`` (epoch), ``n_steps``, ``objective`` (of the
         minibatch), ``learning_rate``, ``elapsed`` (s) and ``components``
         (the current dictionary, read-only). Returning True stops training.
@@ -280,7 +285,8 @@ class UnrolledDictionaryLearning(
         "transform_alpha": [Interval(Real, 0, None, closed="left"), None],
         "transform_n_nonzero_coefs": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
-        "n_jobs": [Integral, None],
+        "transform_max_iter": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": N_JOBS,
         "verbose": ["verbose"],
         "callback": [callable, None],
     }
@@ -308,6 +314,7 @@ class UnrolledDictionaryLearning(
         transform_algorithm="unrolled",
         transform_alpha=None,
         transform_n_nonzero_coefs=None,
+        transform_max_iter=1000,
         random_state=None,
         n_jobs=None,
         verbose=0,
@@ -333,6 +340,7 @@ class UnrolledDictionaryLearning(
         self.transform_algorithm = transform_algorithm
         self.transform_alpha = transform_alpha
         self.transform_n_nonzero_coefs = transform_n_nonzero_coefs
+        self.transform_max_iter = transform_max_iter
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -340,6 +348,8 @@ class UnrolledDictionaryLearning(
 
     # ------------------------------------------------------------ fitting
 
+    @atomic
+    @with_callbacks
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Learn the dictionary from ``X`` by minibatch training.
@@ -359,64 +369,23 @@ class UnrolledDictionaryLearning(
         """
         self._check_compatible()
         X = self._validate_X(X, reset=True)
+        trainer = self._trainer()
         with single_threaded_blas():  # threads run over chunks; BLAS stays serial
-            state = self._train(X)
+            state = self._initial_state(X)
+            state.n_samples = X.shape[0]
+            trainer.fit(state, X, X, y)
         self._set_fitted(state)
-        if state.n_epochs == self.max_iter and not state.stopped and self.tol > 0:
-            warnings.warn(
-                f"UnrolledDictionaryLearning stopped after max_iter={self.max_iter} "
-                f"epochs before the objective settled (tol={self.tol}); increase "
-                "max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+        trainer.warn_if_not_converged(state)
         return self
 
-    def _train(self, X):
-        """The epochs of ``fit``; returns the final training state."""
-        state = self._initial_state(X)
-        n_samples = X.shape[0]
-        batch = min(self.batch_size, n_samples)
-        start = time.perf_counter()
-        stopped = False
-        for _ in range(self.max_iter):
-            order = state.rng.permutation(n_samples)
-            total = seen = 0.0
-            for first in range(0, n_samples, batch):
-                X_batch = X[np.sort(order[first : first + batch])]
-                objective = self._step(state, X_batch, n_samples, start)
-                if objective is not None:
-                    total += objective * X_batch.shape[0]
-                    seen += X_batch.shape[0]
-                if objective is not None and self._callback(state, objective, start):
-                    stopped = True
-                    break
-            state.n_epochs += 1
-            mean = total / seen if seen else np.nan
-            state.objective_history.append(mean)
-            self._end_period(state, mean)
-            self._print_epoch(state, start)
-            if stopped or self._converged(state):
-                state.stopped = True
-                break
-        self._check_some_step_applied(state)
-        return state
-
-    @staticmethod
-    def _check_some_step_applied(state):
-        if state.n_steps == 0 and state.failures > 0:
-            raise FloatingPointError(
-                "the training objective was non-finite at every step; check the "
-                "scale of X (and n_trials or the likelihood) and the initial "
-                "dictionary. Nothing was fitted."
-            )
-
+    @atomic
     def partial_fit(self, X, y=None):
         """Update the dictionary with one minibatch step on ``X``.
 
         The first call initialises the dictionary from ``X`` (or
         ``dict_init``) and the curvature of the likelihood; later calls
-        continue the same optimiser.
+        continue the same optimiser, with the current parameters (``alpha``,
+        ``n_unroll``, ... set since are used).
 
         Parameters
         ----------
@@ -431,30 +400,33 @@ class UnrolledDictionaryLearning(
             The updated estimator.
         """
         first = not hasattr(self, "components_")
-        if first:
-            self._validate_params()
-            self._check_compatible()
+        self._validate_params()
+        self._check_compatible()
         X = self._validate_X(X, reset=first)
-        state = self._initial_state(X) if first else self._copy_state()
+        if first:
+            state = self._initial_state(X)
+        else:
+            state = copy.deepcopy(self._state)
+            state.net = self._network(state.D.shape[0])
         X = X.astype(state.D.dtype, copy=False)  # the dtype of the first call
-        start = time.perf_counter()
+        state.n_samples = None
         with single_threaded_blas():
-            objective = self._step(state, X, None, start)
-        state.n_epochs += 1
-        if objective is None:  # not applied (see _step); the warning said so
-            self._check_some_step_applied(state)
-            state.objective_history.append(np.nan)
-            self._set_fitted(state)
-            return self
-        self._callback(state, objective, start)
-        state.objective_history.append(objective)
-        state.period_objective += objective * X.shape[0]
-        state.period_samples += X.shape[0]
-        if state.period_samples >= PARTIAL_FIT_PERIOD * state.D.shape[0]:
-            self._end_period(state, state.period_objective / state.period_samples)
-            state.period_objective, state.period_samples = 0.0, 0
+            self._trainer().partial_fit(state, X)
         self._set_fitted(state)
         return self
+
+    def _trainer(self):
+        return Trainer(
+            self,
+            self,
+            name="UnrolledDictionaryLearning",
+            max_iter=self.max_iter,
+            tol=self.tol,
+            batch_size=self.batch_size,
+            verbose=self.verbose,
+            callback=self.callback,
+            what="dictionary",
+        )
 
     def _validate_X(self, X, reset):
         X = validate_data(self, X, dtype=FLOAT_DTYPES, order="C", reset=reset)
@@ -494,11 +466,11 @@ class UnrolledDictionaryLearning(
             D = D.copy()
         _project_atoms(D, self.positive_dict, rng)
         return _TrainingState(
-            D=D,
-            optimizer=OPTIMIZERS[self.optimizer](D.shape),
+            params={"D": D},
+            optimizers={"D": OPTIMIZERS[self.optimizer](D.shape)},
             rng=rng,
-            curvature=curvature(self.likelihood, self.n_trials, X),
             learning_rate=float(self.learning_rate),
+            curvature=curvature(self.likelihood, self.n_trials, X),
             power_vector=rng.standard_normal(min(D.shape)),
             usage=np.zeros(n_components, dtype=np.int64),
             gradient="dec" if self.gradient == "auto" else self.gradient,
@@ -517,69 +489,86 @@ class UnrolledDictionaryLearning(
         if self.transform_algorithm == "omp" and self.prior == "nonneg_l1":
             raise ValueError("transform_algorithm='omp' has no non-negative variant.")
 
-    def _copy_state(self):
-        """A deep copy, so that a failing ``partial_fit`` leaves the model as it was."""
-        return copy.deepcopy(self._state)
+    # ------------------------------------------- the model of the trainer
 
-    def _step(self, state, X_batch, n_samples, start):
-        """One update of ``state.D`` on a minibatch; returns its mean objective.
+    def n_units(self, X):
+        return X.shape[0]
 
-        A non-finite objective or gradient is not applied: the dictionary goes
-        back to what it was before the previous update (which led here), the
-        optimiser forgets its moments and the learning rate is halved, with a
-        warning, and ``None`` is returned. ``MAX_HALVINGS`` such steps in a row
-        raise a FloatingPointError.
-        """
-        n = X_batch.shape[0]
-        step = self._encoder_step(state)
+    def gradients(self, state, X, idx):
+        """Summed objective and ``D``-gradient of the minibatch ``X[idx]``:
+        the objective the gradient descends (ae-ls ignores the penalty)."""
+        X_batch = X[idx]
         res = forward_backward(
-            X_batch, state.D, state.net, step, state.gradient, self.n_jobs
+            X_batch,
+            state.D,
+            state.net,
+            self._encoder_step(state),
+            state.gradient,
+            self.n_jobs,
         )
-        # the objective the gradient descends: ae-ls ignores the penalty
         penalty = 0.0 if state.gradient == "ae-ls" else res.penalty
-        objective = (res.data_loss + penalty) / n
-        grad = res.grad / n
-        if not (np.isfinite(objective + res.penalty) and np.all(np.isfinite(grad))):
-            self._recover(state)
-            return None
-        state.failures = 0
-        state.D_previous = state.D.copy()
-        state.optimizer.step(state.D, grad, state.learning_rate)
-        _project_atoms(state.D, self.positive_dict, state.rng)
-        state.n_steps += 1
-        state.usage += np.count_nonzero(res.codes, axis=0)
-        state.samples_since_check += n
-        self._maybe_redraw(state, X_batch, res.codes, n_samples)
-        if self.verbose >= 2 and state.n_steps % 10 == 0:
-            print(
-                f"[UnrolledDictionaryLearning] step {state.n_steps:6d}  "
-                f"objective {objective:.6g}  {time.perf_counter() - start:.2f} s"
-            )
-        return objective
-
-    def _recover(self, state):
-        state.failures += 1
-        if state.failures >= MAX_HALVINGS:
-            raise FloatingPointError(
-                f"the training objective was non-finite {MAX_HALVINGS} steps in a "
-                "row, each time with the previous dictionary and half the learning "
-                "rate; check the scale of X (and n_trials or the likelihood) and "
-                "the initial dictionary. Nothing was fitted."
-            )
-        if state.D_previous is not None:
-            state.D[...] = state.D_previous
-        state.optimizer = OPTIMIZERS[self.optimizer](state.D.shape)
-        state.learning_rate /= 2.0
-        warnings.warn(
-            f"non-finite training objective at step {state.n_steps + 1}; the "
-            "step was not applied, the previous dictionary restored and "
-            f"learning_rate halved to {state.learning_rate:.3g}.",
-            RuntimeWarning,
-            stacklevel=4,
+        return Sums(
+            objective=res.data_loss + penalty,
+            n=X_batch.shape[0],
+            grads={"D": res.grad},
+            finite=bool(np.isfinite(res.penalty)),
+            extra=(X_batch, res.codes),
         )
 
-    def _encoder_step(self, state):
-        lipschitz = _lipschitz_from_gram(_smaller_gram(state.D), v=state.power_vector)
+    def apply(self, state, X, idx, grads, sums):
+        """The optimiser's step, the projection onto unit-norm (non-negative)
+        atoms and the re-drawing of dead atoms."""
+        X_batch, codes = sums.extra
+        state.optimizers["D"].step(state.D, grads["D"], state.learning_rate)
+        _project_atoms(state.D, self.positive_dict, state.rng)
+        state.usage += np.count_nonzero(codes, axis=0)
+        state.samples_since_check += X_batch.shape[0]
+        self._maybe_redraw(state, X_batch, codes, state.n_samples)
+
+    def reset_optimizers(self, state):
+        state.optimizers = {"D": OPTIMIZERS[self.optimizer](state.D.shape)}
+
+    def callback_info(self, state):
+        return {"components": state.D}
+
+    def period(self, state):
+        """``partial_fit`` judges the objective over periods of this many samples."""
+        return PARTIAL_FIT_PERIOD * state.D.shape[0]
+
+    def end_epoch(self, state, X, objective, stats, n_seen):
+        self._end_period(state, objective)
+
+    def convergence_start(self, state):
+        """The epochs after the ``"auto"`` switch; none before it."""
+        if self._auto_switches and state.gradient == "dec":
+            return None
+        return state.switched_at
+
+    def fitted_attributes(self, state):
+        return {
+            "_state": state,
+            "_net": state.net,
+            "components_": state.D.copy(),
+            "n_components_": state.D.shape[0],
+            "step_size_": self._encoder_step(state, state.power_vector.copy()),
+            "objective_history_": np.asarray(state.objective_history),
+            "n_iter_": state.n_epochs,
+            "n_steps_": state.n_steps,
+            "n_redrawn_": state.n_redrawn,
+            "learning_rate_": state.learning_rate,
+            "gradient_": state.gradient,
+        }
+
+    def _set_fitted(self, state):
+        attributes = self.fitted_attributes(state)
+        # the step from the warm-started power iteration (which a later
+        # partial_fit continues from); fitted_attributes leaves it untouched
+        attributes["step_size_"] = self._encoder_step(state)
+        self.__dict__.update(attributes)
+
+    def _encoder_step(self, state, power_vector=None):
+        v = state.power_vector if power_vector is None else power_vector
+        lipschitz = _lipschitz_from_gram(_smaller_gram(state.D), v=v)
         return 1.0 / (state.curvature * lipschitz)
 
     def _maybe_redraw(self, state, X_batch, codes, n_samples):
@@ -606,16 +595,10 @@ class UnrolledDictionaryLearning(
         state.D[dead[worst.size :]] = state.rng.standard_normal(
             (dead.size - worst.size, state.D.shape[1])
         )
-        if hasattr(state.optimizer, "reset_rows"):
-            state.optimizer.reset_rows(dead)
+        if hasattr(state.optimizers["D"], "reset_rows"):
+            state.optimizers["D"].reset_rows(dead)
         _project_atoms(state.D, self.positive_dict, state.rng)
         state.n_redrawn += dead.size
-
-    def _callback(self, state, objective, start):
-        if self.callback is None:
-            return False
-        info = callback_info(state, objective, start, "components", state.D)
-        return bool(self.callback(self, info))
 
     @property
     def _auto_switches(self):
@@ -636,37 +619,6 @@ class UnrolledDictionaryLearning(
             if self.verbose:
                 print("[UnrolledDictionaryLearning] switching to the ae-ls gradient")
 
-    def _converged(self, state):
-        history = state.objective_history[state.switched_at :]
-        if self.tol == 0 or len(history) < 2:
-            return False
-        if self._auto_switches and state.gradient == "dec":
-            return False
-        previous, current = history[-2], history[-1]
-        return abs(previous - current) <= self.tol * max(abs(previous), 1e-12)
-
-    def _print_epoch(self, state, start):
-        if self.verbose:
-            print(
-                f"[UnrolledDictionaryLearning] epoch {state.n_epochs:3d}/"
-                f"{self.max_iter}  objective {state.objective_history[-1]:.6g}  "
-                f"steps {state.n_steps}  {time.perf_counter() - start:.2f} s",
-                flush=True,
-            )
-
-    def _set_fitted(self, state):
-        self._state = state
-        self._net = state.net
-        self.components_ = state.D.copy()
-        self.n_components_ = state.D.shape[0]
-        self.step_size_ = self._encoder_step(state)
-        self.objective_history_ = np.asarray(state.objective_history)
-        self.n_iter_ = state.n_epochs
-        self.n_steps_ = state.n_steps
-        self.n_redrawn_ = state.n_redrawn
-        self.learning_rate_ = state.learning_rate
-        self.gradient_ = state.gradient
-
     # ------------------------------------------------------------ inference
 
     def transform(self, X):
@@ -683,6 +635,8 @@ class UnrolledDictionaryLearning(
             Codes, in the dtype of ``X``.
         """
         check_is_fitted(self)
+        self._validate_params()  # set_params may have changed them
+        self._check_compatible()
         X = self._validate_X(X, reset=False)
         D = self.components_.astype(X.dtype, copy=False)
         alpha = self.alpha if self.transform_alpha is None else self.transform_alpha
@@ -699,7 +653,7 @@ class UnrolledDictionaryLearning(
             n_nonzero_coefs=self.transform_n_nonzero_coefs,
             n_unroll=self.n_unroll,
             positive=self.prior == "nonneg_l1",
-            max_iter=1000,
+            max_iter=self.transform_max_iter,
             tol=None,
             n_jobs=self.n_jobs,
         )

@@ -32,8 +32,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._autoencoder import Network, forward_backward
 from ._dict_learning import MAX_HALVINGS, _project_atoms
-from ._optim import Adam
 from ._priors import resolve_groups
+from ._training.optim import Adam
 from ._validation import FLOAT_DTYPES, N_JOBS
 from .utils import _lipschitz_from_gram, _smaller_gram, single_threaded_blas
 

@@ -283,7 +283,7 @@ def test_overflowing_data_raise_and_leave_nothing_fitted():
     # a fitted estimator's partial_fit on such data is not applied: the
     # dictionary before the last update comes back, finite
     ok = UnrolledDictionaryLearning(3, random_state=0).partial_fit(X * 1e-200)
-    previous = ok._state.D_previous.copy()
+    previous = ok._state.previous["D"].copy()
     with pytest.warns(RuntimeWarning, match="non-finite"):
         ok.partial_fit(X)
     assert ok.n_steps_ == 1

@@ -1,0 +1,263 @@
+"""The one minibatch trainer: its rules on a toy model, and the estimators
+that use it (atomic fits, scikit-learn's callback API)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from skunroll import UnrolledDictionaryLearning
+from skunroll._training import (
+    MAX_HALVINGS,
+    SGD,
+    Sums,
+    Trainer,
+    TrainingState,
+    atomic,
+    converged,
+)
+from skunroll.datasets import make_dictionary, make_sparse_coded_data
+
+
+class _LeastSquares:
+    """Minimise mean 0.5 ||x_i - w||^2 over w: the mean of the data."""
+
+    def __init__(self, fail_at=()):
+        self.fail_at = set(fail_at)
+        self.calls = 0
+        self.epochs = []
+
+    def n_units(self, X):
+        return X.shape[0]
+
+    def gradients(self, state, X, idx):
+        self.calls += 1
+        r = state.params["w"] - X[idx]
+        obj = 0.5 * float(np.sum(r * r))
+        if self.calls in self.fail_at:
+            obj = np.nan
+        return Sums(obj, idx.size, {"w": r.sum(axis=0)})
+
+    def apply(self, state, X, idx, grads, sums):
+        state.optimizers["w"].step(state.params["w"], grads["w"], state.learning_rate)
+
+    def reset_optimizers(self, state):
+        state.optimizers = {"w": SGD(None)}
+
+    def end_epoch(self, state, X, objective, stats, n_seen):
+        self.epochs.append(objective)
+
+    def convergence_start(self, state):
+        return 0
+
+    def callback_info(self, state):
+        return {"w": state.params["w"]}
+
+    def fitted_attributes(self, state):
+        return {"w_": state.params["w"].copy()}
+
+
+def _state(dim=3, lr=0.5):
+    return TrainingState(
+        params={"w": np.zeros(dim)},
+        optimizers={"w": SGD(None)},
+        rng=np.random.RandomState(0),
+        learning_rate=lr,
+    )
+
+
+def _trainer(model, **kw):
+    kw = {"name": "toy", "max_iter": 50, "tol": 1e-8, "batch_size": 10, **kw}
+    return Trainer(model, None, **kw)
+
+
+def test_converged_rule_and_patience():
+    assert not converged([1.0], 0.1)
+    assert converged([1.0, 0.95], 0.1)
+    assert not converged([1.0, 0.5], 0.1)
+    assert not converged([1.0, 0.95], 0.0)  # tol=0 never stops
+    assert not converged([2.0, 1.0, 0.99], 0.05, patience=2)
+    assert converged([1.0, 0.99, 0.985], 0.05, patience=2)
+
+
+def test_trainer_reaches_the_mean_and_stops_at_tol():
+    X = np.random.default_rng(0).standard_normal((100, 3)) + 2.0
+    model = _LeastSquares()
+    trainer = _trainer(model, tol=1e-6, batch_size=100)  # full-batch descent
+    state = trainer.fit(_state(), X)
+    assert state.stopped and state.n_epochs < 50
+    np.testing.assert_allclose(state.params["w"], X.mean(axis=0), atol=1e-2)
+    assert len(state.objective_history) == state.n_epochs == len(model.epochs)
+    assert state.n_steps == state.n_epochs
+
+
+def test_max_iter_warns_only_when_not_converged():
+    X = np.random.default_rng(0).standard_normal((100, 3))
+    trainer = _trainer(_LeastSquares(), max_iter=2, tol=1e-12)
+    state = trainer.fit(_state(lr=0.01), X)
+    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+        trainer.warn_if_not_converged(state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _trainer(_LeastSquares(), max_iter=2, tol=0).warn_if_not_converged(state)
+
+
+def test_non_finite_step_restores_halves_and_gives_up():
+    X = np.random.default_rng(0).standard_normal((100, 3))
+    model = _LeastSquares(fail_at={3})
+    trainer = _trainer(model, max_iter=1, tol=0)
+    with pytest.warns(RuntimeWarning, match="previous parameters restored"):
+        state = trainer.fit(_state(), X)
+    assert state.learning_rate == 0.25 and state.n_steps == 9
+    model = _LeastSquares(fail_at=range(1, 100))
+    with pytest.raises(FloatingPointError, match=f"{MAX_HALVINGS} steps in a row"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            _trainer(model, max_iter=5, tol=0).fit(_state(), X)
+
+
+def test_callback_gets_read_only_info_and_stops():
+    X = np.random.default_rng(0).standard_normal((100, 3))
+    seen = []
+
+    def callback(est, info):
+        seen.append(info)
+        with pytest.raises(ValueError):
+            info["w"][0] = 1.0
+        return info["n_steps"] == 4
+
+    state = _trainer(_LeastSquares(), callback=callback).fit(_state(), X)
+    assert state.n_steps == 4 and state.stopped and len(seen) == 4
+    assert set(seen[0]) >= {"n_iter", "n_steps", "objective", "learning_rate", "w"}
+
+
+def test_partial_fit_periods():
+    X = np.random.default_rng(0).standard_normal((10, 3))
+    model = _LeastSquares()
+    model.period = lambda state: 25
+    trainer = _trainer(model)
+    state = _state()
+    for _ in range(5):
+        trainer.partial_fit(state, X)
+    assert state.n_epochs == 5 and len(model.epochs) == 1  # 50 samples: 1 period
+    assert state.period_samples == 20
+
+
+def test_atomic_restores_every_attribute():
+    class Est:
+        @atomic
+        def fit(self, fail):
+            self.a_ = 1
+            self.b = "changed"
+            if fail:
+                raise RuntimeError("boom")
+            return self
+
+    est = Est()
+    est.b = "original"
+    with pytest.raises(RuntimeError):
+        est.fit(True)
+    assert est.__dict__ == {"b": "original"}
+    est.fit(False)
+    assert est.a_ == 1
+
+
+@pytest.fixture(scope="module")
+def planted():
+    D = make_dictionary(16, 8, random_state=0)
+    X, _, _ = make_sparse_coded_data(600, D, n_nonzero_coefs=2, random_state=0)
+    return X
+
+
+def _raise_at_step(n):
+    def callback(est, info):
+        if info["n_steps"] >= n:
+            raise RuntimeError("stop here")
+
+    return callback
+
+
+def test_failed_fit_leaves_dictionary_learning_as_it_was(planted):
+    X = planted
+    fresh = UnrolledDictionaryLearning(16, max_iter=3, callback=_raise_at_step(3))
+    with pytest.raises(RuntimeError, match="stop here"):
+        fresh.fit(X)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(fresh)
+    assert not hasattr(fresh, "n_features_in_")
+    est = UnrolledDictionaryLearning(16, max_iter=2, tol=0, random_state=0).fit(X)
+    before = {k: v for k, v in vars(est).items() if k.endswith("_")}
+    codes = est.transform(X)
+    wider = np.hstack([X, X[:, :3]])
+    attempts = [
+        (est.fit, wider, _raise_at_step(2)),  # a refit on wider data
+        (est.partial_fit, X, _raise_at_step(est.n_steps_ + 1)),
+        (est.partial_fit, wider, None),  # the wrong width: a clear error
+    ]
+    for call, data, callback in attempts:
+        est.set_params(callback=callback)
+        with pytest.raises((RuntimeError, ValueError)):
+            call(data)
+        after = {k: v for k, v in vars(est).items() if k.endswith("_")}
+        assert after.keys() == before.keys()
+        for k, v in before.items():
+            assert after[k] is v
+        np.testing.assert_array_equal(est.set_params(callback=None).transform(X), codes)
+
+
+class _CountingCallback:
+    """A scikit-learn FitCallback counting the tasks it sees."""
+
+    def __init__(self):
+        self.begun, self.ended, self.fitted = 0, 0, []
+
+    def setup(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context):
+        self.begun += 1
+
+    def on_fit_task_end(self, estimator, context, *, fitted_estimator=None):
+        self.ended += 1
+        if fitted_estimator is not None:
+            self.fitted.append(fitted_estimator)
+        return False
+
+    def teardown(self, estimator, context):
+        pass
+
+
+def test_sklearn_callbacks_see_one_task_per_epoch(planted):
+    pytest.importorskip("sklearn.callback", reason="scikit-learn < 1.9")
+    cb = _CountingCallback()
+    est = UnrolledDictionaryLearning(16, max_iter=3, tol=0, random_state=0)
+    est.set_callbacks(cb).fit(planted)
+    assert est.n_iter_ == 3
+    assert cb.begun == cb.ended == 3 + 1  # the fit and its epochs
+    # the epoch's estimator is usable: it transforms with that epoch's atoms
+    assert cb.fitted[-1].transform(planted[:5]).shape == (5, 16)
+    # the same fit without callbacks: identical result
+    plain = clone(est).set_callbacks().fit(planted)
+    np.testing.assert_array_equal(plain.components_, est.components_)
+
+
+def test_scoring_monitor_inside_a_pipeline(planted):
+    callback = pytest.importorskip("sklearn.callback", reason="scikit-learn < 1.9")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    monitor = callback.ScoringMonitor(
+        scoring={"score": lambda est, X, y: est.score(X)}  # the estimator's score
+    )
+    dl = UnrolledDictionaryLearning(16, max_iter=3, tol=0, random_state=0)
+    dl.set_callbacks(monitor)
+    y = np.zeros(len(planted))  # ignored by fit; ScoringMonitor scores when given
+    make_pipeline(StandardScaler(), dl).fit(planted, y)
+    rows = [r for r in monitor.get_logs().data if r.get("task_name") == "epoch"]
+    assert len(rows) == 3  # one score per epoch, by the estimator's score
+    scores = [r["score"] for r in rows]
+    assert np.all(np.isfinite(scores))
+    assert scores[-1] >= scores[0]  # training improves the score
