@@ -1,9 +1,7 @@
 """Convolutional dictionary learning by an unrolled auto-encoder (CRsAE/DUNL)."""
 
 import copy
-import time
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -13,7 +11,6 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
@@ -36,11 +33,18 @@ from ._likelihoods import (
     mean,
     mean_derivative,
 )
-from ._training.optim import OPTIMIZERS, callback_info
+from ._training import (
+    CallbackSupportMixin,
+    Sums,
+    Trainer,
+    TrainingState,
+    atomic,
+    with_callbacks,
+)
+from ._training.optim import OPTIMIZERS
 from ._validation import FLOAT_DTYPES, N_JOBS
 from .utils import single_threaded_blas
 
-MAX_HALVINGS = 10
 #: the kernels are re-centred in their window during the first epochs
 ALIGN_EPOCHS = 5
 #: "auto" segment_size: signals longer than twice this are cut into segments
@@ -52,27 +56,132 @@ DETECT_BLOCK = 1 << 20
 
 
 @dataclass
-class _State:
-    """What ``fit``/``partial_fit`` update; attached only after success."""
+class _State(TrainingState):
+    """The trainer's state plus what the convolutional model updates;
+    ``params`` holds the kernels ``(K, C, kh, kw)`` and the intercept
+    ``(C,)`` (both restored after a non-finite step)."""
 
-    H: np.ndarray  # (K, C, kh, kw)
-    net: ConvNetwork
-    optimizer: object
-    rng: np.random.RandomState
-    curvature: float
-    learning_rate: float
-    intercept: np.ndarray  # (C,) added to the linear predictor
-    n_steps: int = 0
-    n_epochs: int = 0
-    failures: int = 0
-    H_previous: np.ndarray = None
-    intercept_previous: np.ndarray = None
-    objective_history: list = field(default_factory=list)
-    stopped: bool = False
+    net: ConvNetwork = None
+    curvature: float = 1.0
     codes: list = None  # warm starts of the training segments
+    align: bool = False  # re-centre the kernels during the first epochs
+
+    @property
+    def H(self):
+        return self.params["kernels"]
+
+    @H.setter
+    def H(self, value):
+        self.params["kernels"] = value
+
+    @property
+    def intercept(self):
+        return self.params["intercept"]
+
+    @intercept.setter
+    def intercept(self, value):
+        self.params["intercept"] = value
 
 
-class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class _Model:
+    """The model of the trainer (see :mod:`skunroll._training.trainer`) for
+    ``ConvolutionalDL``; ``data`` is ``(segments, masks)``."""
+
+    def __init__(self, estimator):
+        self.est = estimator
+
+    def n_units(self, data):
+        return len(data[0])
+
+    def gradients(self, state, data, idx):
+        """Summed objective and kernel gradient of the segments ``idx``."""
+        est = self.est
+        segs, masks = data
+        step = est._encoder_step(state.H, state.curvature)
+        Xb = [segs[i] for i in idx]
+        Mb = None if masks is None else [masks[i] for i in idx]
+        warm = state.codes is not None and state.codes[idx[0]] is not None
+        init = [state.codes[i] for i in idx] if warm else None
+        res = forward_backward(Xb, state.H, state.net, step, est.gradient,
+                               est.n_jobs, Mb, init, state.intercept)  # fmt: skip
+        penalty = 0.0 if est.gradient == "ae-ls" else res.penalty
+        return Sums(
+            objective=res.data_loss + penalty,
+            n=idx.size,
+            grads={"kernels": res.grad},
+            finite=bool(np.isfinite(res.penalty)),
+            extra=(Xb, res.codes),
+        )
+
+    def mean_gradients(self, state, sums):
+        """The minibatch means plus the (parameter-only) smoothness term."""
+        objective = sums.objective / sums.n
+        grad = sums.grads["kernels"] / sums.n
+        mu = self.est.kernel_smoothness
+        if mu > 0:
+            smooth, sgrad = _smoothness(state.H, mu)
+            objective += smooth
+            grad += sgrad
+        return objective, {"kernels": grad}
+
+    def apply(self, state, data, idx, grads, sums):
+        """The intercept's Newton step, the kernels' step and projection, and
+        the warm starts of the next epoch."""
+        est = self.est
+        Xb, codes = sums.extra
+        energy = est._decoder_step(state, Xb, codes)
+        est._apply(state, grads["kernels"], energy / sums.n)
+        if state.codes is not None:
+            for i, z in zip(idx, codes, strict=True):
+                state.codes[i] = z
+
+    def reset_optimizers(self, state):
+        shape = self.est._param_shape(state.H)
+        state.optimizers = {"kernels": OPTIMIZERS[self.est.optimizer](shape)}
+
+    def end_epoch(self, state, data, objective, stats, n_seen):
+        if state.align and state.n_epochs <= ALIGN_EPOCHS:
+            self.est._align(state)
+
+    def convergence_start(self, state):
+        """Not converged during the alignment epochs."""
+        if self.est.align_kernels and state.n_epochs <= ALIGN_EPOCHS:
+            return None
+        return 0
+
+    def callback_info(self, state):
+        return {"kernels": state.H}
+
+    def period(self, state):
+        return None  # partial_fit has no periods
+
+    def fitted_attributes(self, state):
+        est = self.est
+        H = state.H
+        attrs = {
+            "_state": state,
+            "_net": state.net,
+            "kernels_": H.reshape(H.shape[:2] + tuple(est._kernel_shape())).copy(),
+            "n_components_": H.shape[0],
+            "intercept_": state.intercept.copy(),
+            "step_size_": est._encoder_step(H, state.curvature),
+            "objective_history_": np.asarray(state.objective_history),
+            "n_iter_": state.n_epochs,
+            "n_steps_": state.n_steps,
+            "learning_rate_": state.learning_rate,
+        }
+        for name in ("n_features_in_", "signal_shape_", "feature_names_in_"):
+            if hasattr(est, name):
+                attrs[name] = getattr(est, name)
+        return attrs
+
+
+class ConvolutionalDL(
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    CallbackSupportMixin,
+    BaseEstimator,
+):
     r"""Convolutional dictionary learning with an unrolled sparse auto-encoder.
 
     Recordings and images are modelled as sums of a few kernels placed at
@@ -230,7 +339,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     verbose : int, default=0
         1 prints one line per epoch, 2 also every 10 steps.
     callback : callable, default=None
-        Called as ``callback(estimator, info)`` after every step with a dict
+        Called as ``callback(estimator, info)`` after every step (of ``fit``
+        and of ``partial_fit``) with a dict
         (``n_iter``, ``n_steps``, ``objective``, ``learning_rate``,
         ``elapsed``, ``kernels``); returning True stops training.
 
@@ -537,6 +647,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     # ------------------------------------------------------------ fitting
 
+    @atomic
+    @with_callbacks
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, code_mask=None):
         """Learn the kernels from signals ``X``.
@@ -563,20 +675,20 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         X4 = self._to_4d(X)
         net = self._network(self.n_components)
         mask = self._check_mask(code_mask, X4, self.n_components)
+        trainer = self._trainer()
         with single_threaded_blas():
             state = self._initial_state(X4, net, mask)
-            self._train(state, X4, mask)
+            segs, masks = self._segments(X4, mask)
+            state.align = self.align_kernels and mask is None
+            if self.code_warm_start:
+                state.codes = [None] * len(segs)
+            trainer.fit(state, (segs, masks), X)
+            state.codes = None
         self._set_fitted(state)
-        if state.n_epochs == self.max_iter and not state.stopped and self._tol() > 0:
-            warnings.warn(
-                f"ConvolutionalDL stopped after max_iter={self.max_iter} epochs "
-                f"before the objective settled (tol={self._tol()}); increase max_iter "
-                "or tol.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+        trainer.warn_if_not_converged(state)
         return self
 
+    @atomic
     def partial_fit(self, X, y=None, code_mask=None):
         """One training step on the signals ``X`` (whole, not cropped).
 
@@ -610,16 +722,23 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             else:
                 state = copy.deepcopy(self._state)
             X4 = X4.astype(state.H.dtype, copy=False)
-            segs = list(X4)
             masks = None if mask is None else list(mask)
-            idx = np.arange(len(segs))
-            objective = self._step(state, segs, masks, idx, time.perf_counter())
-            state.n_epochs += 1
-            state.objective_history.append(np.nan if objective is None else objective)
-            if state.n_steps == 0 and state.failures > 0:
-                self._raise_no_step()
+            self._trainer().partial_fit(state, (list(X4), masks))
         self._set_fitted(state)
         return self
+
+    def _trainer(self):
+        return Trainer(
+            _Model(self),
+            self,
+            name="ConvolutionalDL",
+            max_iter=self.max_iter,
+            tol=self._tol(),
+            batch_size=self.batch_size,
+            verbose=self.verbose,
+            callback=self.callback,
+            what="kernels",
+        )
 
     def _initial_state(self, X4, net, mask=None):
         rng = check_random_state(self.random_state)
@@ -635,7 +754,14 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._project(H)
         c = curvature(self.likelihood, self.n_trials, X4)
         opt = OPTIMIZERS[self.optimizer](self._param_shape(H))
-        return _State(H, net, opt, rng, c, self._learning_rate(), intercept)
+        return _State(
+            params={"kernels": H, "intercept": intercept},
+            optimizers={"kernels": opt},
+            rng=rng,
+            learning_rate=self._learning_rate(),
+            net=net,
+            curvature=c,
+        )
 
     def _n_unroll(self):
         if self.n_unroll != "auto":
@@ -720,85 +846,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                     masks.append(np.ascontiguousarray(mask[i, :, :, lo:hi]))
         return segs, masks
 
-    def _train(self, state, X4, mask):
-        segs, masks = self._segments(X4, mask)
-        if self.code_warm_start:
-            state.codes = [None] * len(segs)
-        batch = min(self.batch_size, len(segs))
-        start = time.perf_counter()
-        for epoch in range(self.max_iter):
-            total = seen = 0.0
-            stop = False
-            order = state.rng.permutation(len(segs))
-            for first in range(0, len(segs), batch):
-                idx = np.sort(order[first : first + batch])
-                objective = self._step(state, segs, masks, idx, start)
-                if objective is None:
-                    continue
-                total += objective * idx.size
-                seen += idx.size
-                if self._callback(state, objective, start):
-                    stop = True
-                    break
-            state.n_epochs += 1
-            state.objective_history.append(total / seen if seen else np.nan)
-            if self.align_kernels and mask is None and epoch < ALIGN_EPOCHS:
-                self._align(state)
-            self._print_epoch(state, start)
-            if stop or self._converged(state):
-                state.stopped = True
-                break
-        state.codes = None
-        if state.n_steps == 0 and state.failures > 0:
-            self._raise_no_step()
-
-    @staticmethod
-    def _raise_no_step():
-        raise FloatingPointError(
-            "the training objective was non-finite at every step; check the "
-            "scale of X (and n_trials or the likelihood) and kernel_init. Nothing "
-            "was fitted."
-        )
-
     def _encoder_step(self, H, c):
         return 1.0 / (c * operator_norm2(H))
-
-    def _step(self, state, segs, masks, idx, start):
-        """One optimiser step on the segments ``idx``; None when not applied."""
-        n = idx.size
-        step = self._encoder_step(state.H, state.curvature)
-        Xb = [segs[i] for i in idx]
-        Mb = None if masks is None else [masks[i] for i in idx]
-        warm = state.codes is not None and state.codes[idx[0]] is not None
-        init = [state.codes[i] for i in idx] if warm else None
-        res = forward_backward(Xb, state.H, state.net, step, self.gradient,
-                               self.n_jobs, Mb, init, state.intercept)  # fmt: skip
-        penalty = 0.0 if self.gradient == "ae-ls" else res.penalty
-        grad = res.grad / n
-        objective = (res.data_loss + penalty) / n
-        if self.kernel_smoothness > 0:
-            smooth, sgrad = _smoothness(state.H, self.kernel_smoothness)
-            objective += smooth
-            grad += sgrad
-        if not (np.isfinite(objective + res.penalty) and np.all(np.isfinite(grad))):
-            self._recover(state)
-            return None
-        state.failures = 0
-        state.H_previous = state.H.copy()
-        state.intercept_previous = state.intercept.copy()
-        energy = self._decoder_step(state, Xb, res.codes)
-        self._apply(state, grad, energy / n)
-        if state.codes is not None:  # warm starts of the next epoch
-            for i, z in zip(idx, res.codes, strict=True):
-                state.codes[i] = z
-        state.n_steps += 1
-        if self.verbose >= 2 and state.n_steps % 10 == 0:
-            print(
-                f"[ConvolutionalDL] step {state.n_steps:6d}  objective "
-                f"{objective:.6g}  {time.perf_counter() - start:.2f} s",
-                flush=True,
-            )
-        return objective
 
     def _decoder_step(self, state, Xb, codes):
         """The intercept's Newton step and the kernels' curvature scale.
@@ -870,7 +919,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 grad *= np.minimum(1.0, MAX_MOVE / np.maximum(size, 1e-300))[
                     :, None, None, None
                 ]
-            state.optimizer.step(H, grad, state.learning_rate)
+            state.optimizers["kernels"].step(H, grad, state.learning_rate)
         else:
             K, C = H.shape[:2]
             params = np.empty(self._param_shape(H))
@@ -882,32 +931,10 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 gu, gv = g @ v, u @ g
                 G[k, :C] = gu - (gu @ u) / (u @ u) * u
                 G[k, C:] = gv - (gv @ v) / (v @ v) * v
-            state.optimizer.step(params, G, state.learning_rate)
+            state.optimizers["kernels"].step(params, G, state.learning_rate)
             for k in range(K):
                 H[k] = np.outer(params[k, :C], params[k, C:]).reshape(H[k].shape)
         return self._project(H)
-
-    def _recover(self, state):
-        state.failures += 1
-        if state.failures >= MAX_HALVINGS:
-            raise FloatingPointError(
-                f"the training objective was non-finite {MAX_HALVINGS} steps in a "
-                "row, each time with the previous kernels and half the learning "
-                "rate; check the scale of X (and n_trials or the likelihood). "
-                "Nothing was fitted."
-            )
-        if state.H_previous is not None:
-            state.H[...] = state.H_previous
-            state.intercept[...] = state.intercept_previous
-        state.optimizer = OPTIMIZERS[self.optimizer](self._param_shape(state.H))
-        state.learning_rate /= 2.0
-        warnings.warn(
-            f"non-finite training objective at step {state.n_steps + 1}; the step "
-            "was not applied, the previous kernels restored and learning_rate "
-            f"halved to {state.learning_rate:.3g}.",
-            RuntimeWarning,
-            stacklevel=4,
-        )
 
     def _align(self, state):
         """Shift every kernel so that its energy is centred in its window."""
@@ -923,53 +950,24 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                         z[k] = _shift(z[k][None], (-shifts[0], -shifts[1]))[0]
         if moved:
             self._project(H)
-            if hasattr(state.optimizer, "reset_rows"):
-                state.optimizer.reset_rows(moved)
-
-    def _callback(self, state, objective, start):
-        if self.callback is None:
-            return False
-        info = callback_info(state, objective, start, "kernels", state.H)
-        return bool(self.callback(self, info))
-
-    def _converged(self, state):
-        h = state.objective_history
-        if (
-            self._tol() == 0
-            or len(h) < 2
-            or (self.align_kernels and len(h) <= ALIGN_EPOCHS)
-        ):
-            return False
-        return abs(h[-2] - h[-1]) <= self._tol() * max(abs(h[-2]), 1e-12)
-
-    def _print_epoch(self, state, start):
-        if self.verbose:
-            print(
-                f"[ConvolutionalDL] epoch {state.n_epochs:3d}/{self.max_iter}  "
-                f"objective {state.objective_history[-1]:.6g}  steps "
-                f"{state.n_steps}  {time.perf_counter() - start:.2f} s",
-                flush=True,
-            )
+            if hasattr(state.optimizers["kernels"], "reset_rows"):
+                state.optimizers["kernels"].reset_rows(moved)
 
     def _set_fitted(self, state):
-        self._state = state
-        self.kernels_ = state.H.reshape(
-            state.H.shape[:2] + tuple(self._kernel_shape())
-        ).copy()
-        self.n_components_ = state.H.shape[0]
-        self.intercept_ = state.intercept.copy()
-        self.step_size_ = self._encoder_step(state.H, state.curvature)
-        self.objective_history_ = np.asarray(state.objective_history)
-        self.n_iter_ = state.n_epochs
-        self.n_steps_ = state.n_steps
-        self.learning_rate_ = state.learning_rate
+        self.__dict__.update(_Model(self).fitted_attributes(state))
 
     # ------------------------------------------------------------ inference
 
+    def _kernels4(self, dtype=None):
+        """The fitted kernels ``kernels_`` as ``(K, C, kh, kw)``."""
+        H = np.asarray(self.kernels_)
+        H = H.reshape(H.shape[:2] + self._kshape)
+        return np.ascontiguousarray(H, dtype=dtype)
+
     def _maps(self, X4, mask=None):
-        st = self._state
-        return encode(X4, st.H.astype(X4.dtype, copy=False), st.net, self.step_size_,
-                      self.n_jobs, mask, self.chunk_size, st.intercept)  # fmt: skip
+        return encode(X4, self._kernels4(X4.dtype), self._net, self.step_size_,
+                      self.n_jobs, mask, self.chunk_size,
+                      np.asarray(self.intercept_, dtype=np.float64))  # fmt: skip
 
     def _squeeze_maps(self, codes):
         return codes if len(self._kernel_shape()) == 2 else codes[:, :, 0]
@@ -1046,8 +1044,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         check_is_fitted(self)
         codes = self._unflatten(X)
-        eta = reconstruct(codes, self._state.H)
-        eta += self._state.intercept[None, :, None, None]
+        eta = reconstruct(codes, self._kernels4())
+        eta += np.asarray(self.intercept_, dtype=np.float64)[None, :, None, None]
         rec = mean(eta, self.likelihood, self.n_trials)
         return rec.reshape(rec.shape[0], *self.signal_shape_)
 
@@ -1069,11 +1067,11 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         check_is_fitted(self)
         X = self._check_signals(X, reset=False, same_shape=True)
         X4 = self._to_4d(X)
-        st = self._state
+        intercept = np.asarray(self.intercept_, dtype=np.float64)
         with single_threaded_blas():
-            res = forward_backward(X4, st.H.astype(X4.dtype, copy=False), st.net,
+            res = forward_backward(X4, self._kernels4(X4.dtype), self._net,
                                    self.step_size_, "forward", self.n_jobs,
-                                   offset=st.intercept)  # fmt: skip
+                                   offset=intercept)  # fmt: skip
         return -(res.data_loss + res.penalty) / X4.shape[0]
 
     def detect_events(self, X, threshold=0.0, min_distance="auto", code_mask=None):
@@ -1121,7 +1119,7 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         mask = self._check_mask(code_mask, X4, self.n_components_)
         radius = int(min_distance)
         kw = self._kshape[1]
-        reach = self._state.net.n_unroll * (kw - 1)  # the encoder's reach
+        reach = self._net.n_unroll * (kw - 1)  # the encoder's reach
         width = X4.shape[3] - kw + 1
         found = []
         with single_threaded_blas():
@@ -1147,6 +1145,8 @@ class ConvolutionalDL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 self._squeeze_maps(np.zeros((0, self.n_components_, 1, 1)))
             )
         events = np.concatenate(found)
+        if len(events) == 0:  # no event: the empty records, of the same dtype
+            return events
         pos = events["position"].reshape(len(events), -1)
         order = np.lexsort((*pos.T[::-1], events["kernel"], events["sample"]))
         return events[order]

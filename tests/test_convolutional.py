@@ -636,3 +636,162 @@ def test_detect_events_in_blocks_equals_one_block(spikes, fitted, monkeypatch):
     np.testing.assert_array_equal(blocks[["sample", "kernel", "position"]],
                                   whole[["sample", "kernel", "position"]])  # fmt: skip
     np.testing.assert_allclose(blocks["amplitude"], whole["amplitude"], rtol=1e-10)
+
+
+# ------------------------------------------------- the shared trainer's API
+
+
+def _small_fit(**extra):
+    X, _, _ = make_convolutional_data(4, 300, kernel_size=12, random_state=0)
+    params = dict(max_iter=3, tol=0, random_state=0) | extra
+    return X, ConvolutionalDL(2, 12, **params).fit(X)
+
+
+def test_inference_uses_the_public_fitted_attributes():
+    X, est = _small_fit()
+    codes = est.transform(X)
+    maps = est.code_maps(X)
+    events = est.detect_events(X, threshold=0.05)
+    rec = est.inverse_transform(codes)
+    score = est.score(X)
+    assert len(events) > 0
+    # the private training state is not used by inference
+    del est._state
+    np.testing.assert_array_equal(est.transform(X), codes)
+    np.testing.assert_array_equal(est.code_maps(X), maps)
+    np.testing.assert_array_equal(est.detect_events(X, threshold=0.05), events)
+    np.testing.assert_array_equal(est.inverse_transform(codes), rec)
+    assert est.score(X) == score
+    # pickled, it transforms the same
+    back = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(back.transform(X), codes)
+    # editing kernels_ (or intercept_) changes what inference does
+    est.kernels_ = est.kernels_[::-1].copy()
+    np.testing.assert_allclose(
+        est.transform(X).reshape(maps.shape), maps[:, ::-1], rtol=1e-9, atol=1e-12
+    )
+    swapped = est.detect_events(X, threshold=0.05)
+    assert not np.array_equal(swapped["kernel"], events["kernel"])
+    assert not np.allclose(est.inverse_transform(codes), rec)
+    est.intercept_ = est.intercept_ + 1.0
+    np.testing.assert_allclose(
+        est.inverse_transform(np.zeros_like(codes)), np.ones_like(X)
+    )
+
+
+@pytest.mark.parametrize("image", [False, True])
+def test_detect_events_without_events_returns_empty_records(image):
+    if image:
+        X, _, _ = make_convolutional_data(3, (20, 24), kernel_size=(5, 5),
+                                          random_state=0)  # fmt: skip
+        est = ConvolutionalDL(2, (5, 5), alpha=0.1, max_iter=2, tol=0,
+                              random_state=0).fit(X)  # fmt: skip
+    else:
+        X, est = _small_fit()
+    some = est.detect_events(X, threshold=0.0)
+    assert len(some) > 0
+    for events in (
+        est.detect_events(X, threshold=1e3),
+        est.detect_events(np.zeros_like(X)),
+    ):
+        assert len(events) == 0
+        assert events.dtype == some.dtype
+        assert events["position"].shape == (0,) + some["position"].shape[1:]
+
+
+def test_a_fit_that_raises_leaves_the_estimator_as_it_was():
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    X, est = _small_fit()
+    codes = est.transform(X)
+    before = {k: v for k, v in vars(est).items() if k.endswith("_")}
+    state = est._state
+
+    def boom(estimator, info):
+        raise RuntimeError("stop")
+
+    wide, _, _ = make_convolutional_data(4, 400, kernel_size=12, random_state=1)
+    est.set_params(callback=boom)
+    with pytest.raises(RuntimeError, match="stop"):
+        est.fit(wide)
+    with pytest.raises(RuntimeError, match="stop"):
+        est.partial_fit(X)
+    after = {k: v for k, v in vars(est).items() if k.endswith("_")}
+    assert after.keys() == before.keys()
+    for k, v in before.items():
+        assert after[k] is v
+    assert est._state is state
+    assert est.n_features_in_ == 300 and est.signal_shape_ == (300,)
+    np.testing.assert_array_equal(est.set_params(callback=None).transform(X), codes)
+
+    fresh = ConvolutionalDL(2, 12, max_iter=2, tol=0, callback=boom)
+    with pytest.raises(RuntimeError, match="stop"):
+        fresh.fit(X)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(fresh)
+    assert not hasattr(fresh, "n_features_in_")
+    with pytest.raises(RuntimeError, match="stop"):
+        fresh.partial_fit(X)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(fresh)
+
+
+def test_partial_fit_calls_the_callback():
+    X, _, _ = make_convolutional_data(4, 300, kernel_size=12, random_state=0)
+    seen = []
+
+    def callback(est, info):
+        seen.append((info["n_steps"], info["kernels"].shape))
+        assert not info["kernels"].flags.writeable
+
+    est = ConvolutionalDL(2, 12, random_state=0, callback=callback)
+    est.partial_fit(X[:2]).partial_fit(X[2:])
+    assert seen == [(1, (2, 1, 1, 12)), (2, (2, 1, 1, 12))]
+
+
+class _EpochCounter:
+    """A scikit-learn FitCallback counting the ends of the epochs' tasks."""
+
+    def __init__(self):
+        self.setups = self.teardowns = self.begun = self.epochs = 0
+        self.fitted = []
+
+    def setup(self, estimator, context):
+        self.setups += 1
+
+    def on_fit_task_begin(self, estimator, context, **kwargs):
+        self.begun += 1
+
+    def on_fit_task_end(self, estimator, context, *, fitted_estimator=None, **kw):
+        if context.task_name == "epoch":
+            self.epochs += 1
+            if fitted_estimator is not None:
+                self.fitted.append(fitted_estimator)
+        return False
+
+    def teardown(self, estimator, context):
+        self.teardowns += 1
+
+
+def test_sklearn_callbacks_see_one_task_per_epoch():
+    pytest.importorskip("sklearn.callback", reason="scikit-learn < 1.9")
+    X, plain = _small_fit(max_iter=4)
+    counter = _EpochCounter()
+    est = ConvolutionalDL(2, 12, max_iter=4, tol=0, random_state=0)
+    est.set_callbacks(counter).fit(X)
+    assert counter.epochs == est.n_iter_ == 4
+    assert counter.begun == 4 + 1  # the fit and its epochs
+    assert counter.setups == counter.teardowns == 1
+    np.testing.assert_array_equal(est.kernels_, plain.kernels_)  # no effect
+    assert len(counter.fitted) == 4  # the epoch's estimator, ready to transform
+    np.testing.assert_array_equal(counter.fitted[-1].transform(X), plain.transform(X))
+
+
+def test_sklearn_progress_bar():
+    callback = pytest.importorskip("sklearn.callback", reason="scikit-learn < 1.9")
+    pytest.importorskip("rich")
+    X, _, _ = make_convolutional_data(4, 300, kernel_size=12, random_state=0)
+    est = ConvolutionalDL(2, 12, max_iter=2, tol=0, random_state=0)
+    est.set_callbacks(callback.ProgressBar()).fit(X)
+    assert est.n_iter_ == 2

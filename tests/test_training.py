@@ -261,3 +261,40 @@ def test_scoring_monitor_inside_a_pipeline(planted):
     scores = [r["score"] for r in rows]
     assert np.all(np.isfinite(scores))
     assert scores[-1] >= scores[0]  # training improves the score
+
+
+def _textbook_adam(grads, lr=0.01, b1=0.9, b2=0.999, eps=1e-8):
+    p, m, v = np.zeros_like(grads[0]), 0.0, 0.0
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    return p
+
+
+@pytest.mark.parametrize("exponent", [-300, -150, -40, 0, 40, 150, 300])
+def test_adam_is_textbook_at_ordinary_scales_and_scale_free_beyond(exponent):
+    from skunroll._training import Adam
+
+    grads = list(np.random.default_rng(0).standard_normal((20, 5)))
+    reference = _textbook_adam(grads)
+    adam, p = Adam((5,)), np.zeros(5)
+    for g in grads:
+        adam.step(p, g * 10.0**exponent, 0.01)
+    if exponent == 0:  # the textbook formula, up to the order of operations
+        np.testing.assert_allclose(p, reference, rtol=1e-12)
+        assert adam.scale == 1.0
+    else:  # the same steps, where g**2 would overflow or underflow
+        np.testing.assert_allclose(p, reference, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("exponent", [-150, -80, 80, 150])
+def test_dictionary_learning_is_scale_equivariant(planted, exponent):
+    """Fitting c X with c alpha gives the atoms of X and c times its codes
+    (data x1e80 once froze the dictionary: Adam's second moment overflowed)."""
+    X, c = planted[:200], 10.0**exponent
+    kw = {"max_iter": 3, "tol": 0, "random_state": 0}
+    ref = UnrolledDictionaryLearning(16, alpha=0.1, **kw).fit(X)
+    dl = UnrolledDictionaryLearning(16, alpha=0.1 * c, **kw).fit(X * c)
+    np.testing.assert_allclose(dl.components_, ref.components_, atol=1e-4)
+    np.testing.assert_allclose(dl.transform(X * c) / c, ref.transform(X), atol=1e-4)

@@ -2,11 +2,8 @@
 
 One small class each with ``step(param, grad, learning_rate)`` updating
 ``param`` in place; the state is kept in float64 whatever the parameter's
-dtype, so that a float32 fit accumulates moments without drift. Also the
-``info`` a training callback receives (``callback_info``).
+dtype, so that a float32 fit accumulates moments without drift.
 """
-
-import time
 
 import numpy as np
 
@@ -26,16 +23,43 @@ class Adam:
     """Adam of Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015.
 
     The moments are re-scaled for their bias ``1 - beta**t``, as in the paper.
+    Adam's step does not depend on the scale of the gradient, but its second
+    moment ``g**2`` overflows for gradients above ~1e154 (data of ~1e80) and
+    underflows below ~1e-162: the moments are therefore kept in units of a
+    power of two ``scale`` (1 for gradients between 2**-30 and 2**30, so that
+    ordinary fits are bit-identical to textbook Adam), re-chosen when a
+    gradient leaves that range; ``eps`` is in those units.
     """
+
+    RANGE = 2.0**30
 
     def __init__(self, shape, beta1=0.9, beta2=0.999, eps=1e-8):
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.m = np.zeros(shape)
         self.v = np.zeros(shape)
         self.n_steps = 0
+        self.scale = 1.0
+
+    def _rescale(self, grad):
+        size = float(np.max(np.abs(grad))) if np.size(grad) else 0.0
+        if not (size > 0 and np.isfinite(size)):
+            return
+        if self.scale / self.RANGE <= size <= self.scale * self.RANGE:
+            return
+        scale = (
+            1.0 if 1 / self.RANGE <= size <= self.RANGE else 2.0 ** round(np.log2(size))
+        )
+        ratio = self.scale / scale
+        self.m *= ratio
+        self.v *= ratio  # twice: ratio**2 alone may overflow
+        self.v *= ratio
+        self.scale = scale
 
     def step(self, param, grad, learning_rate):
         self.n_steps += 1
+        self._rescale(grad)
+        if self.scale != 1.0:
+            grad = grad / self.scale
         b1, b2 = self.beta1, self.beta2
         self.m *= b1
         self.m += (1.0 - b1) * grad
@@ -53,18 +77,3 @@ class Adam:
 
 
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}
-
-
-def callback_info(state, objective, start, name, param):
-    """The ``info`` dict a training ``callback`` receives after a step, with
-    the learned parameter under ``name`` as a read-only view."""
-    view = param.view()
-    view.flags.writeable = False
-    return {
-        "n_iter": state.n_epochs,
-        "n_steps": state.n_steps,
-        "objective": objective,
-        "learning_rate": state.learning_rate,
-        "elapsed": time.perf_counter() - start,
-        name: view,
-    }
