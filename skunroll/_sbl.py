@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._kernels._cg import RUNNING, cg_dense, cg_rows_start, cg_rows_step
 from ._sparse_coding import _thread_pool
+from ._training import atomic
 from ._validation import FLOAT_DTYPES, N_JOBS
 from .utils import single_threaded_blas
 
@@ -918,9 +919,10 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
+    @atomic
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
-        """Fit the model by EM.
+        """Fit the model by EM (a fit that raises leaves the estimator as it was).
 
         Parameters
         ----------
@@ -1059,6 +1061,10 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
             Predictions.
         y_std : ndarray of the same shape
             Predictive standard deviations (only with ``return_std=True``).
+
+        Both are in the dtype of ``X`` (float32 or float64; float64 for a
+        ``LinearOperator`` of another dtype). Predictions that overflow raise
+        a ValueError rather than returning inf.
         """
         check_is_fitted(self)
         if isinstance(X, LinearOperator):
@@ -1075,19 +1081,38 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
             )
             pred = np.asarray(X @ np.atleast_2d(self.coef_).T)
         pred = pred + np.atleast_1d(self.intercept_)
+        if not np.all(np.isfinite(pred)):
+            raise ValueError(
+                "the predictions for X are not finite: the entries of X are too "
+                "large for the fitted coefficients (the products overflow); "
+                "rescale X (and y) and refit."
+            )
         single = np.ndim(self.coef_) == 1
         pred = pred[:, 0] if single else pred
+        out = X.dtype if getattr(X, "dtype", None) in FLOAT_DTYPES else np.float64
+        pred = pred.astype(out, copy=False)
         if not return_std:
             return pred
+        # x^T Sigma x is quadratic in x: computed on rows scaled by a power of
+        # two near their largest entry, so that it cannot overflow
         rows = self._centred_rows(X)
+        scale = np.max(np.abs(rows), axis=1) if rows.size else np.ones(len(rows))
+        scale = np.where(
+            scale > 0, 2.0 ** np.round(np.log2(np.where(scale > 0, scale, 1.0))), 1.0
+        )
+        rows = rows / scale[:, None].astype(rows.dtype)
         std = np.column_stack(
             [
-                np.sqrt(1.0 / r.beta + _predictive_variance(r, rows, self._opts))
+                np.hypot(
+                    np.sqrt(1.0 / r.beta),
+                    scale * np.sqrt(_predictive_variance(r, rows, self._opts)),
+                )
                 for r in self._results
             ]
         )
         if len(self._results) == 1 and not single:
             std = np.repeat(std, np.shape(self.coef_)[0], axis=1)
+        std = std.astype(out, copy=False)
         return pred, (std[:, 0] if single else std)
 
     def _centred_rows(self, X):

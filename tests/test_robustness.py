@@ -1,0 +1,113 @@
+"""Reproducers of the reliability issue as regression tests (the sparse-coding
+and metrics ones are in test_robustness_coding.py / test_robustness_metrics.py,
+the trainer's in test_training.py)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from skunroll import SparseBayesianLearning, UnrolledDictionaryLearning
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 6))
+    D = rng.standard_normal((8, 6))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    return X, D
+
+
+@pytest.fixture
+def sbl(data):
+    X, _ = data
+    y = 2.0 * X[:, 0] + 0.1 * np.random.default_rng(1).standard_normal(len(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return SparseBayesianLearning().fit(X, y), X, y
+
+
+@pytest.mark.parametrize("scale", [1e100, 1e150, 1e200])
+def test_sbl_predictive_std_is_finite_and_scales(sbl, scale):
+    model, X, _ = sbl
+    pred, std = model.predict(X * scale, return_std=True)
+    assert np.all(np.isfinite(pred)) and np.all(np.isfinite(std))
+    _, std_ref = model.predict(X * 1e50, return_std=True)
+    # far from the noise floor, the std is linear in the scale of x
+    np.testing.assert_allclose(std / scale, std_ref / 1e50, rtol=1e-6)
+
+
+def test_sbl_predictions_that_overflow_raise(sbl):
+    model, X, _ = sbl
+    with pytest.raises(ValueError, match="not finite"):
+        model.predict(X * (1e308 / np.abs(X).max()))  # finite X, x @ coef is not
+
+
+def test_sbl_keeps_float32(sbl):
+    _, X, y = sbl
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = SparseBayesianLearning().fit(X.astype(np.float32), y.astype(np.float32))
+    pred, std = m.predict(X.astype(np.float32), return_std=True)
+    assert pred.dtype == np.float32 and std.dtype == np.float32
+
+
+def test_sbl_failed_fit_leaves_nothing(sbl, monkeypatch):
+    from skunroll import _sbl
+
+    model, X, y = sbl
+    before = dict(vars(model))
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_sbl, "_fit_sbl", boom)
+    with pytest.raises(RuntimeError):
+        model.fit(np.hstack([X, X[:, :3]]), y)
+    assert vars(model).keys() == before.keys()
+    assert all(vars(model)[k] is v for k, v in before.items())
+    assert model.predict(X).shape == y.shape
+    fresh = SparseBayesianLearning()
+    with pytest.raises(RuntimeError):
+        fresh.fit(X, y)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(fresh)
+
+
+def test_dictionary_learning_revalidates_after_set_params(data):
+    X, _ = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dl = UnrolledDictionaryLearning(4, max_iter=2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="alpha"):
+        dl.set_params(alpha=-1.0).transform(X)
+    with pytest.raises(ValueError, match="transform_algorithm"):
+        dl.set_params(alpha=0.1, transform_algorithm="bogus").transform(X)
+    dl.set_params(transform_algorithm="unrolled")
+    # a later partial_fit uses the alpha set since
+    dl.partial_fit(X)
+    dl.set_params(alpha=5.0).partial_fit(X)
+    assert dl._state.net.alpha == 5.0
+
+
+def test_n_jobs_zero_is_a_clear_error(data):
+    X, _ = data
+    with pytest.raises(ValueError, match="n_jobs"):
+        UnrolledDictionaryLearning(4, n_jobs=0).fit(X)
+
+
+def test_exact_transform_budget_is_a_parameter(data):
+    X, _ = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dl = UnrolledDictionaryLearning(
+            4, max_iter=2, random_state=0, transform_algorithm="lasso"
+        ).fit(X)
+    a = dl.transform(X)
+    b = dl.set_params(transform_max_iter=5000).transform(X)
+    np.testing.assert_allclose(a, b, atol=1e-8)
+    with pytest.raises(ValueError, match="transform_max_iter"):
+        dl.set_params(transform_max_iter=0).transform(X)
