@@ -31,7 +31,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
 
 from skunroll import MixMateClustering
-from skunroll._mixmate import _matched_accuracy
+from skunroll.metrics import clustering_accuracy
 
 
 def methods(n_clusters, n_features, seed, n_jobs):
@@ -77,7 +77,7 @@ def run(seeds, n_jobs):
                 labels = est.fit_predict(X)
                 elapsed = time.perf_counter() - t0
             scores = (
-                _matched_accuracy(y, labels),
+                clustering_accuracy(y, labels),
                 normalized_mutual_info_score(y, labels),
                 adjusted_rand_score(y, labels),
                 elapsed,

@@ -9,7 +9,8 @@ the data at its largest peaks (skunroll's ``kernel_init="peaks"``), with the
 objective ``0.5 ||x - sum_k h_k * z_k||^2 + lambda sum_k ||z_k||_1``, unit-norm
 kernels and non-negative codes (spike amplitudes are positive):
 
-- skunroll ``ConvolutionalDL(prior="nonneg_l1")``, its defaults otherwise
+- skunroll ``ConvolutionalDictionaryLearning(prior="nonneg_l1")``, its defaults
+  otherwise
   (30 unrolled FISTA steps warm-started across epochs, the "dec" gradient),
   2 threads;
 - SPORCO ``ConvBPDNDictLearn`` (ADMM codes, CNS dictionary step,
@@ -60,7 +61,7 @@ import warnings
 
 import numpy as np
 
-from skunroll import ConvolutionalDL
+from skunroll import ConvolutionalDictionaryLearning
 from skunroll._convolutional import _windows_at_peaks
 from skunroll.datasets import make_spike_recording
 from skunroll.metrics import atom_recovery_errors, event_detection_f1
@@ -121,7 +122,7 @@ def run_skunroll(X, kernels, seed):
     def callback(est, info):
         trace.record(info["kernels"])
 
-    est = ConvolutionalDL(
+    est = ConvolutionalDictionaryLearning(
         3,
         LENGTH,
         alpha=ALPHA,
@@ -202,8 +203,9 @@ def run_alphacsc(X, kernels, lam, n_iter=60):
 def spike_sorting(n_times=10_200_000, threshold=0.2, repeats=3):
     X, kernels, events = make_spike_recording(1, n_times, random_state=0)
     train = X[0, :100_000].reshape(10, 10_000)
-    est = ConvolutionalDL(3, LENGTH, alpha=ALPHA, prior="nonneg_l1", n_jobs=N_JOBS,
-                          random_state=0)  # fmt: skip
+    est = ConvolutionalDictionaryLearning(
+        3, LENGTH, alpha=ALPHA, prior="nonneg_l1", n_jobs=N_JOBS, random_state=0
+    )
     t0 = time.perf_counter()
     est.fit(train)
     t_fit = time.perf_counter() - t0
@@ -256,7 +258,9 @@ def main():
     results = {}
     if "skunroll" in methods:
         X0 = data[seeds[0]][0]
-        ConvolutionalDL(3, LENGTH, max_iter=2, tol=0).fit(X0[:2, :2000])  # compile
+        ConvolutionalDictionaryLearning(3, LENGTH, max_iter=2, tol=0).fit(
+            X0[:2, :2000]
+        )  # compile
         results["skunroll"] = [run_skunroll(data[s][0], data[s][1], s) for s in seeds]
     cbpdndl = import_sporco() if "sporco" in methods else None
     lam = 2.0

@@ -1,5 +1,5 @@
 """Kernels of spike counts (DUNL's setting): the count likelihoods of
-``ConvolutionalDL`` against its Gaussian likelihood and an oracle.
+``ConvolutionalDictionaryLearning`` against its Gaussian likelihood and an oracle.
 
 The problem (``make_spike_counts``): 40 trials of 1,000 bins, two smooth
 response kernels of 25 bins, a baseline of -1.5 (0.22 spikes per bin for the
@@ -10,7 +10,7 @@ amplitudes uniform in [6, 10]; counts drawn from ``Poisson(exp(eta))`` or
 
 Fits (each from its own default initialisation, ``random_state=0``):
 
-- ``onsets, <likelihood>``: ``ConvolutionalDL(2, 25, alpha=0.05,
+- ``onsets, <likelihood>``: ``ConvolutionalDictionaryLearning(2, 25, alpha=0.05,
   code_sign=1, likelihood=...)`` with ``fit(X, code_mask=codes > 0)``: the
   event onsets are known and the amplitudes, kernels and baseline are learned
   (DUNL's known-event setting); defaults otherwise (50 epochs,
@@ -41,7 +41,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from skunroll import ConvolutionalDL
+from skunroll import ConvolutionalDictionaryLearning
 from skunroll.datasets import make_spike_counts
 from skunroll.metrics import atom_recovery_errors
 
@@ -50,7 +50,7 @@ BASELINE = -1.5
 
 
 def fit(X, H, likelihood, mask, alpha):
-    est = ConvolutionalDL(
+    est = ConvolutionalDictionaryLearning(
         H.shape[0],
         H.shape[2],
         alpha=alpha,
@@ -112,7 +112,9 @@ def main():
         f"load {os.getloadavg()[0]:.2f}"
     )
     X0, H0, Z0 = make_spike_counts(2, 200, random_state=0)
-    ConvolutionalDL(2, 25, likelihood="poisson", max_iter=2).fit(X0)  # compile
+    ConvolutionalDictionaryLearning(2, 25, likelihood="poisson", max_iter=2).fit(
+        X0
+    )  # compile
     for likelihood in ("poisson", "binomial"):
         rows = {}
         for seed in range(args.seeds):

@@ -5,7 +5,8 @@ Convolutional kernels learned from a photo
 
 A convolutional dictionary models a whole image as a sum of a few small
 kernels placed at sparse positions, instead of coding overlapping patches one
-by one. :class:`~skunroll.ConvolutionalDL` learns 16 kernels of 8x8 pixels
+by one. :class:`~skunroll.ConvolutionalDictionaryLearning` learns 16 kernels of
+8x8 pixels
 from a single noisy photograph, and the sparse code maps it infers
 reconstruct the image without most of the noise.
 
@@ -28,7 +29,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from sklearn.datasets import load_sample_image
 
-from skunroll import ConvolutionalDL
+from skunroll import ConvolutionalDictionaryLearning
 
 rgb = load_sample_image("china.jpg").astype(np.float64) / 255
 image = rgb @ np.array([0.299, 0.587, 0.114])
@@ -57,7 +58,7 @@ print(f"PSNR noisy: {psnr(noisy):.2f} dB; Gaussian blur alone: {psnr(low):.2f} d
 # fitting the noise. Each epoch encodes the whole image with 30 unrolled FISTA
 # steps (started from the previous epoch's codes) and moves the kernels along
 # their gradient.
-cdl = ConvolutionalDL(
+cdl = ConvolutionalDictionaryLearning(
     16,
     (8, 8),
     alpha=0.15,
@@ -86,7 +87,7 @@ for ax, (title, img) in zip(
     [
         ("original", image),
         (f"noisy, {psnr(noisy):.2f} dB", noisy),
-        (f"ConvolutionalDL, {psnr(denoised):.2f} dB", denoised),
+        (f"ConvolutionalDictionaryLearning, {psnr(denoised):.2f} dB", denoised),
     ],
     strict=True,
 ):

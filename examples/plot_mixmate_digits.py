@@ -28,7 +28,7 @@ from sklearn.datasets import load_digits
 from sklearn.metrics import confusion_matrix, normalized_mutual_info_score
 
 from skunroll import MixMateClustering
-from skunroll._mixmate import _matched_accuracy  # Hungarian-matched accuracy
+from skunroll.metrics import clustering_accuracy  # Hungarian-matched accuracy
 
 X, y = load_digits(return_X_y=True)
 X = X / 16.0  # pixel intensities are 0..16
@@ -40,7 +40,7 @@ kmeans = KMeans(10, n_init=10, random_state=0).fit(X)
 
 
 for name, labels in [("k-means", kmeans.labels_), ("MixMate", mixmate.labels_)]:
-    acc = _matched_accuracy(y, labels)
+    acc = clustering_accuracy(y, labels)
     nmi = normalized_mutual_info_score(y, labels)
     print(f"{name:8s} accuracy {acc:.3f}  NMI {nmi:.3f}")
 print(f"MixMate: {mixmate.n_iter_} epochs, {t_mixmate:.1f} s, "
@@ -53,7 +53,7 @@ print(f"MixMate: {mixmate.n_iter_} epochs, {t_mixmate:.1f} s, "
 # (red positive, blue negative). Each dictionary holds strokes of its digit:
 # a sample is a sparse combination of them.
 # ``order[d]`` is the cluster matched to digit ``d``
-acc, order = _matched_accuracy(y, mixmate.labels_, return_order=True)
+acc, order = clustering_accuracy(y, mixmate.labels_, return_order=True)
 counts = confusion_matrix(y, mixmate.labels_)[:, order]
 n_atoms = mixmate.components_.shape[1]
 fig, axes = plt.subplots(10, n_atoms, figsize=(n_atoms * 0.9, 10 * 0.9))

@@ -12,7 +12,8 @@ are known (cues, rewards, touches), only their amplitudes, the kernels and the
 baseline are learned.
 
 We simulate such counts with :func:`skunroll.datasets.make_spike_counts` and
-fit :class:`~skunroll.ConvolutionalDL` with the Poisson likelihood and the
+fit :class:`~skunroll.ConvolutionalDictionaryLearning` with the Poisson likelihood
+and the
 onsets as ``code_mask``, then the same model with the Gaussian likelihood (what
 least-squares convolutional dictionary learning fits).
 """
@@ -26,7 +27,7 @@ least-squares convolutional dictionary learning fits).
 import matplotlib.pyplot as plt
 import numpy as np
 
-from skunroll import ConvolutionalDL
+from skunroll import ConvolutionalDictionaryLearning
 from skunroll.datasets import make_spike_counts
 from skunroll.metrics import atom_recovery_errors
 
@@ -42,7 +43,7 @@ print(f"{int(onsets.sum())} events, {X.mean():.2f} spikes per bin, max {X.max():
 # gets one too (``fit_intercept=True``).
 fits = {}
 for likelihood in ("poisson", "gaussian"):
-    est = ConvolutionalDL(
+    est = ConvolutionalDictionaryLearning(
         2, 25, alpha=0.05, code_sign=1, likelihood=likelihood, fit_intercept=True,
         random_state=0,
     )  # fmt: skip

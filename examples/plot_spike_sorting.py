@@ -11,8 +11,9 @@ code maps: spike sorting without cutting windows by hand or clustering them.
 We simulate the recordings of the CRsAE paper (Tolooshams et al., ICML 2020)
 with :func:`skunroll.datasets.make_spike_recording`: three neurons firing at
 about 30 Hz, waveforms of 4.5 ms at 10 kHz, white noise. The kernels are
-learned by :class:`~skunroll.ConvolutionalDL` from one second of data, then a
-minute of recording is sorted by :meth:`~skunroll.ConvolutionalDL.detect_events`.
+learned by :class:`~skunroll.ConvolutionalDictionaryLearning` from one second of
+data, then a minute of recording is sorted by
+:meth:`~skunroll.ConvolutionalDictionaryLearning.detect_events`.
 """
 
 # %%
@@ -26,12 +27,14 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from skunroll import ConvolutionalDL
+from skunroll import ConvolutionalDictionaryLearning
 from skunroll.datasets import make_spike_recording
 from skunroll.metrics import atom_recovery_errors, event_detection_f1
 
 X, kernels, events = make_spike_recording(10, 10_000, random_state=0)
-cdl = ConvolutionalDL(3, 45, alpha=0.6, prior="nonneg_l1", random_state=0, n_jobs=2)
+cdl = ConvolutionalDictionaryLearning(
+    3, 45, alpha=0.6, prior="nonneg_l1", random_state=0, n_jobs=2
+)
 start = time.perf_counter()
 cdl.fit(X)
 print(f"learned in {time.perf_counter() - start:.2f} s, {cdl.n_iter_} epochs")

@@ -10,7 +10,7 @@ See the user guide in ``doc/`` and the examples in ``examples/``.
 """
 
 from . import datasets, metrics, utils
-from ._convolutional import ConvolutionalDL
+from ._convolutional import ConvolutionalDictionaryLearning, ConvolutionalDL
 from ._dict_learning import UnrolledDictionaryLearning
 from ._mixmate import MixMateClustering
 from ._sbl import SparseBayesianLearning
@@ -20,6 +20,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ConvolutionalDL",
+    "ConvolutionalDictionaryLearning",
     "MixMateClustering",
     "SparseBayesianLearning",
     "UnrolledDictionaryLearning",

@@ -85,7 +85,7 @@ class _State(TrainingState):
 
 class _Model:
     """The model of the trainer (see :mod:`skunroll._training.trainer`) for
-    ``ConvolutionalDL``; ``data`` is ``(segments, masks)``."""
+    ``ConvolutionalDictionaryLearning``; ``data`` is ``(segments, masks)``."""
 
     def __init__(self, estimator):
         self.est = estimator
@@ -176,7 +176,7 @@ class _Model:
         return attrs
 
 
-class ConvolutionalDL(
+class ConvolutionalDictionaryLearning(
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
     CallbackSupportMixin,
@@ -195,6 +195,8 @@ class ConvolutionalDL(
     options of deconvolutional unrolled neural learning (DUNL [2]_) are
     available: a sign and a sparsity weight per kernel, known event windows
     (``code_mask``), and Poisson or binomial likelihoods for spike counts.
+    ``skunroll.ConvolutionalDL`` is the same class under its former, shorter
+    name.
 
     Input shapes:
 
@@ -405,10 +407,11 @@ class ConvolutionalDL(
 
     Examples
     --------
-    >>> from skunroll import ConvolutionalDL
+    >>> from skunroll import ConvolutionalDictionaryLearning
     >>> from skunroll.datasets import make_spike_recording
     >>> X, kernels, events = make_spike_recording(4, 4000, random_state=0)
-    >>> cdl = ConvolutionalDL(3, 45, alpha=0.3, random_state=0).fit(X)
+    >>> cdl = ConvolutionalDictionaryLearning(3, 45, alpha=0.3, random_state=0)
+    >>> cdl = cdl.fit(X)
     >>> cdl.kernels_.shape
     (3, 1, 45)
     >>> cdl.transform(X).shape
@@ -614,7 +617,8 @@ class ConvolutionalDL(
             raise ValueError(
                 f"{name} has signals of shape {X.shape[1:]} "
                 f"({int(np.prod(X.shape[1:]))} "
-                f"features), but ConvolutionalDL is expecting {self.n_features_in_} "
+                "features), but ConvolutionalDictionaryLearning is expecting "
+                f"{self.n_features_in_} "
                 f"features as input (signals of shape {self.signal_shape_}); "
                 "code_maps and detect_events take signals of any length."
             )
@@ -731,7 +735,7 @@ class ConvolutionalDL(
         return Trainer(
             _Model(self),
             self,
-            name="ConvolutionalDL",
+            name="ConvolutionalDictionaryLearning",
             max_iter=self.max_iter,
             tol=self._tol(),
             batch_size=self.batch_size,
@@ -1301,3 +1305,8 @@ def _shift(h, shifts):
     dst_c = slice(max(-sc, 0), kw + min(-sc, 0))
     out[:, dst_r, dst_c] = h[:, src_r, src_c]
     return out
+
+
+ConvolutionalDL = ConvolutionalDictionaryLearning
+"""Short alias of :class:`ConvolutionalDictionaryLearning` (the name of
+skunroll <= 0.1); the same class."""

@@ -19,21 +19,25 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
 
 from . import (
-    ConvolutionalDL,
+    ConvolutionalDictionaryLearning,
     MixMateClustering,
     SparseBayesianLearning,
     UnrolledDictionaryLearning,
     sparse_encode,
 )
 from ._conv_datasets import event_dtype
-from ._mixmate import _matched_accuracy
 from .datasets import (
     make_dictionary,
     make_dictionary_mixture,
     make_sparse_coded_data,
     make_spike_recording,
 )
-from .metrics import atom_recovery_errors, event_detection_f1, support_f1
+from .metrics import (
+    atom_recovery_errors,
+    clustering_accuracy,
+    event_detection_f1,
+    support_f1,
+)
 from .utils import subsampled_dct
 
 
@@ -146,7 +150,7 @@ def dictionary_recovery_section(n_samples=10000, n_jobs=2, random_state=0):
 
 
 def _accuracy(y, labels):
-    return _matched_accuracy(y, labels)
+    return clustering_accuracy(y, labels)
 
 
 def clustering_section(n_jobs=2, random_state=0):
@@ -289,10 +293,13 @@ def spike_sorting_section(n_jobs=2, random_state=0):
     X, kernels, _ = make_spike_recording(10, 10_000, random_state=random_state)
     long, _, true_events = make_spike_recording(1, 600_000, random_state=random_state)
     t_compile, _ = _warm_up(
-        lambda: ConvolutionalDL(3, 45, max_iter=1, tol=0).fit(X[:2, :1000])
+        lambda: ConvolutionalDictionaryLearning(3, 45, max_iter=1, tol=0).fit(
+            X[:2, :1000]
+        )
     )
-    cdl = ConvolutionalDL(3, 45, alpha=0.6, prior="nonneg_l1", n_jobs=n_jobs,
-                          random_state=random_state)  # fmt: skip
+    cdl = ConvolutionalDictionaryLearning(
+        3, 45, alpha=0.6, prior="nonneg_l1", n_jobs=n_jobs, random_state=random_state
+    )
     t_fit, _ = _timed(lambda: cdl.fit(X))
     t_sort, detected = _timed(lambda: cdl.detect_events(long, threshold=0.2))
     t_classic, (templates, classic) = _timed(
@@ -300,7 +307,8 @@ def spike_sorting_section(n_jobs=2, random_state=0):
     )
     rows = []
     for name, t, H, ev in [
-        ("skunroll ConvolutionalDL + detect_events", t_fit + t_sort, cdl.kernels_,
+        ("skunroll ConvolutionalDictionaryLearning + detect_events",
+         t_fit + t_sort, cdl.kernels_,
          detected),
         ("threshold + sklearn PCA + KMeans", t_classic, templates, classic),
     ]:  # fmt: skip

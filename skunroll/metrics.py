@@ -11,6 +11,8 @@ convolutional kernels have shape ``(n_components, n_times)``,
 * :func:`mutual_coherence` and :func:`restricted_isometry_constant` measure the
   properties under which sparse codes and dictionaries can be recovered.
 * :func:`support_f1` compares the supports of sparse codes.
+* :func:`clustering_accuracy` compares a clustering with class labels, up to a
+  relabelling of the clusters.
 """
 
 from numbers import Integral, Real
@@ -24,6 +26,7 @@ from sklearn.utils.validation import check_array
 
 __all__ = [
     "atom_recovery_errors",
+    "clustering_accuracy",
     "event_detection_f1",
     "mutual_coherence",
     "recovery_rate",
@@ -65,7 +68,11 @@ def _check_array_nd(X, name, *, ndims=None):
 
 
 def _row_norms(X):
-    """Euclidean norm of each atom (everything but the first axis)."""
+    """Euclidean norm of each row of a 2-D array.
+
+    Squares the entries: call it on rows scaled by :func:`_unit_atoms`, not on
+    raw data, where it overflows above about 1e154 and underflows below 1e-162.
+    """
     return np.sqrt(np.einsum("ij,ij->i", X, X))
 
 
@@ -78,12 +85,28 @@ def _check_nonzero_atoms(norms, name):
         )
 
 
+def _unit_atoms(D, name=None):
+    """Atoms of ``D`` scaled to unit norm, in the shape of ``D`` (a copy).
+
+    Every atom is first divided by its largest absolute entry, so that squaring
+    it neither overflows nor underflows whatever its scale. With ``name``, an
+    all-zero atom raises an error naming the array; without it, zero atoms
+    stay zero.
+    """
+    flat = D.reshape(D.shape[0], -1)
+    peak = np.abs(flat).max(axis=1, initial=0.0)
+    if name is not None:
+        _check_nonzero_atoms(peak, name)
+    nonzero = (peak > 0)[:, None]
+    flat = np.divide(flat, peak[:, None], out=np.zeros_like(flat), where=nonzero)
+    norms = _row_norms(flat)  # in [1, sqrt(n_features)] for non-zero atoms
+    flat = np.divide(flat, norms[:, None], out=flat, where=nonzero)
+    return flat.reshape(D.shape)
+
+
 def _normalized_atoms(D, name):
     """Flatten atoms to rows and scale them to unit norm (zero atoms: error)."""
-    flat = D.reshape(D.shape[0], -1)
-    norms = _row_norms(flat)
-    _check_nonzero_atoms(norms, name)
-    return flat / norms[:, None]
+    return _unit_atoms(D, name).reshape(D.shape[0], -1)
 
 
 def _as_kernels(D):
@@ -118,18 +141,16 @@ def _max_abs_xcorr(H, E):
 def _cosine_matrix(D_true, D_est, shift_invariant):
     """|cos| of the (best-lag) angle between every true and estimated atom.
 
-    Estimated atoms of zero norm get 0 against everything.
+    Estimated atoms of zero norm get 0 against everything. Atoms are scaled to
+    unit norm first, so any finite scale works.
     """
     n_true, n_est = D_true.shape[0], D_est.shape[0]
-    norms_true = _row_norms(D_true.reshape(n_true, -1))
-    _check_nonzero_atoms(norms_true, "D_true")
-    norms_est = _row_norms(D_est.reshape(n_est, -1))
+    H = _unit_atoms(D_true, "D_true")
+    E = _unit_atoms(D_est)
     if shift_invariant:
-        inner = _max_abs_xcorr(_as_kernels(D_true), _as_kernels(D_est))
+        cos = _max_abs_xcorr(_as_kernels(H), _as_kernels(E))
     else:
-        inner = np.abs(D_true.reshape(n_true, -1) @ D_est.reshape(n_est, -1).T)
-    scale = np.outer(norms_true, norms_est)
-    cos = np.divide(inner, scale, out=np.zeros_like(inner), where=scale > 0)
+        cos = np.abs(H.reshape(n_true, -1) @ E.reshape(n_est, -1).T)
     return np.clip(cos, 0.0, 1.0)
 
 
@@ -587,6 +608,13 @@ def event_detection_f1(
     -------
     f1 : float
         Between 0 and 1; 1 when both event lists are empty.
+
+    Raises
+    ------
+    ValueError
+        If the kernels are not 1-D kernels with the same number of channels,
+        if an event array lacks a field, or if ``kernels_true`` has an all-zero
+        kernel. An all-zero learned kernel is allowed and matches nothing.
     """
     H = _as_kernels(np.asarray(kernels_true, dtype=np.float64))
     E = _as_kernels(np.asarray(kernels_est, dtype=np.float64))
@@ -606,10 +634,11 @@ def event_detection_f1(
     n_total = len(events_true) + len(events_est)
     if n_total == 0:
         return 1.0
-    cost = 1.0 - _max_abs_xcorr(
-        H / np.linalg.norm(H.reshape(len(H), -1), axis=1)[:, None, None],
-        E / np.linalg.norm(E.reshape(len(E), -1), axis=1)[:, None, None],
-    )
+    # Unit kernels (scaled by their max-abs first: no overflow whatever their
+    # scale); lags are scale-invariant, so they are computed on these too.
+    H = _unit_atoms(H, "kernels_true")
+    E = _unit_atoms(E)
+    cost = 1.0 - _max_abs_xcorr(H, E)
     rows, cols = linear_sum_assignment(cost)
     hits = 0
     for t, k in zip(rows, cols, strict=True):
@@ -621,3 +650,137 @@ def event_detection_f1(
             est_pos = np.sort(est_k["position"][est_k["sample"] == s] + lag)
             hits += _greedy_matches(true_pos, est_pos, tolerance)
     return 2.0 * hits / n_total
+
+
+def _check_labels(labels, name):
+    """``labels`` as a non-empty 1-D array, or a ValueError naming it."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(
+            f"{name} must be a 1-D array of labels, got an array of shape "
+            f"{labels.shape}."
+        )
+    if labels.size == 0:
+        raise ValueError(f"{name} is empty; it must hold at least one label.")
+    return labels
+
+
+@validate_params(
+    {
+        "y_true": ["array-like"],
+        "y_pred": ["array-like"],
+        "return_order": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def clustering_accuracy(y_true, y_pred, *, return_order=False):
+    r"""Accuracy of a clustering under the best matching of clusters to classes.
+
+    Cluster labels are arbitrary, so the clustering is scored under the
+    one-to-one matching of clusters to classes that maximises the number of
+    samples whose cluster is matched to their class,
+
+    .. math::
+
+        \mathrm{acc} = \max_{\sigma} \frac{1}{n} \sum_{i=1}^{n}
+        \mathbb{1}[\sigma(\hat y_i) = y_i],
+
+    the maximum running over the one-to-one maps :math:`\sigma` from clusters
+    to classes. It is found by the Hungarian algorithm
+    (:func:`scipy.optimize.linear_sum_assignment`) on the contingency matrix
+    of classes against clusters. The numbers of classes and clusters may
+    differ: then only ``min(n_classes, n_clusters)`` pairs are matched and the
+    samples of the unmatched classes or clusters count as errors.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Class labels (ground truth), of any type :func:`numpy.unique` sorts.
+    y_pred : array-like of shape (n_samples,)
+        Cluster labels, for instance the ``labels_`` of a fitted clusterer.
+    return_order : bool, default=False
+        Whether to also return the cluster matched to each class.
+
+    Returns
+    -------
+    accuracy : float
+        Fraction in ``(0, 1]`` of the samples whose cluster is matched to
+        their class; 1 when the clustering equals the classes up to a
+        relabelling.
+    order : ndarray of shape (n_classes,)
+        Only with ``return_order=True``. ``order[i]`` is the cluster matched to
+        the class ``np.unique(y_true)[i]``, as an index into the sorted union
+        of the values of ``y_true`` and ``y_pred``, which is the column order
+        of :func:`sklearn.metrics.confusion_matrix`: ``confusion_matrix(y_true,
+        y_pred)[:, order]`` has the matched pairs on its diagonal. For labels
+        ``0, ..., k - 1`` the index is the cluster label itself. Every class
+        gets an index; with fewer clusters than classes, some are matched to a
+        value that labels no cluster (an empty column).
+
+    Raises
+    ------
+    ValueError
+        If ``y_true`` or ``y_pred`` is not 1-D or is empty, if they differ in
+        length, or, with ``return_order``, if one holds numbers and the other
+        does not.
+
+    See Also
+    --------
+    sklearn.metrics.adjusted_rand_score : A chance-adjusted pair-counting score.
+    sklearn.metrics.normalized_mutual_info_score : An information-based score.
+
+    References
+    ----------
+    .. [1] Kuhn, "The Hungarian method for the assignment problem", Naval
+       Research Logistics Quarterly 2(1-2), 1955.
+    .. [2] Crouse, "On implementing 2D rectangular assignment algorithms",
+       IEEE Trans. Aerosp. Electron. Syst. 52(4), 2016 (the algorithm of
+       :func:`scipy.optimize.linear_sum_assignment`).
+
+    Examples
+    --------
+    >>> from skunroll.metrics import clustering_accuracy
+    >>> y_true = [0, 0, 1, 1, 2, 2]
+    >>> clustering_accuracy(y_true, [2, 2, 0, 0, 1, 1])
+    1.0
+    >>> round(clustering_accuracy(y_true, [1, 1, 1, 0, 2, 2]), 4)
+    0.8333
+    >>> accuracy, order = clustering_accuracy(
+    ...     y_true, [2, 2, 0, 0, 1, 1], return_order=True
+    ... )
+    >>> order
+    array([2, 0, 1])
+    >>> clustering_accuracy(["a", "a", "b", "b"], [0, 0, 0, 0])
+    0.5
+    """
+    y_true = _check_labels(y_true, "y_true")
+    y_pred = _check_labels(y_pred, "y_pred")
+    if len(y_true) != len(y_pred):
+        raise ValueError(
+            f"y_true and y_pred must have the same length, got {len(y_true)} "
+            f"and {len(y_pred)} labels."
+        )
+    classes, class_idx = np.unique(y_true, return_inverse=True)
+    clusters, cluster_idx = np.unique(y_pred, return_inverse=True)
+    n_classes, n_clusters = len(classes), len(clusters)
+    counts = np.bincount(
+        class_idx.ravel() * n_clusters + cluster_idx.ravel(),
+        minlength=n_classes * n_clusters,
+    ).reshape(n_classes, n_clusters)
+    if return_order:
+        # Columns indexed by the union of the labels, as in confusion_matrix.
+        numeric = [a.dtype.kind in "biuf" for a in (classes, clusters)]
+        if numeric[0] != numeric[1]:
+            raise ValueError(
+                "return_order=True needs y_true and y_pred labels of comparable "
+                f"types, got dtypes {classes.dtype} and {clusters.dtype}."
+            )
+        union = np.unique(np.concatenate([classes, clusters]))
+        wide = np.zeros((n_classes, len(union)), dtype=counts.dtype)
+        wide[:, np.searchsorted(union, clusters)] = counts
+        counts = wide
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    accuracy = float(counts[rows, cols].sum() / len(y_true))
+    if return_order:
+        return accuracy, cols[np.argsort(rows)]
+    return accuracy

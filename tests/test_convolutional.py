@@ -561,7 +561,7 @@ def test_verbose_callback_and_convergence_warning(capsys):
 
     ConvolutionalDL(2, 8, verbose=1, callback=callback, random_state=0).fit(X)
     assert seen == [1, 2]
-    assert "[ConvolutionalDL] epoch" in capsys.readouterr().out
+    assert "[ConvolutionalDictionaryLearning] epoch" in capsys.readouterr().out
     with pytest.warns(ConvergenceWarning, match="max_iter"):
         ConvolutionalDL(2, 8, max_iter=1, tol=1e-12, align_kernels=False,
                         random_state=0).fit(X)  # fmt: skip
@@ -613,9 +613,11 @@ def test_pipeline_and_grid_search():
         pooled,
         LogisticRegression(),
     )
-    search = GridSearchCV(pipe, {"convolutionaldl__alpha": [0.1, 0.3]}, cv=2)
+    search = GridSearchCV(
+        pipe, {"convolutionaldictionarylearning__alpha": [0.1, 0.3]}, cv=2
+    )
     search.fit(X, y)
-    assert search.best_params_["convolutionaldl__alpha"] in (0.1, 0.3)
+    assert search.best_params_["convolutionaldictionarylearning__alpha"] in (0.1, 0.3)
     assert search.score(X, y) > 0.9
     unsupervised = GridSearchCV(
         ConvolutionalDL(2, 10, max_iter=3, tol=0, random_state=0),
@@ -795,3 +797,10 @@ def test_sklearn_progress_bar():
     est = ConvolutionalDL(2, 12, max_iter=2, tol=0, random_state=0)
     est.set_callbacks(callback.ProgressBar()).fit(X)
     assert est.n_iter_ == 2
+
+
+def test_convolutional_dl_is_an_alias_of_the_full_name():
+    from skunroll import ConvolutionalDictionaryLearning
+
+    assert ConvolutionalDL is ConvolutionalDictionaryLearning
+    assert repr(ConvolutionalDL(2, 5)).startswith("ConvolutionalDictionaryLearning(")
