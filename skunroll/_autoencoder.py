@@ -13,9 +13,8 @@ from joblib import effective_n_jobs
 
 from ._kernels import _unrolled as _k
 from ._likelihoods import LIKELIHOODS
+from ._parallel import _thread_pool, single_threaded_blas
 from ._priors import PRIORS, prox_parameters
-from ._sparse_coding import _thread_pool
-from .utils import single_threaded_blas
 
 #: rows per kernel call; fixed, so that sums do not depend on n_jobs
 CHUNK_ROWS = 128

@@ -20,8 +20,7 @@ from ._conv_fft import FFT_MIN_TAPS, fft_sample
 from ._kernels import _conv as _k
 from ._kernels._unrolled import fista_momentum
 from ._likelihoods import LIKELIHOODS
-from ._sparse_coding import _thread_pool
-from .utils import single_threaded_blas
+from ._parallel import _thread_pool, single_threaded_blas
 
 MODES = {
     "forward": _k.FORWARD,

@@ -33,6 +33,7 @@ from ._likelihoods import (
     mean,
     mean_derivative,
 )
+from ._parallel import single_threaded_blas
 from ._training import (
     CallbackSupportMixin,
     Sums,
@@ -43,7 +44,6 @@ from ._training import (
 )
 from ._training.optim import OPTIMIZERS
 from ._validation import FLOAT_DTYPES, N_JOBS
-from .utils import single_threaded_blas
 
 #: the kernels are re-centred in their window during the first epochs
 ALIGN_EPOCHS = 5

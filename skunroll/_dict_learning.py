@@ -24,6 +24,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._autoencoder import Network, forward_backward
 from ._likelihoods import LIKELIHOODS, check_counts, curvature, mean
+from ._parallel import N_JOBS, single_threaded_blas
 from ._priors import LASSO_PRIORS, PRIORS, resolve_groups, resolve_negative_alpha
 from ._sparse_coding import _sparse_encode
 from ._training import (
@@ -36,8 +37,8 @@ from ._training import (
     with_callbacks,
 )
 from ._training.optim import OPTIMIZERS
-from ._validation import FLOAT_DTYPES, N_JOBS, check_dictionary
-from .utils import _lipschitz_from_gram, _smaller_gram, single_threaded_blas
+from ._validation import FLOAT_DTYPES, check_dictionary
+from .utils import _lipschitz_from_gram, _smaller_gram
 
 GRADIENTS = ("auto", "ae-ls", "ae-lasso", "dec")
 SWITCH_TOL = 1e-2

@@ -7,14 +7,11 @@ Gram matrix and splits samples into chunks; the numba kernels in
 ``skunroll._kernels`` that run on one chunk without the GIL.
 """
 
-import functools
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
 import numpy as np
-from joblib import effective_n_jobs
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -28,8 +25,9 @@ from sklearn.utils.validation import check_array, validate_data
 from ._kernels._fista import fista_gram
 from ._kernels._lasso import lasso_gram
 from ._kernels._omp import omp_gram
+from ._parallel import N_JOBS, _thread_pool, n_threads, single_threaded_blas
 from ._validation import FLOAT_DTYPES, check_dictionary, check_n_nonzero_coefs
-from .utils import _lipschitz_from_gram, single_threaded_blas
+from .utils import _lipschitz_from_gram
 
 ALGORITHMS = ("lasso", "fista", "ista", "unrolled", "omp")
 DEFAULT_TOL = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-4}
@@ -46,7 +44,7 @@ _ENCODE_PARAMS = {
     "positive": ["boolean"],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
     "tol": [Interval(Real, 0, None, closed="left"), None],
-    "n_jobs": [Integral, None],
+    "n_jobs": N_JOBS,
 }
 
 
@@ -96,7 +94,14 @@ def sparse_encode(
         - ``"omp"``: orthogonal matching pursuit on the Gram matrix with
           Cholesky updates.
     alpha : float, default=1.0
-        Regularisation of the l1 algorithms. Ignored by ``"omp"``.
+        Regularisation of the l1 algorithms. Ignored by ``"omp"``. With
+        ``alpha=0``, ``"lasso"`` returns the minimum-norm least-squares codes
+        (non-negative least squares if ``positive``; ``init`` is then unused).
+        An ``alpha`` tiny relative to ``max |X D^T|`` cannot be certified by
+        the duality gap: the solvers stop at their budget with a
+        ConvergenceWarning. Inputs of any finite scale are rescaled internally
+        by powers of two (exactly), so huge or tiny ``X`` and ``dictionary``
+        neither overflow nor underflow.
     n_nonzero_coefs : int, default=None
         Number of atoms selected by ``"omp"``; ``None`` means
         ``max(n_features // 10, 1)`` (scikit-learn's default), or as many as
@@ -192,18 +197,76 @@ def _sparse_encode(
     n_jobs=None,
     gram=None,
 ):
-    """Dispatch to the kernels over chunks of samples (inputs already valid)."""
+    """Dispatch to the kernels over chunks of samples (inputs already valid).
+
+    The problem is first rescaled by powers of two so that ``X`` and the
+    dictionary are of order one (exact in floating point): with ``X = sx X'``
+    and ``D = sd D'``, the codes are ``Z = (sx / sd) Z'`` where ``Z'`` solves the
+    problem on ``(X', D')`` with ``alpha' = alpha / (sx sd)`` (and the OMP
+    residual tolerance ``tol / sx**2``). Huge or tiny finite inputs then neither
+    overflow nor underflow inside the kernels.
+    """
     if algorithm == "omp" and positive:
         raise ValueError("positive=True is not supported with algorithm='omp'.")
     dtype = X.dtype
     D = np.ascontiguousarray(dictionary, dtype=dtype)
+    X = np.ascontiguousarray(X)
+    ex, ed = _scale_exponent(X), _scale_exponent(D)
+    if ex:
+        X = np.ldexp(X, -ex).astype(dtype, copy=False)
+    if ed:
+        D = np.ldexp(D, -ed).astype(dtype, copy=False)
+        gram = None  # a Gram matrix of the unscaled atoms may have overflowed
     if gram is None:
         gram = D @ D.T
     gram = np.ascontiguousarray(gram, dtype=dtype)
-    X = np.ascontiguousarray(X)
+    alpha = float(np.ldexp(alpha, -ex - ed))
+    if algorithm == "omp" and tol is not None:
+        tol = float(np.ldexp(tol, -2 * ex))
     codes = np.zeros((X.shape[0], D.shape[0]), dtype=dtype)
     if init is not None:
-        codes[:] = init
+        codes[:] = np.ldexp(np.asarray(init, dtype=dtype), ed - ex)
+    if algorithm == "lasso" and alpha == 0.0:
+        codes = _least_squares(X, D, positive)
+    else:
+        _run_chunks(
+            X, D, gram, codes, algorithm, alpha, n_nonzero_coefs, n_unroll,
+            positive, max_iter, tol, n_jobs,
+        )  # fmt: skip
+    if ex != ed:
+        codes = np.ldexp(codes, ex - ed).astype(dtype, copy=False)
+    return codes
+
+
+def _scale_exponent(A, limit=16):
+    """``e`` such that ``max |A| / 2**e`` is in ``[0.5, 1)``, or 0 when
+    ``max |A|`` is already within ``[2**-limit, 2**limit]`` (or ``A`` is zero):
+    dividing by a power of two is exact, and leaves ordinary data untouched."""
+    m = float(np.max(np.abs(A))) if A.size else 0.0
+    if m == 0.0 or not np.isfinite(m):
+        return 0
+    e = int(np.frexp(m)[1])
+    return e if abs(e) > limit else 0
+
+
+def _least_squares(X, D, positive):
+    """``alpha = 0``: minimum-norm least squares (non-negative least squares
+    if ``positive``), the limit of the lasso as ``alpha -> 0``."""
+    if positive:
+        from scipy.optimize import nnls
+
+        DT = D.T.astype(np.float64)
+        codes = np.array([nnls(DT, x.astype(np.float64))[0] for x in X])
+        return codes.reshape(X.shape[0], D.shape[0]).astype(X.dtype)
+    codes = np.linalg.lstsq(D.T, X.T, rcond=None)[0].T
+    return np.ascontiguousarray(codes, dtype=X.dtype)
+
+
+def _run_chunks(
+    X, D, gram, codes, algorithm, alpha, n_nonzero_coefs, n_unroll, positive,
+    max_iter, tol, n_jobs,
+):  # fmt: skip
+    """Code every chunk of samples in place of ``codes``, on threads."""
     run = _chunk_runner(
         X, D, gram, codes, algorithm, alpha, n_nonzero_coefs, n_unroll, positive,
         max_iter, tol,
@@ -212,29 +275,16 @@ def _sparse_encode(
         slice(start, min(start + CHUNK_SIZE, X.shape[0]))
         for start in range(0, X.shape[0], CHUNK_SIZE)
     ]
-    n_threads = min(effective_n_jobs(n_jobs), len(slices))
+    n_workers = n_threads(n_jobs, len(slices))
     # BLAS inside the kernels runs on one thread whatever n_jobs is: no
     # oversubscription, and the codes do not depend on n_jobs bit for bit.
     with single_threaded_blas():
-        if n_threads == 1:
+        if n_workers == 1:
             results = [run(sl) for sl in slices]
         else:
-            results = list(_thread_pool(n_threads).map(run, slices))
+            results = list(_thread_pool(n_workers).map(run, slices))
     tol = DEFAULT_TOL[X.dtype] if tol is None else tol
     _warn_if_not_converged(algorithm, results, max_iter, tol)
-    return codes
-
-
-@functools.cache
-def _thread_pool(n_threads):
-    """A persistent pool per thread count.
-
-    joblib's ``Parallel`` builds its pool on every call (about 15 ms here), a
-    large share of coding 20,000 samples; the kernels need no more than plain
-    threads since they release the GIL. ``n_jobs`` keeps joblib's meaning
-    through ``effective_n_jobs``.
-    """
-    return ThreadPoolExecutor(n_threads, thread_name_prefix="skunroll")
 
 
 _local = threading.local()
@@ -343,9 +393,10 @@ def _warn_if_not_converged(algorithm, results, max_iter, tol):
             f"sparse_encode(algorithm={algorithm!r}) did not reach tol={tol:.1e}: "
             f"the largest relative duality gap is {worst:.2e} (max_iter={max_iter})."
             " Increase max_iter, or tol (a gap below about 1e-5 cannot be "
-            "certified in float32).",
+            "certified in float32), or alpha: when alpha is tiny relative to "
+            "max |X D^T| the gap stalls at the floor of the precision.",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
@@ -432,7 +483,7 @@ class UnrolledSparseCoder(
         "transform_max_iter": [Interval(Integral, 1, None, closed="left")],
         "transform_tol": [Interval(Real, 0, None, closed="left"), None],
         "split_sign": ["boolean"],
-        "n_jobs": [Integral, None],
+        "n_jobs": N_JOBS,
     }
 
     def __init__(

@@ -1,19 +1,11 @@
 """Input checks shared by the estimators (clear messages that name the argument)."""
 
-from numbers import Integral
-
 import numpy as np
-from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array
 
-FLOAT_DTYPES = (np.float64, np.float32)
+from ._parallel import N_JOBS  # noqa: F401 (re-export)
 
-#: ``n_jobs`` constraint: None, -1, -2, ... or a positive count (0 has no meaning)
-N_JOBS = [
-    Interval(Integral, None, -1, closed="right"),
-    Interval(Integral, 1, None, closed="left"),
-    None,
-]
+FLOAT_DTYPES = (np.float64, np.float32)
 
 
 def check_dictionary(dictionary, *, dtype=FLOAT_DTYPES, n_features=None):

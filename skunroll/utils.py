@@ -1,15 +1,13 @@
 """Small public utilities shared by the estimators."""
 
-import functools
-
 import numpy as np
 import scipy.fft
 from scipy.sparse.linalg import LinearOperator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
-from threadpoolctl import ThreadpoolController
 
 from ._kernels._power import power_iteration
+from ._parallel import single_threaded_blas  # noqa: F401 (re-export)
 
 __all__ = ["lipschitz_constant", "subsampled_dct"]
 
@@ -80,16 +78,6 @@ def _lipschitz_from_gram(gram, max_iter=100, tol=1e-6, random_state=0, v=None):
     if not converged:
         return float(min(np.abs(gram).sum(1).max(), np.linalg.norm(gram)))
     return float(lam) * (1.0 + 10.0 * tol)
-
-
-@functools.cache
-def _threadpool_controller():
-    return ThreadpoolController()
-
-
-def single_threaded_blas():
-    """Context manager limiting BLAS to one thread (controller built once)."""
-    return _threadpool_controller().limit(limits=1, user_api="blas")
 
 
 def subsampled_dct(rows, n_features, *, dtype=np.float64):

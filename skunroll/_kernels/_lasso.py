@@ -185,14 +185,26 @@ def lasso_gram_sample(
     ws_size = max(16, 2 * n_supp)
     cd_tol = 1e-4
     rel_gap = np.inf
+    # coordinate-descent sweeps are budgeted against max_iter in total, so a
+    # slowly converging sample (tiny alpha, ill-conditioned Gram) cannot run
+    # 10,000 sweeps in each of max_iter outer iterations
+    sweeps_left = 100 * max_iter
+    n_stalled = 0
     for it in range(max_iter):
         primal, gap = lasso_primal_dual(x, dictionary, z, corr, alpha, positive, res)
-        rel_gap = relative_gap(primal, gap)
-        if rel_gap <= tol:
-            return it, rel_gap
+        new_gap = relative_gap(primal, gap)
+        if new_gap <= tol:
+            return it, new_gap
+        # a gap that no longer decreases is at the floor of the precision (an
+        # alpha far below max |b|, e.g. alpha = 0 on an exactly fitting model)
+        n_stalled = n_stalled + 1 if new_gap >= 0.99 * rel_gap else 0
+        rel_gap = min(rel_gap, new_gap)
+        if n_stalled >= 5:
+            break
         n_w = _build_working_set(z, corr, alpha, positive, ws_size, ws, score)
         moved = False
-        for _ in range(10000):
+        for _ in range(min(10000, sweeps_left)):
+            sweeps_left -= 1
             max_delta = 0.0
             max_z = 0.0
             changed = False
@@ -213,8 +225,8 @@ def lasso_gram_sample(
         # refresh the correlations outside the working set (the polish may
         # have moved z even when coordinate descent did not)
         n_supp = _correlations(b, gram, z, corr)
-        if not moved:
-            break  # stagnation: the gap is at the floor of the precision
+        if not moved or sweeps_left <= 0:
+            break  # stagnation (the gap is at the floor of the precision) or budget
         cd_tol *= 0.1
         ws_size = min(p, max(2 * ws_size, 2 * n_supp))
     primal, gap = lasso_primal_dual(x, dictionary, z, corr, alpha, positive, res)
