@@ -8,13 +8,13 @@ validated estimator here; the dispatcher
 weights and masks); the numba kernels of ``skunroll._kernels._unrolled``.
 """
 
-import time
+import copy
 import warnings
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
 from scipy import sparse
-from scipy.optimize import linear_sum_assignment
 from scipy.special import softmax
 from sklearn.base import (
     BaseEstimator,
@@ -25,16 +25,24 @@ from sklearn.base import (
 )
 from sklearn.cluster import KMeans, SpectralClustering, spectral_clustering
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import confusion_matrix
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._autoencoder import Network, forward_backward
-from ._dict_learning import MAX_HALVINGS, _project_atoms
+from ._dict_learning import _project_atoms
 from ._priors import resolve_groups
+from ._training import (
+    CallbackSupportMixin,
+    Sums,
+    Trainer,
+    TrainingState,
+    atomic,
+    with_callbacks,
+)
 from ._training.optim import Adam
 from ._validation import FLOAT_DTYPES, N_JOBS
+from .metrics import clustering_accuracy
 from .utils import _lipschitz_from_gram, _smaller_gram, single_threaded_blas
 
 INITS = ("kmeans", "spectral", "ssc-omp")
@@ -56,8 +64,30 @@ RESEED_WARN_EPOCHS = 3
 clusters keep collapsing."""
 
 
+@dataclass
+class _TrainingState(TrainingState):
+    """The trainer's state plus what MixMate updates; ``params["D"]`` holds
+    the dictionaries (n_clusters, n_components, n_features), and
+    ``optimizers["D"]`` one Adam per cluster."""
+
+    weights: np.ndarray = None
+    power_vectors: np.ndarray = None
+    steps: np.ndarray = None
+    n_reseeded: int = 0
+    reseed_epochs: int = 0
+    in_partial_fit: bool = False
+
+    @property
+    def D(self):
+        return self.params["D"]
+
+
 class MixMateClustering(
-    ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, BaseEstimator
+    ClassNamePrefixFeaturesOutMixin,
+    ClusterMixin,
+    TransformerMixin,
+    CallbackSupportMixin,
+    BaseEstimator,
 ):
     r"""Clustering by a mixture of sparse auto-encoders (MixMate).
 
@@ -146,7 +176,14 @@ class MixMateClustering(
         cores, ``-2`` all but one; 0 is not allowed). Results do not depend
         on it.
     verbose : int, default=0
-        1 prints a line per epoch (objective, cluster sizes, time).
+        1 prints a line per epoch (objective, cluster sizes, time), 2 also
+        every 10th step.
+    callback : callable, default=None
+        ``callback(estimator, info)`` called after every step (of ``fit``
+        and of ``partial_fit``), with ``info`` a
+        dict of ``n_iter`` (epoch), ``n_steps``, ``objective`` (of the
+        minibatch), ``learning_rate``, ``elapsed`` (s) and ``components``
+        (the current dictionaries, read-only). Returning True stops training.
 
     Attributes
     ----------
@@ -253,6 +290,7 @@ class MixMateClustering(
         "random_state": ["random_state"],
         "n_jobs": N_JOBS,
         "verbose": ["verbose"],
+        "callback": [callable, None],
     }
 
     def __init__(
@@ -275,6 +313,7 @@ class MixMateClustering(
         random_state=None,
         n_jobs=None,
         verbose=0,
+        callback=None,
     ):
         self.n_clusters = n_clusters
         self.n_components = n_components
@@ -293,9 +332,12 @@ class MixMateClustering(
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.callback = callback
 
     # ------------------------------------------------------------ fitting
 
+    @atomic
+    @with_callbacks
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Cluster ``X``: a first clustering, then the dictionaries trained.
@@ -317,35 +359,202 @@ class MixMateClustering(
             raise ValueError(
                 f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}."
             )
+        self._check_observed(mask)
         rng = check_random_state(self.random_state)
+        trainer = self._trainer()
         best = None
         with single_threaded_blas():  # threads run over chunks; BLAS stays serial
             for _ in range(self.n_init):  # one random stream: n_init=1 as before
-                state = self._train(X, mask, rng)
-                energies = self._energies(X, mask, state["D"], state["steps"])
+                state = self._initial_state(X, mask, rng)
+                trainer.fit(state, (X, mask), X, y)
+                energies = self._energies(X, mask, state.D, state.steps)
                 score = -float(np.mean(energies.min(axis=1)))
                 if best is None or score > best[0]:
                     best = (score, state, energies)
         _, state, energies = best
-        self.components_ = state["D"]
-        self.step_sizes_ = state["steps"]
-        self.weights_ = state["weights"]
+        self.__dict__.update(self.fitted_attributes(state))
         self.labels_ = self._labels(energies)
-        self.objective_history_ = np.asarray(state["history"])
-        self.n_iter_ = len(state["history"])
-        self.n_steps_ = state["n_steps"]
-        self.n_reseeded_ = state["n_reseeded"]
-        self.learning_rate_ = state["learning_rate"]
         self._warn_if_collapsed(X, mask, state)
-        if self.n_iter_ == self.max_iter and not state["converged"] and self.tol > 0:
-            warnings.warn(
-                f"MixMateClustering stopped after max_iter={self.max_iter} epochs "
-                f"before the objective settled (tol={self.tol}); increase "
-                "max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+        trainer.warn_if_not_converged(state)
         return self
+
+    @atomic
+    def partial_fit(self, X, y=None):
+        """Update the dictionaries with one minibatch step on ``X``.
+
+        The first call initialises the dictionaries from ``X`` (as ``fit``
+        with ``n_init=1``: the first clustering, then atoms drawn from its
+        clusters; an array ``init`` of labels must then label ``X``); later
+        calls continue the same optimisers with the current parameters. With
+        ``mixing="learn"`` the mixing weights are updated after every call
+        from that call's responsibilities (every call is a period, as an epoch
+        is in ``fit``); empty clusters are not re-seeded (a minibatch can
+        leave a cluster empty by chance). ``labels_`` is that of the last
+        minibatch.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            One minibatch (NaN for missing entries with ``missing="mask"``).
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        first = not hasattr(self, "components_")
+        self._validate_params()
+        X, mask = self._validate_X(X, reset=first)
+        self._check_observed(mask)
+        if first:
+            if X.shape[0] < self.n_clusters:
+                raise ValueError(
+                    f"the first partial_fit needs n_samples={X.shape[0]} >= "
+                    f"n_clusters={self.n_clusters}."
+                )
+            with single_threaded_blas():
+                state = self._initial_state(
+                    X, mask, check_random_state(self.random_state)
+                )
+        else:
+            state = copy.deepcopy(self._state)
+            X = X.astype(state.D.dtype, copy=False)  # the dtype of the first call
+            if mask is not None:
+                mask = mask.astype(state.D.dtype, copy=False)
+        state.in_partial_fit = True
+        with single_threaded_blas():
+            self._trainer().partial_fit(state, (X, mask))
+            energies = self._energies(X, mask, state.D, state.steps)
+        self.__dict__.update(self.fitted_attributes(state))
+        self.labels_ = self._labels(energies)
+        return self
+
+    def _trainer(self):
+        return Trainer(
+            self,
+            self,
+            name="MixMateClustering",
+            max_iter=self.max_iter,
+            tol=self.tol,
+            batch_size=self.batch_size,
+            verbose=self.verbose,
+            callback=self.callback,
+            patience=2,  # two epochs in a row: one alone happens by chance
+            what="dictionaries",
+        )
+
+    def _initial_state(self, X, mask, rng):
+        """Initial dictionaries (and their optimisers, encoder steps)."""
+        D = self._initial_dictionaries(X, mask, rng)
+        k = self.n_clusters
+        state = _TrainingState(
+            params={"D": D},
+            optimizers={"D": [Adam(D[c].shape) for c in range(k)]},
+            rng=rng,
+            learning_rate=float(self.learning_rate),
+            weights=np.full(k, 1.0 / k),
+            power_vectors=rng.standard_normal((k, min(D.shape[1:]))),
+        )
+        state.steps = self._encoder_steps(state)
+        return state
+
+    def _check_observed(self, mask):
+        if mask is not None and not mask.any():
+            raise ValueError(
+                "every entry of X is missing (NaN); MixMateClustering needs some "
+                "observed entries."
+            )
+
+    # ------------------------------------------- the model of the trainer
+
+    def n_units(self, data):
+        return data[0].shape[0]
+
+    def gradients(self, state, data, idx):
+        """Summed objective and per-cluster gradients of the samples ``idx``
+        (zero, and ``extra`` False, for a cluster no sample contributes to:
+        its optimiser does not step)."""
+        X, mask = data
+        X_b = X[idx]
+        mask_b = None if mask is None else mask[idx]
+        objective, labels, grads, p = self._summed_objective_and_gradients(
+            X_b, mask_b, state.D, state.steps, state.weights
+        )
+        contributes = [g is not None for g in grads]
+        stacked = np.zeros_like(state.D)
+        for c, g in enumerate(grads):
+            if g is not None:
+                stacked[c] = g
+        return Sums(
+            objective=objective,
+            n=X_b.shape[0],
+            grads={"D": stacked},
+            stats={
+                "sizes": np.bincount(labels, minlength=self.n_clusters),
+                "responsibility": p.sum(axis=0),
+            },
+            extra=contributes,
+        )
+
+    def apply(self, state, data, idx, grads, sums):
+        """Adam's step of every contributing dictionary, its projection onto
+        unit-norm atoms, then the encoder steps."""
+        D = state.D
+        for c, contributes in enumerate(sums.extra):
+            if contributes:
+                state.optimizers["D"][c].step(D[c], grads["D"][c], state.learning_rate)
+                _project_atoms(D[c], False, state.rng)
+        state.steps = self._encoder_steps(state)
+
+    def reset_optimizers(self, state):
+        state.optimizers = {"D": [Adam(d.shape) for d in state.D]}
+
+    def on_restore(self, state):
+        if state.previous is not None:
+            state.steps = self._encoder_steps(state)
+
+    def period(self, state):
+        """``partial_fit``: every call ends a period (weights updated)."""
+        return 1
+
+    def end_epoch(self, state, data, objective, stats, n_seen):
+        """The learned mixing weights, then (in ``fit``) the re-seeding of
+        the clusters no sample chose."""
+        if n_seen == 0:
+            raise FloatingPointError(
+                "the training objective was non-finite at every step of an "
+                "epoch; check the scale of X. Nothing was fitted."
+            )
+        if self.mixing == "learn":
+            state.weights = _floored_weights(stats["responsibility"] / n_seen)
+        if not state.in_partial_fit:
+            X, mask = data
+            self._reseed_empty(state, X, mask, stats["sizes"])
+
+    def convergence_start(self, state):
+        return 0
+
+    def epoch_message(self, state, stats):
+        sizes = stats.get("sizes", np.zeros(self.n_clusters, dtype=np.int64))
+        return f"  sizes {sizes.tolist()}"
+
+    def callback_info(self, state):
+        return {"components": state.D}
+
+    def fitted_attributes(self, state):
+        return {
+            "_state": state,
+            "components_": state.D.copy(),
+            "weights_": state.weights.copy(),
+            "step_sizes_": state.steps.copy(),
+            "objective_history_": np.asarray(state.objective_history),
+            "n_iter_": state.n_epochs,
+            "n_steps_": state.n_steps,
+            "n_reseeded_": state.n_reseeded,
+            "learning_rate_": state.learning_rate,
+        }
 
     def _labels(self, energies, weights=None):
         """Cluster of every row of ``energies``: lowest ``E_k - tau log pi_k``
@@ -361,7 +570,7 @@ class MixMateClustering(
         were re-seeded in many epochs: the sign of an ``alpha`` too large
         for the scale of ``X`` (every code zero, every energy equal)."""
         one_cluster = self.n_clusters > 1 and np.unique(self.labels_).size == 1
-        repeated = state["reseed_epochs"] >= RESEED_WARN_EPOCHS
+        repeated = state.reseed_epochs >= RESEED_WARN_EPOCHS
         if not (one_cluster or repeated):
             return
         observed = X if mask is None else X * mask
@@ -369,7 +578,7 @@ class MixMateClustering(
         what = (
             "every training sample ended in one cluster"
             if one_cluster
-            else f"empty clusters were re-seeded in {state['reseed_epochs']} epochs"
+            else f"empty clusters were re-seeded in {state.reseed_epochs} epochs"
         )
         warnings.warn(
             f"MixMateClustering: {what} ({self.n_reseeded_} re-seedings). "
@@ -379,12 +588,14 @@ class MixMateClustering(
             "every cluster explains every sample equally. Rescale X or lower "
             "alpha.",
             ConvergenceWarning,
-            stacklevel=4,  # the caller of fit (through _fit_context)
+            stacklevel=6,  # the caller of fit (through its three decorators)
         )
 
     def _validate_X(self, X, reset):
         """Validated ``X`` with missing entries set to 0, and the mask of
         observed entries (None when every entry is observed)."""
+        if not reset:
+            self._validate_params()  # set_params may have changed them
         allow_nan = self.missing == "mask"
         X = validate_data(
             self,
@@ -411,81 +622,12 @@ class MixMateClustering(
             groups=resolve_groups("l1", None, self.n_components),
         )
 
-    def _train(self, X, mask, rng):
-        """Initial dictionaries, then the epochs; returns the final state."""
-        D = self._initial_dictionaries(X, mask, rng)
-        k = self.n_clusters
-        state = {
-            "D": D,
-            "weights": np.full(k, 1.0 / k),
-            "D_previous": None,
-            "optimizers": [Adam(D[c].shape) for c in range(k)],
-            "power_vectors": rng.standard_normal((k, min(D.shape[1:]))),
-            "learning_rate": float(self.learning_rate),
-            "history": [],
-            "n_steps": 0,
-            "n_reseeded": 0,
-            "reseed_epochs": 0,
-            "failures": 0,
-            "converged": False,
-            "rng": rng,
-        }
-        state["steps"] = self._encoder_steps(state)
-        n_samples = X.shape[0]
-        batch = min(self.batch_size, n_samples)
-        start = time.perf_counter()
-        for epoch in range(self.max_iter):
-            order = rng.permutation(n_samples)
-            total = seen = 0.0
-            sizes = np.zeros(k, dtype=np.int64)
-            responsibility = np.zeros(k)
-            for first in range(0, n_samples, batch):
-                rows = np.sort(order[first : first + batch])
-                X_b = X[rows]
-                mask_b = None if mask is None else mask[rows]
-                result = self._step(state, X_b, mask_b)
-                if result is None:
-                    continue
-                objective, labels, p = result
-                total += objective * X_b.shape[0]
-                seen += X_b.shape[0]
-                sizes += np.bincount(labels, minlength=k)
-                responsibility += p.sum(axis=0)
-            if seen == 0:
-                raise FloatingPointError(
-                    "the training objective was non-finite at every step of an "
-                    "epoch; check the scale of X. Nothing was fitted."
-                )
-            state["history"].append(total / seen)
-            if self.mixing == "learn":
-                state["weights"] = _floored_weights(responsibility / seen)
-            self._reseed_empty(state, X, mask, sizes)
-            if self.verbose:
-                print(
-                    f"[MixMateClustering] epoch {epoch + 1:3d}/{self.max_iter}  "
-                    f"objective {state['history'][-1]:.6g}  sizes {sizes.tolist()}"
-                    f"  {time.perf_counter() - start:.2f} s",
-                    flush=True,
-                )
-            if self._converged(state["history"]):
-                state["converged"] = True
-                break
-        return state
-
-    def _converged(self, history):
-        """Two epochs in a row changed the objective by at most ``tol``
-        (relative): one alone happens by chance with minibatch noise."""
-        if self.tol == 0 or len(history) < 3:
-            return False
-        changes = np.abs(np.diff(history[-3:]))
-        return bool(np.all(changes <= self.tol * np.abs(history[-3:-1]) + 1e-300))
-
     def _encoder_steps(self, state):
-        D = state["D"]
+        D = state.D
         steps = np.empty(D.shape[0])
         for c in range(D.shape[0]):
             gram = _smaller_gram(D[c])
-            steps[c] = 1.0 / _lipschitz_from_gram(gram, v=state["power_vectors"][c])
+            steps[c] = 1.0 / _lipschitz_from_gram(gram, v=state.power_vectors[c])
         return steps
 
     def _energies(self, X, mask, D, steps, return_codes=False):
@@ -506,44 +648,32 @@ class MixMateClustering(
             codes.append(Z)
         return (energies, codes) if return_codes else energies
 
-    def _step(self, state, X_b, mask_b):
-        """One update of every dictionary on a minibatch; returns the mean
-        objective, the labels and the responsibilities (one-hot labels for
-        ``"hard"``), or None if the step was not applied
-        (non-finite objective: the previous dictionaries are restored, Adam
-        forgets its moments and the learning rate is halved)."""
-        D = state["D"]
-        objective, labels, grads, p = self._objective_and_gradients(
-            X_b, mask_b, D, state["steps"], state["weights"]
-        )
-        finite = np.isfinite(objective) and all(
-            g is None or np.all(np.isfinite(g)) for g in grads
-        )
-        if not finite:
-            self._recover(state)
-            return None
-        state["failures"] = 0
-        state["D_previous"] = D.copy()
-        for c, grad in enumerate(grads):
-            if grad is not None:
-                state["optimizers"][c].step(D[c], grad, state["learning_rate"])
-                _project_atoms(D[c], False, state["rng"])
-        state["steps"] = self._encoder_steps(state)
-        state["n_steps"] += 1
-        return objective, labels, p
-
     def _objective_and_gradients(
         self, X, mask, D, steps, mixing=None, skip=SKIP_WEIGHT
     ):
         """Mean objective over the rows of ``X``, their labels, its gradient
+        with respect to every ``D[c]`` (None where no sample contributes) and
+        the responsibilities: ``_summed_objective_and_gradients`` divided by
+        the number of samples."""
+        objective, labels, grads, p = self._summed_objective_and_gradients(
+            X, mask, D, steps, mixing, skip
+        )
+        n = X.shape[0]
+        grads = [None if g is None else g / n for g in grads]
+        return objective / n, labels, grads, p
+
+    def _summed_objective_and_gradients(
+        self, X, mask, D, steps, mixing=None, skip=SKIP_WEIGHT
+    ):
+        """Summed objective over the rows of ``X``, their labels, its gradient
         with respect to every ``D[c]`` (None where no sample contributes),
         the encoder steps and the mixing weights (uniform if None) held
         fixed, and the responsibilities (one-hot labels for ``"hard"``).
 
-        ``"soft"``: ``mean_x sum_k p_k E'_k`` with
+        ``"soft"``: ``sum_x sum_k p_k E'_k`` with
         ``E'_k = E_k - tau log pi_k``, whose gradient is
-        ``sum_x c_k(x) grad E_k(x) / n`` (``_soft_weights``), samples with
-        ``|c_k| <= skip`` left out; ``"hard"``: ``mean_x min_k E_k``, each
+        ``sum_x c_k(x) grad E_k(x)`` (``_soft_weights``), samples with
+        ``|c_k| <= skip`` left out; ``"hard"``: ``sum_x min_k E_k``, each
         dictionary's gradient over the samples it wins.
         """
         n, k = X.shape[0], D.shape[0]
@@ -554,9 +684,9 @@ class MixMateClustering(
         if self.assign == "soft":
             shifted = energies - self.temperature * np.log(mixing)
             p, weights = _soft_weights(shifted, self.temperature)
-            objective = float(np.mean(np.sum(p * shifted, axis=1)))
+            objective = float(np.sum(np.sum(p * shifted, axis=1)))
         else:
-            objective = float(np.mean(energies[np.arange(n), labels]))
+            objective = float(np.sum(energies[np.arange(n), labels]))
             p = np.zeros((n, k))
             p[np.arange(n), labels] = 1.0
         net = self._network()
@@ -574,29 +704,8 @@ class MixMateClustering(
                 X[rows], D[c], net, steps[c], "ae-lasso", self.n_jobs,
                 weights=w, mask=None if mask is None else mask[rows],
             )  # fmt: skip
-            grads.append(res.grad / n)
+            grads.append(res.grad)
         return objective, labels, grads, p
-
-    def _recover(self, state):
-        state["failures"] += 1
-        if state["failures"] >= MAX_HALVINGS:
-            raise FloatingPointError(
-                f"the training objective was non-finite {MAX_HALVINGS} steps in a "
-                "row, each time with the previous dictionaries and half the "
-                "learning rate; check the scale of X. Nothing was fitted."
-            )
-        if state["D_previous"] is not None:
-            state["D"][...] = state["D_previous"]
-            state["steps"] = self._encoder_steps(state)
-        state["optimizers"] = [Adam(d.shape) for d in state["D"]]
-        state["learning_rate"] /= 2.0
-        warnings.warn(
-            f"non-finite training objective at step {state['n_steps'] + 1}; the "
-            "step was not applied, the previous dictionaries restored and "
-            f"learning_rate halved to {state['learning_rate']:.3g}.",
-            RuntimeWarning,
-            stacklevel=4,
-        )
 
     def _reseed_empty(self, state, X, mask, sizes):
         """Re-fill the dictionary of every cluster that no sample chose in
@@ -604,28 +713,28 @@ class MixMateClustering(
         empty = np.flatnonzero(sizes == 0)
         if empty.size == 0:
             return
-        state["reseed_epochs"] += 1
-        rng = state["rng"]
+        state.reseed_epochs += 1
+        rng = state.rng
         subset = rng.choice(X.shape[0], min(X.shape[0], 1024), replace=False)
         X_s = X[np.sort(subset)]
         mask_s = None if mask is None else mask[np.sort(subset)]
-        energies = self._energies(X_s, mask_s, state["D"], state["steps"])
+        energies = self._energies(X_s, mask_s, state.D, state.steps)
         worst = np.argsort(energies.min(axis=1))[::-1]
         p = self.n_components
         for i, c in enumerate(empty):
             picked = worst[i * p : (i + 1) * p]
-            state["D"][c] = _atoms_from_samples(
+            state.D[c] = _atoms_from_samples(
                 _imputed(X_s[picked], None if mask_s is None else mask_s[picked]),
                 p,
                 rng,
             )
-            state["optimizers"][c] = Adam(state["D"][c].shape)
+            state.optimizers["D"][c] = Adam(state.D[c].shape)
         if self.mixing == "learn":
-            weights = state["weights"].copy()
+            weights = state.weights.copy()
             weights[empty] = 1.0 / self.n_clusters  # a fair chance to win samples
-            state["weights"] = _floored_weights(weights)
-        state["steps"] = self._encoder_steps(state)
-        state["n_reseeded"] += empty.size
+            state.weights = _floored_weights(weights)
+        state.steps = self._encoder_steps(state)
+        state.n_reseeded += empty.size
 
     # ------------------------------------------------------ initialisation
 
@@ -678,8 +787,15 @@ class MixMateClustering(
 
     def _energies_of(self, X, mask):
         D = self.components_.astype(X.dtype, copy=False)
-        with single_threaded_blas():
-            return self._energies(X, mask, D, self.step_sizes_)
+        with np.errstate(over="ignore", invalid="ignore"), single_threaded_blas():
+            energies = self._energies(X, mask, D, self.step_sizes_)
+        if not np.all(np.isfinite(energies)):
+            raise ValueError(
+                "the energies of some samples of X are not finite (overflow): "
+                "X is far too large in scale for the dictionaries' encoders; "
+                "rescale X (as for fit)."
+            )
+        return energies
 
     def predict(self, X):
         """Most responsible cluster of every sample.
@@ -735,7 +851,14 @@ class MixMateClustering(
         check_is_fitted(self)
         X, mask = self._validate_X(X, reset=False)
         energies = self._energies_of(X, mask)
-        return softmax(-energies / self.temperature + np.log(self.weights_), axis=1)
+        with np.errstate(over="ignore"):
+            logits = -energies / self.temperature + np.log(self.weights_)
+        if not np.all(np.isfinite(logits)):
+            raise ValueError(
+                "the energies of some samples of X divided by temperature="
+                f"{self.temperature:.3g} overflow; rescale X or raise temperature."
+            )
+        return softmax(logits, axis=1)
 
     def score(self, X, y=None):
         """Minus the mean smallest energy of the samples of ``X``.
@@ -793,12 +916,7 @@ def _matched_accuracy(y, labels, return_order=False):
     Hungarian algorithm on the confusion matrix); with ``return_order``,
     also the cluster matched to each class (index into the sorted union of
     the values of ``y`` and ``labels``)."""
-    counts = confusion_matrix(y, labels)
-    rows, cols = linear_sum_assignment(-counts)
-    accuracy = counts[rows, cols].sum() / len(y)
-    if return_order:
-        return accuracy, cols[np.argsort(rows)]
-    return accuracy
+    return clustering_accuracy(y, labels, return_order=return_order)
 
 
 def _imputed(X, mask):

@@ -520,3 +520,134 @@ def test_unfitted_estimator_raises():
 
     with pytest.raises(NotFittedError):
         MixMateClustering().predict(np.ones((2, 3)))
+
+
+# ------------------------------------------------ the shared trainer's API
+
+
+@pytest.fixture(scope="module")
+def small():
+    X, y, _, _ = make_dictionary_mixture(
+        300, 10, n_clusters=2, n_components=3, n_nonzero_coefs=2, noise=0.01,
+        random_state=1,
+    )  # fmt: skip
+    return X, y
+
+
+def _small_mm(**kw):
+    params = dict(n_components=3, n_unroll=5, max_iter=3, batch_size=100,
+                  random_state=0)  # fmt: skip
+    params.update(kw)
+    return MixMateClustering(2, **params)
+
+
+def test_callback_gets_info_and_can_stop(small):
+    X, _ = small
+    seen = []
+
+    def callback(est, info):
+        seen.append(info)
+        return False
+
+    mm = _small_mm(callback=callback).fit(X)
+    assert len(seen) == mm.n_steps_ == 9
+    keys = {"n_iter", "n_steps", "objective", "learning_rate", "elapsed"}
+    assert keys | {"components"} <= set(seen[0])
+    assert seen[-1]["components"].shape == (2, 3, 10)
+    assert not seen[-1]["components"].flags.writeable
+    stopped = _small_mm(callback=lambda est, info: info["n_steps"] >= 2).fit(X)
+    assert stopped.n_steps_ == 2 and stopped.n_iter_ == 1
+
+
+def test_partial_fit_reduces_the_objective_and_pickles(small):
+    X, _ = small
+    mm = _small_mm(init="kmeans")
+    rng = np.random.RandomState(0)
+    objectives = []
+    for _ in range(30):
+        mm.partial_fit(X[rng.choice(X.shape[0], 64, replace=False)])
+        objectives.append(mm.score(X))
+    assert mm.n_steps_ == 30 and mm.components_.shape == (2, 3, 10)
+    assert objectives[-1] > objectives[0]
+    np.testing.assert_allclose(mm.weights_.sum(), 1.0)
+    restored = pickle.loads(pickle.dumps(mm))
+    np.testing.assert_array_equal(restored.transform(X[:5]), mm.transform(X[:5]))
+    restored.partial_fit(X[:64])
+    assert restored.n_steps_ == 31 and mm.n_steps_ == 30
+
+
+def test_a_fit_that_raises_changes_nothing(small):
+    X, _ = small
+
+    def boom(est, info):
+        raise RuntimeError("stop")
+
+    fresh = _small_mm(callback=boom)
+    with pytest.raises(RuntimeError):
+        fresh.fit(X)
+    assert not hasattr(fresh, "components_") and not hasattr(fresh, "labels_")
+    assert not hasattr(fresh, "n_features_in_")
+    fitted = _small_mm().fit(X)
+    before = fitted.labels_.copy(), fitted.components_.copy()
+    fitted.set_params(callback=boom)
+    with pytest.raises(RuntimeError):
+        fitted.fit(X[:, :5])
+    np.testing.assert_array_equal(fitted.labels_, before[0])
+    np.testing.assert_array_equal(fitted.components_, before[1])
+    assert fitted.n_features_in_ == 10
+    with pytest.raises(RuntimeError):
+        fitted.partial_fit(X[:50])
+    np.testing.assert_array_equal(fitted.components_, before[1])
+
+
+def test_sklearn_callbacks_see_every_epoch(small):
+    X, _ = small
+    pytest.importorskip("sklearn.callback")
+
+    class Counter:
+        def __init__(self):
+            self.ends = 0
+
+        def setup(self, estimator, context):
+            pass
+
+        def on_fit_task_begin(self, estimator, context, **kwargs):
+            pass
+
+        def on_fit_task_end(self, estimator, context, **kwargs):
+            if context.task_name == "epoch":
+                self.ends += 1
+
+        def teardown(self, estimator, context):
+            pass
+
+    counter = Counter()
+    mm = _small_mm().set_callbacks(counter).fit(X)
+    assert counter.ends == mm.n_iter_ == 3
+
+
+def test_huge_inputs_raise_rather_than_return_inf(small):
+    X, _ = small
+    mm = _small_mm().fit(X)
+    with pytest.raises(ValueError, match="not finite"):
+        mm.transform(X[:5] * 1e160)
+    with pytest.raises(ValueError):
+        mm.predict_proba(X[:5] * 1e160)
+    proba = mm.predict_proba(X[:5] * 1e3)
+    assert np.all(np.isfinite(proba))
+
+
+def test_all_missing_raises(small):
+    X, _ = small
+    with pytest.raises(ValueError, match="every entry of X is missing"):
+        _small_mm(missing="mask").fit(np.full((20, 4), np.nan))
+
+
+def test_set_params_are_revalidated(small):
+    X, _ = small
+    mm = _small_mm().fit(X)
+    mm.set_params(alpha=-1.0)
+    with pytest.raises(ValueError, match="alpha"):
+        mm.transform(X[:5])
+    with pytest.raises(ValueError, match="alpha"):
+        mm.partial_fit(X[:50])

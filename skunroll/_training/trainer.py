@@ -266,8 +266,8 @@ class Trainer:
                 f"{self.name} stopped after max_iter={self.max_iter} epochs before "
                 f"the objective settled (tol={self.tol}); increase max_iter or tol.",
                 ConvergenceWarning,
-                stacklevel=3,
-            )
+                stacklevel=6,  # the caller of fit, under @atomic, @with_callbacks
+            )  # and @_fit_context
 
     @staticmethod
     def check_some_step_applied(state):
