@@ -28,7 +28,6 @@ from ._parallel import N_JOBS, single_threaded_blas
 from ._priors import LASSO_PRIORS, PRIORS, resolve_groups, resolve_negative_alpha
 from ._sparse_coding import _sparse_encode
 from ._training import (
-    MAX_HALVINGS,  # noqa: F401 (re-exported for _mixmate)
     CallbackSupportMixin,
     Sums,
     Trainer,
