@@ -732,16 +732,8 @@ class ConvolutionalDictionaryLearning(
         return self
 
     def _trainer(self):
-        return Trainer(
-            _Model(self),
-            self,
-            name="ConvolutionalDictionaryLearning",
-            max_iter=self.max_iter,
-            tol=self._tol(),
-            batch_size=self.batch_size,
-            verbose=self.verbose,
-            callback=self.callback,
-            what="kernels",
+        return Trainer.for_estimator(
+            self, _Model(self), tol=self._tol(), what="kernels"
         )
 
     def _initial_state(self, X4, net, mask=None):

@@ -68,7 +68,6 @@ class _TrainingState(TrainingState):
     curvature: float = 1.0
     power_vector: np.ndarray = None
     usage: np.ndarray = None
-    n_samples: int = None  # of an epoch in fit; None in partial_fit
     samples_since_check: int = 0
     n_redrawn: int = 0
     gradient: str = "dec"
@@ -372,7 +371,6 @@ class UnrolledDictionaryLearning(
         trainer = self._trainer()
         with single_threaded_blas():  # threads run over chunks; BLAS stays serial
             state = self._initial_state(X)
-            state.n_samples = X.shape[0]
             trainer.fit(state, X, X, y)
         self._set_fitted(state)
         trainer.warn_if_not_converged(state)
@@ -409,24 +407,13 @@ class UnrolledDictionaryLearning(
             state = copy.deepcopy(self._state)
             state.net = self._network(state.D.shape[0])
         X = X.astype(state.D.dtype, copy=False)  # the dtype of the first call
-        state.n_samples = None
         with single_threaded_blas():
             self._trainer().partial_fit(state, X)
         self._set_fitted(state)
         return self
 
     def _trainer(self):
-        return Trainer(
-            self,
-            self,
-            name="UnrolledDictionaryLearning",
-            max_iter=self.max_iter,
-            tol=self.tol,
-            batch_size=self.batch_size,
-            verbose=self.verbose,
-            callback=self.callback,
-            what="dictionary",
-        )
+        return Trainer.for_estimator(self, what="dictionary")
 
     def _validate_X(self, X, reset):
         X = validate_data(self, X, dtype=FLOAT_DTYPES, order="C", reset=reset)
@@ -523,7 +510,7 @@ class UnrolledDictionaryLearning(
         _project_atoms(state.D, self.positive_dict, state.rng)
         state.usage += np.count_nonzero(codes, axis=0)
         state.samples_since_check += X_batch.shape[0]
-        self._maybe_redraw(state, X_batch, codes, state.n_samples)
+        self._maybe_redraw(state, X_batch, codes, state.epoch_units)
 
     def reset_optimizers(self, state):
         state.optimizers = {"D": OPTIMIZERS[self.optimizer](state.D.shape)}

@@ -75,7 +75,6 @@ class _TrainingState(TrainingState):
     steps: np.ndarray = None
     n_reseeded: int = 0
     reseed_epochs: int = 0
-    in_partial_fit: bool = False
 
     @property
     def D(self):
@@ -423,7 +422,6 @@ class MixMateClustering(
             X = X.astype(state.D.dtype, copy=False)  # the dtype of the first call
             if mask is not None:
                 mask = mask.astype(state.D.dtype, copy=False)
-        state.in_partial_fit = True
         with single_threaded_blas():
             self._trainer().partial_fit(state, (X, mask))
             energies = self._energies(X, mask, state.D, state.steps)
@@ -432,15 +430,8 @@ class MixMateClustering(
         return self
 
     def _trainer(self):
-        return Trainer(
+        return Trainer.for_estimator(
             self,
-            self,
-            name="MixMateClustering",
-            max_iter=self.max_iter,
-            tol=self.tol,
-            batch_size=self.batch_size,
-            verbose=self.verbose,
-            callback=self.callback,
             patience=2,  # two epochs in a row: one alone happens by chance
             what="dictionaries",
         )
@@ -529,7 +520,7 @@ class MixMateClustering(
             )
         if self.mixing == "learn":
             state.weights = _floored_weights(stats["responsibility"] / n_seen)
-        if not state.in_partial_fit:
+        if state.epoch_units is not None:  # not in partial_fit
             X, mask = data
             self._reseed_empty(state, X, mask, stats["sizes"])
 

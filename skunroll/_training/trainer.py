@@ -65,6 +65,7 @@ class TrainingState:
     stopped: bool = False
     period_objective: float = 0.0
     period_samples: int = 0
+    epoch_units: int = None  # units of an epoch, set by fit; None in partial_fit
 
 
 @dataclass
@@ -139,6 +140,20 @@ class Trainer:
         self.callback = callback
         self.patience = patience
         self.what = what
+
+    @classmethod
+    def for_estimator(cls, estimator, model=None, **options):
+        """The trainer of ``estimator``: its ``max_iter``, ``tol``,
+        ``batch_size``, ``verbose`` and ``callback``, its class name in
+        messages, ``model`` the estimator itself unless given; ``options``
+        override."""
+        params = ("max_iter", "tol", "batch_size", "verbose", "callback")
+        kwargs = {
+            "name": type(estimator).__name__,
+            **{name: getattr(estimator, name) for name in params},
+            **options,
+        }
+        return cls(estimator if model is None else model, estimator, **kwargs)
 
     # ------------------------------------------------------------ one step
 
@@ -217,6 +232,7 @@ class Trainer:
         scores only when ``y`` is given, as in scikit-learn)."""
         model = self.model
         n_units = model.n_units(data)
+        state.epoch_units = n_units
         batch = min(self.batch_size, n_units)
         self._start = time.perf_counter()
         ctx = _callback_context(self.estimator, self.max_iter, X, y)
@@ -298,6 +314,7 @@ class Trainer:
         (None: never) the accumulated mean objective ends a period as an
         epoch ends in ``fit``."""
         self._start = time.perf_counter()
+        state.epoch_units = None
         idx = np.arange(self.model.n_units(data))
         objective, sums = self.step(state, data, idx)
         state.n_epochs += 1
