@@ -62,7 +62,7 @@ import warnings
 import numpy as np
 
 from skunroll import ConvolutionalDictionaryLearning
-from skunroll._convolutional import _windows_at_peaks
+from skunroll._conv.dict_learning import _windows_at_peaks
 from skunroll.datasets import make_spike_recording
 from skunroll.metrics import atom_recovery_errors, event_detection_f1
 

@@ -10,11 +10,11 @@ See the user guide in ``doc/`` and the examples in ``examples/``.
 """
 
 from . import datasets, metrics, utils
-from ._convolutional import ConvolutionalDictionaryLearning, ConvolutionalDL
-from ._dict_learning import UnrolledDictionaryLearning
-from ._mixmate import MixMateClustering
-from ._sbl import SparseBayesianLearning
-from ._sparse_coding import UnrolledSparseCoder, sparse_encode
+from ._coding.sparse_coding import UnrolledSparseCoder, sparse_encode
+from ._conv.dict_learning import ConvolutionalDictionaryLearning, ConvolutionalDL
+from ._dense.dict_learning import UnrolledDictionaryLearning
+from ._dense.mixmate import MixMateClustering
+from ._sbl.sbl import SparseBayesianLearning
 
 __version__ = "0.1.0.dev0"
 

@@ -25,7 +25,7 @@ from . import (
     UnrolledDictionaryLearning,
     sparse_encode,
 )
-from ._conv_datasets import event_dtype
+from ._conv.events import event_dtype
 from .datasets import (
     make_dictionary,
     make_dictionary_mixture,

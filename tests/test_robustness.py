@@ -1,6 +1,6 @@
 """Reproducers of the reliability issue as regression tests (the sparse-coding
-and metrics ones are in test_robustness_coding.py / test_robustness_metrics.py,
-the trainer's in test_training.py)."""
+and metrics ones are in coding/test_robustness_coding.py and
+metrics/test_robustness_metrics.py, the trainer's in training/test_training.py)."""
 
 import warnings
 
@@ -56,7 +56,7 @@ def test_sbl_keeps_float32(sbl):
 
 
 def test_sbl_failed_fit_leaves_nothing(sbl, monkeypatch):
-    from skunroll import _sbl
+    from skunroll._sbl import sbl as _sbl
 
     model, X, y = sbl
     before = dict(vars(model))

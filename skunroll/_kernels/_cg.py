@@ -7,7 +7,7 @@ block once its residual satisfies ``||r|| <= tol ||b||``.
 
 :func:`cg_rows_step` is the per-iteration update (everything but the operator
 product), used both by :func:`cg_dense` here and by the Python driver of
-``skunroll._sbl`` for scipy sparse matrices and ``LinearOperator`` s, whose
+``skunroll._sbl.sbl`` for scipy sparse matrices and ``LinearOperator`` s, whose
 products cannot run inside numba.
 
 References

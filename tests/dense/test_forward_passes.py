@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from skunroll import UnrolledDictionaryLearning, UnrolledSparseCoder, sparse_encode
-from skunroll._autoencoder import Network, forward_backward
+from skunroll._dense.network import Network, forward_backward
 from skunroll._kernels import _unrolled
-from skunroll._priors import resolve_groups
+from skunroll._parts.priors import resolve_groups
 from skunroll.datasets import make_dictionary, make_sparse_coded_data
 from skunroll.utils import _lipschitz_from_gram, _smaller_gram
 

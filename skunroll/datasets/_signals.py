@@ -12,29 +12,8 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from ._kernels import _conv as _k
-
-EVENT_FIELDS = ("sample", "kernel", "position", "amplitude")
-
-
-def event_dtype(n_dims):
-    """dtype of event records: sample, kernel, position (1 or 2 ints), amplitude."""
-    pos = np.int64 if n_dims == 1 else (np.int64, (n_dims,))
-    return np.dtype(
-        [("sample", np.int64), ("kernel", np.int64), ("position", pos),
-         ("amplitude", np.float64)]
-    )  # fmt: skip
-
-
-def events_from_codes(codes):
-    """Event records of the non-zero entries of code maps ``(n, K, *positions)``."""
-    idx = np.nonzero(codes)
-    n_dims = codes.ndim - 2
-    events = np.empty(len(idx[0]), dtype=event_dtype(n_dims))
-    events["sample"], events["kernel"] = idx[0], idx[1]
-    events["position"] = idx[2] if n_dims == 1 else np.stack(idx[2:], axis=1)
-    events["amplitude"] = codes[idx]
-    return events
+from .._conv.events import events_from_codes
+from .._kernels import _conv as _k
 
 
 def _waveform(length, rng):

@@ -15,9 +15,9 @@ from scipy.sparse.linalg import LinearOperator, aslinearoperator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
-import skunroll._sbl
+import skunroll._sbl.sbl
 from skunroll._kernels._cg import cg_dense
-from skunroll._sbl import (
+from skunroll._sbl.sbl import (
     MAX_SNR,
     SparseBayesianLearning,
     _Design,
@@ -249,7 +249,7 @@ def test_column_norms_and_columns_of_every_kind(fit_intercept, monkeypatch):
     # above the budget: a per-entry probe estimate; it follows norms that vary
     # 10^4-fold (though small columns get large relative errors, from their
     # correlations with large ones) ...
-    monkeypatch.setattr(skunroll._sbl, "EXACT_DIAG_BUDGET", 0)
+    monkeypatch.setattr(skunroll._sbl.sbl, "EXACT_DIAG_BUDGET", 0)
     est = _Design(aslinearoperator(X), fit_intercept, np.float64).column_norms2()
     assert np.all(est > 0)
     assert abs(est.sum() / exact.sum() - 1) < 0.1

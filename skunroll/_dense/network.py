@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 from joblib import effective_n_jobs
 
-from ._kernels import _unrolled as _k
-from ._likelihoods import LIKELIHOODS
-from ._parallel import _thread_pool, single_threaded_blas
-from ._priors import PRIORS, prox_parameters
+from .._kernels import _unrolled as _k
+from .._parallel import _thread_pool, single_threaded_blas
+from .._parts.likelihoods import LIKELIHOODS
+from .._parts.priors import PRIORS, prox_parameters
 
 #: rows per kernel call; fixed, so that sums do not depend on n_jobs
 CHUNK_ROWS = 128

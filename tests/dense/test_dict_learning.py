@@ -294,7 +294,7 @@ def test_a_transient_non_finite_step_is_skipped_and_the_rate_halved(
     planted, monkeypatch
 ):
     """A step whose objective is NaN changes nothing but the learning rate."""
-    from skunroll import _dict_learning
+    from skunroll._dense import dict_learning as _dict_learning
 
     X, _, _ = planted
     real = _dict_learning.forward_backward
@@ -371,7 +371,7 @@ def test_dead_atoms_are_redrawn():
 
 
 def test_rarely_used_near_duplicates_are_flagged():
-    from skunroll._dict_learning import _duplicates
+    from skunroll._dense.dict_learning import _duplicates
 
     rng = np.random.default_rng(0)
     D = rng.standard_normal((5, 30))

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Lasso
 
-from skunroll._autoencoder import Network, forward_backward
-from skunroll._priors import PRIORS, resolve_groups
+from skunroll._dense.network import Network, forward_backward
+from skunroll._parts.priors import PRIORS, resolve_groups
 
 PRIOR_NAMES = sorted(PRIORS)
 N, M, K = 4, 5, 7

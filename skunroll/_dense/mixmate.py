@@ -29,10 +29,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._autoencoder import Network, forward_backward
-from ._dict_learning import _project_atoms
-from ._priors import resolve_groups
-from ._training import (
+from .._parts.dictionaries import project_rows
+from .._parts.priors import resolve_groups
+from .._training import (
     CallbackSupportMixin,
     Sums,
     Trainer,
@@ -40,10 +39,11 @@ from ._training import (
     atomic,
     with_callbacks,
 )
-from ._training.optim import Adam
-from ._validation import FLOAT_DTYPES, N_JOBS
-from .metrics import clustering_accuracy
-from .utils import _lipschitz_from_gram, _smaller_gram, single_threaded_blas
+from .._training.optim import Adam
+from .._validation import FLOAT_DTYPES, N_JOBS
+from ..metrics import clustering_accuracy
+from ..utils import _lipschitz_from_gram, _smaller_gram, single_threaded_blas
+from .network import Network, forward_backward
 
 INITS = ("kmeans", "spectral", "ssc-omp")
 SKIP_WEIGHT = 1e-6
@@ -496,7 +496,7 @@ class MixMateClustering(
         for c, contributes in enumerate(sums.extra):
             if contributes:
                 state.optimizers["D"][c].step(D[c], grads["D"][c], state.learning_rate)
-                _project_atoms(D[c], False, state.rng)
+                project_rows(D[c], False, state.rng)
         state.steps = self._encoder_steps(state)
 
     def reset_optimizers(self, state):
@@ -936,7 +936,7 @@ def _atoms_from_samples(samples, n_components, rng):
         1.0, float(np.abs(samples).max(initial=0.0))
     )
     atoms[:take][usable] = picked[usable]
-    _project_atoms(atoms, False, rng)
+    project_rows(atoms, False, rng)
     return atoms
 
 
@@ -1054,5 +1054,5 @@ def _check_init_dictionaries(init, shape, dtype, rng):
         raise ValueError("init dictionaries must be finite (no NaN or inf).")
     D = np.array(init, dtype=dtype, order="C", copy=True)
     for c in range(shape[0]):
-        _project_atoms(D[c], False, rng)
+        project_rows(D[c], False, rng)
     return D

@@ -15,17 +15,15 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._conv_autoencoder import (
-    ConvNetwork,
-    _map,
-    encode,
-    forward_backward,
-    operator_norm2,
-    reconstruct,
+from .._kernels import _conv as _k
+from .._parallel import single_threaded_blas
+from .._parts.dictionaries import (
+    kernel_parameter_shape,
+    project_kernels,
+    rank1_kernels,
+    rank1_parameters,
 )
-from ._conv_datasets import events_from_codes
-from ._kernels import _conv as _k
-from ._likelihoods import (
+from .._parts.likelihoods import (
     LIKELIHOODS,
     check_counts,
     curvature,
@@ -33,8 +31,7 @@ from ._likelihoods import (
     mean,
     mean_derivative,
 )
-from ._parallel import single_threaded_blas
-from ._training import (
+from .._training import (
     CallbackSupportMixin,
     Sums,
     Trainer,
@@ -42,8 +39,17 @@ from ._training import (
     atomic,
     with_callbacks,
 )
-from ._training.optim import OPTIMIZERS
-from ._validation import FLOAT_DTYPES, N_JOBS
+from .._training.optim import OPTIMIZERS
+from .._validation import FLOAT_DTYPES, N_JOBS
+from .events import events_from_codes
+from .network import (
+    ConvNetwork,
+    _map,
+    encode,
+    forward_backward,
+    operator_norm2,
+    reconstruct,
+)
 
 #: the kernels are re-centred in their window during the first epochs
 ALIGN_EPOCHS = 5
@@ -136,7 +142,7 @@ class _Model:
                 state.codes[i] = z
 
     def reset_optimizers(self, state):
-        shape = self.est._param_shape(state.H)
+        shape = kernel_parameter_shape(state.H, self.est.rank1)
         state.optimizers = {"kernels": OPTIMIZERS[self.est.optimizer](shape)}
 
     def end_epoch(self, state, data, objective, stats, n_seen):
@@ -749,7 +755,7 @@ class ConvolutionalDictionaryLearning(
         H = H.astype(X4.dtype)
         self._project(H)
         c = curvature(self.likelihood, self.n_trials, X4)
-        opt = OPTIMIZERS[self.optimizer](self._param_shape(H))
+        opt = OPTIMIZERS[self.optimizer](kernel_parameter_shape(H, self.rank1))
         return _State(
             params={"kernels": H, "intercept": intercept},
             optimizers={"kernels": opt},
@@ -800,30 +806,8 @@ class ConvolutionalDictionaryLearning(
             return _windows_at_peaks(X4, k, (kh, kw), rng)
         return _random_windows(X4, k, (kh, kw), rng)
 
-    def _param_shape(self, H):
-        if self.rank1:
-            return (H.shape[0], H.shape[1] + H.shape[2] * H.shape[3])
-        return H.shape
-
     def _project(self, H):
-        """Rank-1 (if asked), non-negative (if asked) and unit-norm kernels."""
-        if self.rank1:
-            for k in range(H.shape[0]):
-                u, v = _rank1_factors(H[k])
-                H[k] = np.outer(u, v).reshape(H[k].shape)
-        if self.positive_kernels:
-            np.maximum(H, 0, out=H)
-        scale = np.abs(H).max(axis=(1, 2, 3)).astype(np.float64)
-        scale[scale == 0] = 1.0
-        Hs = H / scale[:, None, None, None]  # no overflow for huge data
-        norms = scale * np.sqrt(np.einsum("kcij,kcij->k", Hs, Hs, dtype=np.float64))
-        dead = ~(norms > 0) | ~np.isfinite(norms)
-        if np.any(dead):  # a kernel clipped to zero restarts at a centred spike
-            H[dead] = 0.0
-            H[dead, :, H.shape[2] // 2, H.shape[3] // 2] = 1.0
-            norms[dead] = np.sqrt(H.shape[1])
-        H[...] = (H / norms[:, None, None, None]).astype(H.dtype)
-        return norms
+        return project_kernels(H, self.positive_kernels, self.rank1)
 
     def _segments(self, X4, mask):
         """Fixed partition of the training signals along their last axis."""
@@ -917,19 +901,9 @@ class ConvolutionalDictionaryLearning(
                 ]
             state.optimizers["kernels"].step(H, grad, state.learning_rate)
         else:
-            K, C = H.shape[:2]
-            params = np.empty(self._param_shape(H))
-            G = np.empty_like(params)
-            for k in range(K):
-                u, v = _rank1_factors(H[k])
-                g = grad[k].reshape(C, -1)
-                params[k, :C], params[k, C:] = u, v
-                gu, gv = g @ v, u @ g
-                G[k, :C] = gu - (gu @ u) / (u @ u) * u
-                G[k, C:] = gv - (gv @ v) / (v @ v) * v
+            params, G = rank1_parameters(H, grad)
             state.optimizers["kernels"].step(params, G, state.learning_rate)
-            for k in range(K):
-                H[k] = np.outer(params[k, :C], params[k, C:]).reshape(H[k].shape)
+            rank1_kernels(params, H)
         return self._project(H)
 
     def _align(self, state):
@@ -1236,14 +1210,6 @@ def _random_windows(X4, k, kshape, rng):
         out[j] = X4[i, :, r0 : r0 + kh, c0 : c0 + kw]
     out += 1e-3 * rng.standard_normal(out.shape) * (np.abs(out).max() + 1e-12)
     return out
-
-
-def _rank1_factors(h):
-    """Leading singular pair ``(u, s v)`` of a ``(C, kh, kw)`` kernel."""
-    M = h.reshape(h.shape[0], -1).astype(np.float64)
-    U, s, Vt = np.linalg.svd(M, full_matrices=False)
-    sign = 1.0 if Vt[0][np.argmax(np.abs(Vt[0]))] >= 0 else -1.0
-    return sign * U[:, 0], sign * s[0] * Vt[0]
 
 
 def _smoothness(H, mu):

@@ -9,9 +9,9 @@ from scipy import signal
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
-import skunroll._convolutional as conv
+import skunroll._conv.dict_learning as conv
 from skunroll import ConvolutionalDL
-from skunroll._conv_autoencoder import (
+from skunroll._conv.network import (
     ConvNetwork,
     encode,
     forward_backward,
@@ -628,7 +628,7 @@ def test_pipeline_and_grid_search():
 
 
 def test_detect_events_in_blocks_equals_one_block(spikes, fitted, monkeypatch):
-    import skunroll._convolutional as module
+    import skunroll._conv.dict_learning as module
 
     X = spikes[0][:2, :6000]
     whole = fitted.detect_events(X, threshold=0.1)

@@ -16,11 +16,11 @@ import numpy as np
 from joblib import effective_n_jobs
 from scipy import fft as sp_fft
 
-from ._conv_fft import FFT_MIN_TAPS, fft_sample
-from ._kernels import _conv as _k
-from ._kernels._unrolled import fista_momentum
-from ._likelihoods import LIKELIHOODS
-from ._parallel import _thread_pool, single_threaded_blas
+from .._kernels import _conv as _k
+from .._kernels._unrolled import fista_momentum
+from .._parallel import _thread_pool, single_threaded_blas
+from .._parts.likelihoods import LIKELIHOODS
+from .fft import FFT_MIN_TAPS, fft_sample
 
 MODES = {
     "forward": _k.FORWARD,

@@ -17,8 +17,7 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 
-from skunroll._autoencoder import Network, forward_backward
-from skunroll._mixmate import (
+from skunroll._dense.mixmate import (
     WEIGHT_FLOOR,
     MixMateClustering,
     _floored_weights,
@@ -27,7 +26,8 @@ from skunroll._mixmate import (
     _soft_weights,
     ssc_omp,
 )
-from skunroll._priors import resolve_groups
+from skunroll._dense.network import Network, forward_backward
+from skunroll._parts.priors import resolve_groups
 from skunroll.datasets import make_dictionary_mixture
 
 

@@ -13,7 +13,7 @@ about a hundred taps (``FFT_MIN_TAPS``).
 import numpy as np
 from scipy import fft as sp_fft
 
-from ._kernels import _conv as _k
+from .._kernels import _conv as _k
 
 #: kernels with at least this many taps (kh * kw) use the FFT form under "auto"
 FFT_MIN_TAPS = 128

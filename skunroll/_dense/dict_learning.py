@@ -22,12 +22,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._autoencoder import Network, forward_backward
-from ._likelihoods import LIKELIHOODS, check_counts, curvature, mean
-from ._parallel import N_JOBS, single_threaded_blas
-from ._priors import LASSO_PRIORS, PRIORS, resolve_groups, resolve_negative_alpha
-from ._sparse_coding import _sparse_encode
-from ._training import (
+from .._coding.sparse_coding import _sparse_encode
+from .._parallel import N_JOBS, single_threaded_blas
+from .._parts.dictionaries import project_rows
+from .._parts.likelihoods import LIKELIHOODS, check_counts, curvature, mean
+from .._parts.priors import LASSO_PRIORS, PRIORS, resolve_groups, resolve_negative_alpha
+from .._training import (
     CallbackSupportMixin,
     Sums,
     Trainer,
@@ -35,9 +35,10 @@ from ._training import (
     atomic,
     with_callbacks,
 )
-from ._training.optim import OPTIMIZERS
-from ._validation import FLOAT_DTYPES, check_dictionary
-from .utils import _lipschitz_from_gram, _smaller_gram
+from .._training.optim import OPTIMIZERS
+from .._validation import FLOAT_DTYPES, check_dictionary
+from ..utils import _lipschitz_from_gram, _smaller_gram
+from .network import Network, forward_backward
 
 GRADIENTS = ("auto", "ae-ls", "ae-lasso", "dec")
 SWITCH_TOL = 1e-2
@@ -451,7 +452,7 @@ class UnrolledDictionaryLearning(
                     f"n_components={n_components}."
                 )
             D = D.copy()
-        _project_atoms(D, self.positive_dict, rng)
+        project_rows(D, self.positive_dict, rng)
         return _TrainingState(
             params={"D": D},
             optimizers={"D": OPTIMIZERS[self.optimizer](D.shape)},
@@ -507,7 +508,7 @@ class UnrolledDictionaryLearning(
         atoms and the re-drawing of dead atoms."""
         X_batch, codes = sums.extra
         state.optimizers["D"].step(state.D, grads["D"], state.learning_rate)
-        _project_atoms(state.D, self.positive_dict, state.rng)
+        project_rows(state.D, self.positive_dict, state.rng)
         state.usage += np.count_nonzero(codes, axis=0)
         state.samples_since_check += X_batch.shape[0]
         self._maybe_redraw(state, X_batch, codes, state.epoch_units)
@@ -584,7 +585,7 @@ class UnrolledDictionaryLearning(
         )
         if hasattr(state.optimizers["D"], "reset_rows"):
             state.optimizers["D"].reset_rows(dead)
-        _project_atoms(state.D, self.positive_dict, state.rng)
+        project_rows(state.D, self.positive_dict, state.rng)
         state.n_redrawn += dead.size
 
     @property
@@ -723,19 +724,3 @@ def _dictionary_from_samples(X, n_components, rng):
     nonzero = np.any(X[rows] != 0, axis=1)
     D[:take][nonzero] = X[rows][nonzero]
     return D
-
-
-def _project_atoms(D, positive, rng):
-    """Clip to non-negative (``positive``) and renormalise rows in place; a row
-    that vanishes is replaced by a random unit vector."""
-    if positive:
-        np.maximum(D, 0, out=D)
-    D /= np.maximum(np.abs(D).max(axis=1, keepdims=True), np.finfo(D.dtype).tiny)
-    norms = np.linalg.norm(D, axis=1)
-    zero = ~(norms > 0)
-    if np.any(zero):
-        D[zero] = rng.standard_normal((int(zero.sum()), D.shape[1]))
-        if positive:
-            D[zero] = np.abs(D[zero])
-        norms = np.linalg.norm(D, axis=1)
-    D /= norms[:, None].astype(D.dtype)

@@ -89,7 +89,7 @@ def test_single_threaded_blas_is_reentrant_and_thread_safe():
 
 
 def test_old_import_paths_still_work():
-    from skunroll._sparse_coding import _thread_pool
+    from skunroll._coding.sparse_coding import _thread_pool
     from skunroll._validation import N_JOBS as N_JOBS_OLD
     from skunroll.utils import single_threaded_blas as old
 

@@ -1,17 +1,4 @@
-"""Simulated dictionaries and sparse-coded data for dictionary-recovery studies.
-
-Dictionaries hold their atoms as rows, with shape ``(n_components,
-n_features)``, and data are generated as ``X = codes @ dictionary + noise``.
-
-* :func:`make_dictionary` builds Gaussian, overcomplete-DCT or incoherent
-  dictionaries (the latter with a prescribed mutual coherence).
-* :func:`make_sparse_coded_data` draws sparse codes and noisy observations
-  from a given dictionary.
-* :func:`make_spike_recording` and :func:`make_convolutional_data` simulate
-  convolutional problems (defined in ``_conv_datasets.py``).
-* :func:`make_dictionary_mixture` draws clusters, each sparsely coded on a
-  dictionary of its own (the union-of-dictionaries model of MixMate).
-"""
+"""Simulated dictionaries, sparse-coded data and mixtures of dictionaries."""
 
 import warnings
 from numbers import Integral, Real
@@ -21,21 +8,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from ._conv_datasets import (
-    make_convolutional_data,
-    make_spike_counts,
-    make_spike_recording,
-)
-from .metrics import _check_array_nd, _random_supports
-
-__all__ = [
-    "make_convolutional_data",
-    "make_dictionary",
-    "make_dictionary_mixture",
-    "make_sparse_coded_data",
-    "make_spike_counts",
-    "make_spike_recording",
-]
+from ..metrics import _check_array_nd, _random_supports
 
 # Decorrelation of incoherent dictionaries (see ``_decorrelate``).
 _STEP = 0.1  # step size, relative to a bound on the curvature of the penalty

@@ -22,12 +22,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, validate_data
 
-from ._kernels._fista import fista_gram
-from ._kernels._lasso import lasso_gram
-from ._kernels._omp import omp_gram
-from ._parallel import N_JOBS, _thread_pool, n_threads, single_threaded_blas
-from ._validation import FLOAT_DTYPES, check_dictionary, check_n_nonzero_coefs
-from .utils import _lipschitz_from_gram
+from .._kernels._fista import fista_gram
+from .._kernels._lasso import lasso_gram
+from .._kernels._omp import omp_gram
+from .._parallel import N_JOBS, _thread_pool, n_threads, single_threaded_blas
+from .._validation import FLOAT_DTYPES, check_dictionary, check_n_nonzero_coefs
+from ..utils import _lipschitz_from_gram
 
 ALGORITHMS = ("lasso", "fista", "ista", "unrolled", "omp")
 DEFAULT_TOL = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-4}

@@ -23,10 +23,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._kernels._cg import RUNNING, cg_dense, cg_rows_start, cg_rows_step
-from ._parallel import _thread_pool, single_threaded_blas
-from ._training import atomic
-from ._validation import FLOAT_DTYPES, N_JOBS
+from .._kernels._cg import RUNNING, cg_dense, cg_rows_start, cg_rows_step
+from .._parallel import _thread_pool, single_threaded_blas
+from .._training import atomic
+from .._validation import FLOAT_DTYPES, N_JOBS
 
 SOLVERS = ("auto", "em", "cofem")
 AUTO_EM_MAX_SIZE = 1000

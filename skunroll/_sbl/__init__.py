@@ -1,0 +1,2 @@
+"""Sparse Bayesian learning (automatic relevance determination) by exact EM
+and covariance-free EM (CoFEM)."""

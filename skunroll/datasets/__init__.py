@@ -1,0 +1,26 @@
+"""Simulated dictionaries and sparse-coded data for dictionary-recovery studies.
+
+Dictionaries hold their atoms as rows, with shape ``(n_components,
+n_features)``, and data are generated as ``X = codes @ dictionary + noise``.
+
+* :func:`make_dictionary` builds Gaussian, overcomplete-DCT or incoherent
+  dictionaries (the latter with a prescribed mutual coherence).
+* :func:`make_sparse_coded_data` draws sparse codes and noisy observations
+  from a given dictionary.
+* :func:`make_spike_recording` and :func:`make_convolutional_data` simulate
+  convolutional problems (``datasets/_signals.py``).
+* :func:`make_dictionary_mixture` draws clusters, each sparsely coded on a
+  dictionary of its own (the union-of-dictionaries model of MixMate).
+"""
+
+from ._dense import make_dictionary, make_dictionary_mixture, make_sparse_coded_data
+from ._signals import make_convolutional_data, make_spike_counts, make_spike_recording
+
+__all__ = [
+    "make_convolutional_data",
+    "make_dictionary",
+    "make_dictionary_mixture",
+    "make_sparse_coded_data",
+    "make_spike_counts",
+    "make_spike_recording",
+]
