@@ -22,10 +22,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, validate_data
 
+from .._dense.network import Network, forward_backward
 from .._kernels._fista import fista_gram
 from .._kernels._lasso import lasso_gram
 from .._kernels._omp import omp_gram
 from .._parallel import N_JOBS, _thread_pool, n_threads, single_threaded_blas
+from .._parts.encoders import encoder_step
+from .._parts.priors import resolve_groups
 from .._validation import FLOAT_DTYPES, check_dictionary, check_n_nonzero_coefs
 from ..utils import _lipschitz_from_gram
 
@@ -90,7 +93,10 @@ def sparse_encode(
           ``L = ||D||_2^2`` by power iteration, run until the duality gap is
           below ``tol`` or ``max_iter`` iterations.
         - ``"unrolled"``: exactly ``n_unroll`` FISTA iterations from ``init``
-          (zero by default), the forward pass of the unrolled encoder.
+          (zero by default): the forward pass of the unrolled networks, the
+          same computation as ``UnrolledSparseCoder`` and the ``transform``
+          of :class:`UnrolledDictionaryLearning` (their momentum starts one
+          step earlier than ``"fista"``'s, see the user guide).
         - ``"omp"``: orthogonal matching pursuit on the Gram matrix with
           Cholesky updates.
     alpha : float, default=1.0
@@ -228,6 +234,8 @@ def _sparse_encode(
         codes[:] = np.ldexp(np.asarray(init, dtype=dtype), ed - ex)
     if algorithm == "lasso" and alpha == 0.0:
         codes = _least_squares(X, D, positive)
+    elif algorithm == "unrolled":
+        codes = _unrolled_forward(X, D, gram, codes, alpha, n_unroll, positive, n_jobs)
     else:
         _run_chunks(
             X, D, gram, codes, algorithm, alpha, n_nonzero_coefs, n_unroll,
@@ -247,6 +255,19 @@ def _scale_exponent(A, limit=16):
         return 0
     e = int(np.frexp(m)[1])
     return e if abs(e) > limit else 0
+
+
+def _unrolled_forward(X, D, gram, init, alpha, n_unroll, positive, n_jobs):
+    """``n_unroll`` FISTA steps from ``init``: the forward pass of the dense
+    networks (``skunroll/_dense/network.py``), the one implementation that
+    ``UnrolledSparseCoder`` and the trained estimators' ``transform`` share."""
+    small = D.T @ D if D.shape[1] < D.shape[0] else gram
+    step = encoder_step(_lipschitz_from_gram(small))
+    net = Network(
+        n_unroll, "fista", "nonneg_l1" if positive else "l1", alpha, alpha,
+        resolve_groups("l1", None, D.shape[0]),
+    )  # fmt: skip
+    return forward_backward(X, D, net, step, "forward", n_jobs, init=init).codes
 
 
 def _least_squares(X, D, positive):
@@ -360,9 +381,8 @@ def _chunk_runner(
         return run
 
     small = D.T @ D if n_features < n_components else gram
-    step = dtype(1.0 / _lipschitz_from_gram(small))
+    step = dtype(encoder_step(_lipschitz_from_gram(small)))
     accelerated = algorithm != "ista"
-    n_iter, tol = (n_unroll, 0.0) if algorithm == "unrolled" else (max_iter, tol)
 
     def run(sl):
         B = _correlations(X[sl], DT)
@@ -374,7 +394,7 @@ def _chunk_runner(
             codes[sl],
             dtype(alpha),
             step,
-            n_iter,
+            max_iter,
             tol,
             positive,
             accelerated,

@@ -17,8 +17,8 @@ from joblib import effective_n_jobs
 from scipy import fft as sp_fft
 
 from .._kernels import _conv as _k
-from .._kernels._unrolled import fista_momentum
 from .._parallel import _thread_pool, single_threaded_blas
+from .._parts.encoders import fista_momentum
 from .._parts.likelihoods import LIKELIHOODS
 from .fft import FFT_MIN_TAPS, fft_sample
 

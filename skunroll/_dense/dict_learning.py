@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from .._coding.sparse_coding import _sparse_encode
 from .._parallel import N_JOBS, single_threaded_blas
 from .._parts.dictionaries import project_rows
+from .._parts.encoders import encoder_step
 from .._parts.likelihoods import LIKELIHOODS, check_counts, curvature, mean
 from .._parts.priors import LASSO_PRIORS, PRIORS, resolve_groups, resolve_negative_alpha
 from .._training import (
@@ -425,7 +426,7 @@ class UnrolledDictionaryLearning(
         alpha = self.alpha if alpha is None else alpha
         return Network(
             n_unroll=self.n_unroll,
-            accelerated=self.encoder == "fista",
+            encoder=self.encoder,
             prior=self.prior,
             alpha=float(alpha),
             negative_alpha=resolve_negative_alpha(
@@ -557,7 +558,7 @@ class UnrolledDictionaryLearning(
     def _encoder_step(self, state, power_vector=None):
         v = state.power_vector if power_vector is None else power_vector
         lipschitz = _lipschitz_from_gram(_smaller_gram(state.D), v=v)
-        return 1.0 / (state.curvature * lipschitz)
+        return encoder_step(lipschitz, state.curvature)
 
     def _maybe_redraw(self, state, X_batch, codes, n_samples):
         """Re-draw atoms unused over the last ``20 n_components`` samples

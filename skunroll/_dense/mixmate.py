@@ -30,6 +30,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._parts.dictionaries import project_rows
+from .._parts.encoders import encoder_step
 from .._parts.priors import resolve_groups
 from .._training import (
     CallbackSupportMixin,
@@ -606,7 +607,7 @@ class MixMateClustering(
     def _network(self):
         return Network(
             n_unroll=self.n_unroll,
-            accelerated=True,
+            encoder="fista",
             prior="l1",
             alpha=float(self.alpha),
             negative_alpha=float(self.alpha),
@@ -618,7 +619,9 @@ class MixMateClustering(
         steps = np.empty(D.shape[0])
         for c in range(D.shape[0]):
             gram = _smaller_gram(D[c])
-            steps[c] = 1.0 / _lipschitz_from_gram(gram, v=state.power_vectors[c])
+            steps[c] = encoder_step(
+                _lipschitz_from_gram(gram, v=state.power_vectors[c])
+            )
         return steps
 
     def _energies(self, X, mask, D, steps, return_codes=False):

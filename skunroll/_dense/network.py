@@ -13,6 +13,7 @@ from joblib import effective_n_jobs
 
 from .._kernels import _unrolled as _k
 from .._parallel import _thread_pool, single_threaded_blas
+from .._parts.encoders import ENCODERS
 from .._parts.likelihoods import LIKELIHOODS
 from .._parts.priors import PRIORS, prox_parameters
 
@@ -30,14 +31,16 @@ MODES = {
 
 @dataclass(frozen=True)
 class Network:
-    """The unrolled encoder/decoder, everything but the dictionary.
+    """The unrolled encoder/decoder, everything but the dictionary: the
+    encoder (a name of ``ENCODERS``) and its depth, the prior and the
+    likelihood.
 
     ``step`` is the encoder step ``a`` (``1 / (c L)``), held constant in the
     gradient.
     """
 
     n_unroll: int
-    accelerated: bool
+    encoder: str
     prior: str
     alpha: float
     negative_alpha: float
@@ -47,7 +50,7 @@ class Network:
 
     def kernel_args(self, step):
         p1, p2 = prox_parameters(self.prior, step, self.alpha, self.negative_alpha)
-        betas = _k.fista_momentum(self.n_unroll, self.accelerated)
+        betas = ENCODERS[self.encoder].momentum(self.n_unroll)
         return betas, PRIORS[self.prior], p1, p2, self.groups
 
 
@@ -62,8 +65,9 @@ class Result:
 
 
 def forward_backward(
-    X, D, net, step, mode="ae-ls", n_jobs=None, form="auto", weights=None, mask=None
-):
+    X, D, net, step, mode="ae-ls", n_jobs=None, form="auto", weights=None, mask=None,
+    init=None,
+):  # fmt: skip
     """Codes, summed loss and summed ``D``-gradient of the unrolled network.
 
     ``mode`` is "forward" (codes and losses only), "dec", "ae-ls" or
@@ -72,10 +76,16 @@ def forward_backward(
     (n_samples,) weights the loss of every sample, and so its gradient;
     ``mask`` (n_samples, n_features, 1 where observed, 0 where not) removes
     entries from the encoder's residual and the loss (general kernel only).
+    ``init`` (n_samples, n_components) warm-starts the encoder (Gram form of
+    the forward pass only).
     """
     n = X.shape[0]
     k = D.shape[0]
     codes = np.zeros((n, k), dtype=X.dtype)
+    if init is not None:
+        if mode != "forward":
+            raise ValueError("init warm-starts the forward pass only")
+        codes[:] = init
     gram_form = form == "gram" or (
         form == "auto" and net.likelihood == "gaussian" and mask is None
     )
@@ -83,6 +93,8 @@ def forward_backward(
         raise ValueError("the Gram form needs the Gaussian likelihood")
     if gram_form and mask is not None:
         raise ValueError("the Gram form has no mask; use form='explicit'")
+    if init is not None and not gram_form:
+        raise ValueError("init needs the Gram form")
     plain = weights is None and mask is None
     if weights is not None:
         weights = np.ascontiguousarray(weights, dtype=np.float64)

@@ -37,8 +37,10 @@ neural signals", Neuron 2025 / bioRxiv 2024 (DUNL).
 import numpy as np
 from numba import njit
 
-from ._unrolled import AE_LASSO, AE_LS, DEC, FORWARD, inverse_link, nll
-from ._unrolled import inverse_link_derivative as link_derivative
+from ._likelihoods import inverse_link, nll
+from ._likelihoods import inverse_link_derivative as link_derivative
+from ._priors import shrink
+from ._unrolled import AE_LASSO, AE_LS, DEC, FORWARD
 
 __all__ = ["AE_LASSO", "AE_LS", "DEC", "FORWARD"]
 
@@ -99,11 +101,7 @@ def prox_entry(u, threshold, sign, allowed):
     (+1, -1 or 0); zero where the code mask does not allow a code."""
     if not allowed:
         return 0.0
-    if u > threshold and sign >= 0:
-        return u - threshold
-    if u < -threshold and sign <= 0:
-        return u + threshold
-    return 0.0
+    return shrink(u, threshold, sign)
 
 
 @njit(nogil=True, cache=True)

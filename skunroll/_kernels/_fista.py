@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from ._gap import lasso_primal_dual, relative_gap
-from ._prox import nonneg_soft_threshold, soft_threshold
+from ._priors import nonneg_soft_threshold, soft_threshold
 
 
 @njit(nogil=True, cache=True)

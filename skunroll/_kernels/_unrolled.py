@@ -49,186 +49,11 @@ exponential-family likelihoods).
 import numpy as np
 from numba import njit
 
-from ._prox import group_soft_threshold, group_squared_norms, project_simplex
+from ._likelihoods import GAUSSIAN, inverse_link, inverse_link_derivative, nll  # noqa: F401
+from ._priors import add_penalty_gradient, penalty_row, prox_row, prox_vjp_row
 
-# prior codes
-L1, NONNEG_L1, RIDGE, TWO_SIDED_GAUSSIAN, GROUP_L1, SIMPLEX = 0, 1, 2, 3, 4, 5
-# likelihood codes
-GAUSSIAN, POISSON, BINOMIAL = 0, 1, 2
 # what a kernel computes
 FORWARD, DEC, AE_LS, AE_LASSO = 0, 1, 2, 3
-
-# exp() of the Poisson natural parameter is evaluated at min(eta, ETA_MAX)
-ETA_MAX = 50.0
-
-
-@njit(nogil=True, cache=True)
-def fista_momentum(n_unroll, accelerated):
-    """Momentum ``b_t`` of every step (zeros for ISTA); independent of ``D``."""
-    betas = np.zeros(n_unroll)
-    if accelerated:
-        t = 1.0
-        for i in range(n_unroll):
-            t_next = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
-            betas[i] = (t - 1.0) / t_next
-            t = t_next
-    return betas
-
-
-# --- priors: prox, its vector-Jacobian product, penalty and its gradient ----
-
-
-@njit(nogil=True, cache=True)
-def prox_row(u, prior, p1, p2, groups, out):
-    """Prior's proximal map of one code vector, into ``out``.
-
-    ``p1``/``p2`` are the prior's step-scaled parameters: the threshold for
-    l1 / nonneg_l1 / group_l1, the shrink factors ``1 / (1 + a alpha)`` for
-    ridge (p1) and two_sided_gaussian (p1 positive side, p2 negative side).
-    """
-    if prior == L1:
-        for j in range(u.shape[0]):
-            v = u[j]
-            out[j] = v - p1 if v > p1 else (v + p1 if v < -p1 else 0.0)
-    elif prior == NONNEG_L1:
-        for j in range(u.shape[0]):
-            v = u[j] - p1
-            out[j] = v if v > 0.0 else 0.0
-    elif prior == RIDGE:
-        for j in range(u.shape[0]):
-            out[j] = p1 * u[j]
-    elif prior == TWO_SIDED_GAUSSIAN:
-        for j in range(u.shape[0]):
-            out[j] = p1 * u[j] if u[j] >= 0.0 else p2 * u[j]
-    elif prior == GROUP_L1:
-        group_soft_threshold(u, p1, groups, out)
-    else:
-        project_simplex(u, out)
-
-
-@njit(nogil=True, cache=True)
-def prox_vjp_row(u, z, g, prior, p1, p2, groups, out):
-    """``J_P(u)^T g`` into ``out``, with ``z = P(u)`` (all Jacobians symmetric)."""
-    n = u.shape[0]
-    if prior == L1 or prior == NONNEG_L1:
-        for j in range(n):
-            out[j] = g[j] if z[j] != 0.0 else 0.0
-    elif prior == RIDGE:
-        for j in range(n):
-            out[j] = p1 * g[j]
-    elif prior == TWO_SIDED_GAUSSIAN:
-        for j in range(n):
-            out[j] = p1 * g[j] if u[j] >= 0.0 else p2 * g[j]
-    elif prior == GROUP_L1:
-        # J = (1 - t/r) I + t u u^T / r^3 on groups with r = ||u_g|| > t
-        sq = group_squared_norms(u, groups)
-        dot = np.zeros(sq.shape[0])
-        for j in range(n):
-            dot[groups[j]] += u[j] * g[j]
-        for j in range(n):
-            r = np.sqrt(sq[groups[j]])
-            if r > p1:
-                c = p1 * dot[groups[j]] / (r * r * r)
-                out[j] = (1.0 - p1 / r) * g[j] + c * u[j]
-            else:
-                out[j] = 0.0
-    else:
-        # projection onto the simplex: centring on the support
-        total = 0.0
-        count = 0
-        for j in range(n):
-            if z[j] > 0.0:
-                total += g[j]
-                count += 1
-        mean = total / max(count, 1)
-        for j in range(n):
-            out[j] = g[j] - mean if z[j] > 0.0 else 0.0
-
-
-@njit(nogil=True, cache=True)
-def penalty_row(z, prior, alpha, negative_alpha, groups):
-    """Prior penalty ``h(z)`` of one code vector (0 for the simplex)."""
-    n = z.shape[0]
-    h = 0.0
-    if prior == L1 or prior == NONNEG_L1:
-        for j in range(n):
-            h += abs(z[j])
-        return alpha * h
-    if prior == RIDGE:
-        for j in range(n):
-            h += z[j] * z[j]
-        return 0.5 * alpha * h
-    if prior == TWO_SIDED_GAUSSIAN:
-        for j in range(n):
-            h += (alpha if z[j] >= 0.0 else negative_alpha) * z[j] * z[j]
-        return 0.5 * h
-    if prior == GROUP_L1:
-        return alpha * np.sqrt(group_squared_norms(z, groups)).sum()
-    return 0.0
-
-
-@njit(nogil=True, cache=True)
-def add_penalty_gradient(z, prior, alpha, negative_alpha, groups, out):
-    """``out += grad h(z)`` (the subgradient that is 0 at 0 for l1 priors)."""
-    n = z.shape[0]
-    if prior == L1 or prior == NONNEG_L1:
-        for j in range(n):
-            if z[j] > 0.0:
-                out[j] += alpha
-            elif z[j] < 0.0:
-                out[j] -= alpha
-    elif prior == RIDGE:
-        for j in range(n):
-            out[j] += alpha * z[j]
-    elif prior == TWO_SIDED_GAUSSIAN:
-        for j in range(n):
-            out[j] += (alpha if z[j] >= 0.0 else negative_alpha) * z[j]
-    elif prior == GROUP_L1:
-        sq = group_squared_norms(z, groups)
-        for j in range(n):
-            r = np.sqrt(sq[groups[j]])
-            if r > 0.0:
-                out[j] += alpha * z[j] / r
-
-
-# --- likelihoods: inverse link, its derivative, negative log-likelihood -----
-
-
-@njit(nogil=True, cache=True)
-def inverse_link(eta, likelihood, n_trials):
-    if likelihood == GAUSSIAN:
-        return eta
-    if likelihood == POISSON:
-        return np.exp(min(eta, ETA_MAX))
-    if eta >= 0.0:
-        return n_trials / (1.0 + np.exp(-eta))
-    e = np.exp(eta)
-    return n_trials * e / (1.0 + e)
-
-
-@njit(nogil=True, cache=True)
-def inverse_link_derivative(eta, likelihood, n_trials):
-    if likelihood == GAUSSIAN:
-        return 1.0
-    if likelihood == POISSON:
-        return np.exp(eta) if eta < ETA_MAX else 0.0
-    s = inverse_link(eta, likelihood, 1.0)
-    return n_trials * s * (1.0 - s)
-
-
-@njit(nogil=True, cache=True)
-def nll(x, eta, likelihood, n_trials):
-    """Negative log-likelihood of one entry, up to terms free of ``eta``."""
-    if likelihood == GAUSSIAN:
-        d = x - eta
-        return 0.5 * d * d
-    if likelihood == POISSON:
-        return np.exp(min(eta, ETA_MAX)) - x * eta
-    softplus = max(eta, 0.0) + np.log1p(np.exp(-abs(eta)))
-    return n_trials * softplus - x * eta
-
-
-# --- small sparse-aware linear algebra -------------------------------------
 
 
 @njit(nogil=True, cache=True)
@@ -417,6 +242,11 @@ def unrolled_gram_chunk(
     are written into ``Ys`` and ``Vs`` (T, n, n_components); the kernel adds
     the decoder term and ``a (sum_t v_t)^T x`` to ``grad`` and the caller
     finishes with ``grad -= a (S + S^T) D``, ``S = sum_t v_t^T y_t``.
+
+    ``Z`` holds the warm start ``z_0 = z_{-1}`` on entry (zeros for the
+    networks) and the codes on exit. The forward pass alone (``mode`` FORWARD)
+    of a dictionary with more than twice as many atoms as features computes
+    the gradient step as ``(y D - x) D^T``, which is then cheaper.
     """
     unrolled_gram_weighted_chunk(
         X, B, D, gram, step, betas, prior, p1, p2, groups, alpha,
@@ -443,6 +273,12 @@ def unrolled_gram_weighted_chunk(
     Us = np.empty((n_unroll if keep else 1, n, k), dtype=dt)
     Y = np.empty((n, k), dtype=dt)
     GY = np.empty((n, k), dtype=dt)
+    Zs[0] = Z  # the warm start (zeros unless given)
+    # the forward pass alone takes the cheaper form of the gradient step:
+    # (y D - x) D^T costs 4 k m flops a row, y G - x D^T 2 k^2
+    explicit = mode == FORWARD and k > 2 * D.shape[1]
+    DT = np.ascontiguousarray(D.T) if explicit else np.empty((0, 0), dtype=dt)
+    R = np.empty((n if explicit else 0, D.shape[1]), dtype=dt)
     for t in range(n_unroll):
         beta = betas[t]
         Z_t = Zs[t if keep else t % 3]
@@ -452,11 +288,20 @@ def unrolled_gram_weighted_chunk(
         for i in range(n):
             for j in range(k):
                 Y[i, j] = Z_t[i, j] + beta * (Z_t[i, j] - Z_prev[i, j])
-        np.dot(Y, gram, GY)
-        for i in range(n):
-            for j in range(k):
-                U[i, j] = Y[i, j] - step * (GY[i, j] - B[i, j])
-            prox_row(U[i], prior, p1, p2, groups, Z_next[i])
+        if explicit:
+            np.dot(Y, D, R)
+            R -= X
+            np.dot(R, DT, GY)
+            for i in range(n):
+                for j in range(k):
+                    U[i, j] = Y[i, j] - step * GY[i, j]
+                prox_row(U[i], prior, p1, p2, groups, Z_next[i])
+        else:
+            np.dot(Y, gram, GY)
+            for i in range(n):
+                for j in range(k):
+                    U[i, j] = Y[i, j] - step * (GY[i, j] - B[i, j])
+                prox_row(U[i], prior, p1, p2, groups, Z_next[i])
         if keep:
             Ys[t] = Y
     Z[:] = Zs[n_unroll if keep else n_unroll % 3]

@@ -22,7 +22,7 @@ itself; the mean count gave steps that diverged).
 
 import numpy as np
 
-from .._kernels import _unrolled as _k
+from .._kernels import _likelihoods as _k
 
 LIKELIHOODS = {"gaussian": _k.GAUSSIAN, "poisson": _k.POISSON, "binomial": _k.BINOMIAL}
 

@@ -22,7 +22,7 @@ import numbers
 
 import numpy as np
 
-from .._kernels import _unrolled as _k
+from .._kernels import _priors as _k
 
 PRIORS = {
     "l1": _k.L1,

@@ -98,10 +98,14 @@ def test_proximal_gradient_reaches_the_exact_objective(problem, algorithm, posit
     assert np.all(relative_gaps(X, D, Z, alpha, positive) <= 1e-8 * 1.01)
 
 
-def test_unrolled_is_fixed_depth_fista(problem):
+def test_fista_at_fixed_depth_is_beck_teboulle_fista(problem):
+    """``algorithm="fista"`` with ``tol=0`` runs exactly ``max_iter`` steps of
+    Beck & Teboulle's FISTA. (``"unrolled"`` is the networks' forward pass,
+    whose momentum starts one step earlier: tests/dense/test_forward_passes.py
+    ties it to an independent NumPy version.)"""
     X, D, _ = problem
     for n_unroll in (1, 5, 30):
-        Z = sparse_encode(X, D, algorithm="unrolled", alpha=0.1, n_unroll=n_unroll)
+        Z = sparse_encode(X, D, algorithm="fista", alpha=0.1, max_iter=n_unroll, tol=0)
         assert_allclose(Z, numpy_fista(X, D, 0.1, n_unroll), atol=1e-5)
 
 

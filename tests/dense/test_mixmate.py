@@ -209,7 +209,7 @@ def test_energies_are_the_lasso_objective_at_the_encoder_output(planted):
     X, _, _ = planted
     mm = _mm(max_iter=2, tol=0).fit(X)
     k = 1
-    net = Network(15, True, "l1", 0.1, 0.1, resolve_groups("l1", None, 4))
+    net = Network(15, "fista", "l1", 0.1, 0.1, resolve_groups("l1", None, 4))
     D = mm.components_[k]
     Z = forward_backward(X[:20], D, net, mm.step_sizes_[k], "forward").codes
     expected = 0.5 * ((X[:20] - Z @ D) ** 2).sum(1) + 0.1 * np.abs(Z).sum(1)
@@ -242,7 +242,7 @@ def test_weighted_kernels_match_finite_differences(masked, form, mode):
     rng = np.random.default_rng(2)
     weights = rng.standard_normal(X.shape[0])
     mask = (rng.random(X.shape) > 0.3).astype(float) if masked else None
-    net = Network(6, True, "l1", 0.3, 0.3, resolve_groups("l1", None, 3))
+    net = Network(6, "fista", "l1", 0.3, 0.3, resolve_groups("l1", None, 3))
     res = forward_backward(X, D, net, step, mode, form=form, weights=weights,
                            mask=mask)  # fmt: skip
 
@@ -262,7 +262,7 @@ def test_weighted_kernels_match_finite_differences(masked, form, mode):
 
 def test_weighted_kernels_reduce_to_the_plain_ones():
     X, D, steps = _small_problem(3, n=300)
-    net = Network(10, True, "l1", 0.2, 0.2, resolve_groups("l1", None, 3))
+    net = Network(10, "fista", "l1", 0.2, 0.2, resolve_groups("l1", None, 3))
     plain = forward_backward(X, D[0], net, steps[0], "ae-lasso")
     ones = forward_backward(X, D[0], net, steps[0], "ae-lasso",
                             weights=np.ones(300))  # fmt: skip
@@ -356,7 +356,7 @@ def test_masked_energies_are_those_of_the_observed_features(planted):
     X_missing = X[:30].copy()
     X_missing[:, [2, 7]] = np.nan
     observed = np.setdiff1d(np.arange(20), [2, 7])
-    net = Network(15, True, "l1", 0.1, 0.1, resolve_groups("l1", None, 4))
+    net = Network(15, "fista", "l1", 0.1, 0.1, resolve_groups("l1", None, 4))
     energies = mm.transform(X_missing)
     for k in range(3):
         D = mm.components_[k][:, observed]

@@ -39,7 +39,16 @@ def _problem(likelihood, seed=0):
 
 def _net(prior, accelerated, likelihood, n_unroll=6):
     groups = resolve_groups(prior, 3, K)
-    return Network(n_unroll, accelerated, prior, 0.3, 1.5, groups, likelihood, 5.0)
+    return Network(
+        n_unroll,
+        "fista" if accelerated else "ista",
+        prior,
+        0.3,
+        1.5,
+        groups,
+        likelihood,
+        5.0,
+    )
 
 
 def _nll(X, eta, likelihood):
@@ -149,7 +158,7 @@ def test_ae_lasso_tends_to_the_value_function_gradient_faster_than_dec():
     errors = {}
     for n_unroll in (10, 40, 400):
         net = Network(
-            n_unroll, False, "l1", alpha, alpha, resolve_groups("l1", None, k)
+            n_unroll, "ista", "l1", alpha, alpha, resolve_groups("l1", None, k)
         )
         for mode in ("dec", "ae-lasso"):
             g = forward_backward(X, D, net, step, mode).grad
@@ -169,7 +178,14 @@ def test_deep_encoder_reaches_the_lasso_solution(accelerated):
     X = rng.standard_normal((n, m))
     lasso = Lasso(alpha=alpha / m, fit_intercept=False, tol=1e-14, max_iter=100000)
     expected = np.array([lasso.fit(D.T, x).coef_ for x in X])
-    net = Network(3000, accelerated, "l1", alpha, alpha, resolve_groups("l1", None, k))
+    net = Network(
+        3000,
+        "fista" if accelerated else "ista",
+        "l1",
+        alpha,
+        alpha,
+        resolve_groups("l1", None, k),
+    )
     codes = forward_backward(X, D, net, 1 / np.linalg.norm(D, 2) ** 2, "forward").codes
     np.testing.assert_allclose(codes, expected, atol=1e-6)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from skunroll._kernels import _prox
+from skunroll._kernels import _priors as _prox
 from skunroll.utils import lipschitz_constant
 
 DTYPES = [np.float64, np.float32]
