@@ -25,3 +25,18 @@ def problem():
 @pytest.fixture(scope="session")
 def overcomplete():
     return planted_problem(80, 16, 48, 4, seed=1)
+
+
+def reproducer_data():
+    """The data of the reliability issue's reproducers: ``X`` (12, 6) and a
+    unit-norm ``D`` (8, 6)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 6))
+    D = rng.standard_normal((8, 6))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    return X, D
+
+
+@pytest.fixture
+def data():
+    return reproducer_data()

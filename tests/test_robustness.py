@@ -13,15 +13,6 @@ from skunroll import SparseBayesianLearning, UnrolledDictionaryLearning
 
 
 @pytest.fixture
-def data():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((12, 6))
-    D = rng.standard_normal((8, 6))
-    D /= np.linalg.norm(D, axis=1, keepdims=True)
-    return X, D
-
-
-@pytest.fixture
 def sbl(data):
     X, _ = data
     y = 2.0 * X[:, 0] + 0.1 * np.random.default_rng(1).standard_normal(len(X))

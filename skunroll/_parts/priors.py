@@ -1,21 +1,10 @@
-"""Priors on the codes: their names, parameters and proximal maps.
+"""Priors on the codes: their names and the parameters of their proximal maps.
 
 Each prior is the activation function of an encoder step (the proximal map of
 its penalty ``h`` at the encoder step ``a``), from the table of Tolooshams,
 Dey & Ba, "Deep residual autoencoders for expectation maximization-inspired
-dictionary learning", IEEE TNNLS 2020:
-
-================== ======================================= =====================
-prior              penalty h(z)                            activation P(u)
-================== ======================================= =====================
-l1                 alpha ||z||_1                           soft-threshold a alpha
-nonneg_l1          alpha sum z, z >= 0                     ReLU(u - a alpha)
-ridge              alpha / 2 ||z||^2                       u / (1 + a alpha)
-two_sided_gaussian alpha / 2 z+^2 + negative_alpha / 2 z-^2 leaky ReLU, slopes
-                                                           1 / (1 + a alpha+-)
-group_l1           alpha sum_g ||z_g||_2                   group shrink a alpha
-simplex            0 on {z >= 0, sum z = 1}                simplex projection
-================== ======================================= =====================
+dictionary learning", IEEE TNNLS 2020; the table and the maps themselves are in
+``skunroll/_kernels/_priors.py``, the one place every encoder reads them from.
 """
 
 import numbers

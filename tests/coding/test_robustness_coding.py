@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import reproducer_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
@@ -27,14 +28,6 @@ X = rng.standard_normal((12, 6))
 D = rng.standard_normal((8, 6))
 D /= np.linalg.norm(D, axis=1, keepdims=True)
 """
-
-
-def _data():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((12, 6))
-    D = rng.standard_normal((8, 6))
-    D /= np.linalg.norm(D, axis=1, keepdims=True)
-    return X, D
 
 
 def _blas_threads():
@@ -62,7 +55,7 @@ def _in_threads(fn, n_threads=4):
 
 
 def test_concurrent_transform_restores_blas_threads():
-    X, D = _data()
+    X, D = reproducer_data()
     before = _blas_threads()
 
     def work():
@@ -107,7 +100,7 @@ def test_n_threads():
 
 
 def test_n_jobs_zero_is_an_error():
-    X, D = _data()
+    X, D = reproducer_data()
     with pytest.raises(ValueError, match="n_jobs"):
         sparse_encode(X, D, n_jobs=0)
     with pytest.raises(ValueError, match="n_jobs"):
@@ -139,7 +132,7 @@ def test_exact_lasso_never_hangs():
 
 
 def test_alpha_zero_is_minimum_norm_least_squares():
-    X, D = _data()
+    X, D = reproducer_data()
     Z = sparse_encode(X, D, alpha=0.0)
     expected = np.linalg.lstsq(D.T, X.T, rcond=None)[0].T
     np.testing.assert_allclose(Z, expected, rtol=1e-10, atol=1e-12)
@@ -148,7 +141,7 @@ def test_alpha_zero_is_minimum_norm_least_squares():
 
 
 def test_tiny_alpha_warns_and_names_the_parameters():
-    X, D = _data()
+    X, D = reproducer_data()
     with pytest.warns(ConvergenceWarning, match="max_iter"):
         sparse_encode(X[:1] * 1e150, D, alpha=0.1)
 
@@ -159,7 +152,7 @@ def test_tiny_alpha_warns_and_names_the_parameters():
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("scale", [1e200, 1e160, 1e-160])
 def test_huge_dictionary_is_the_rescaled_problem(algorithm, scale):
-    X, D = _data()
+    X, D = reproducer_data()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         ref = sparse_encode(X, D, algorithm=algorithm, alpha=0.1)
@@ -183,7 +176,7 @@ def _encode(X, D, algorithm, alpha):
 @given(e=st.integers(-490, 490), alpha=st.floats(0.01, 1.0))
 def test_scale_equivariance_in_X(algorithm, e, alpha):
     """z(c X, D, c alpha) = c z(X, D, alpha)."""
-    X, D = _data()
+    X, D = reproducer_data()
     c = 2.0**e
     ref = _encode(X, D, algorithm, alpha)
     Z = _encode(c * X, D, algorithm, c * alpha)
@@ -197,7 +190,7 @@ def test_scale_equivariance_in_dictionary(algorithm, e, alpha):
     """z(X, c D, alpha) = z(X, D, alpha / c) / c (the residual X - z D is the
     same for z and c z; the penalty alpha |z| reads alpha / c |c z|), written
     with alpha -> c alpha so that the reference problem is well scaled."""
-    X, D = _data()
+    X, D = reproducer_data()
     c = 2.0**e
     ref = _encode(X, D, algorithm, alpha)
     Z = _encode(X, c * D, algorithm, c * alpha)
@@ -207,7 +200,7 @@ def test_scale_equivariance_in_dictionary(algorithm, e, alpha):
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_float32_beyond_its_square_range(algorithm):
     """``(2**100)**2`` overflows float32; the rescaled problem does not."""
-    X, D = (A.astype(np.float32) for A in _data())
+    X, D = (A.astype(np.float32) for A in reproducer_data())
     c = np.float32(2.0**100)
     ref = _encode(X, D, algorithm, 0.1)
     Z = _encode(X * c, D, algorithm, 0.1 * float(c))
