@@ -62,7 +62,6 @@ import warnings
 import numpy as np
 
 from skunroll import ConvolutionalDictionaryLearning
-from skunroll._conv.dict_learning import _windows_at_peaks
 from skunroll.datasets import make_spike_recording
 from skunroll.metrics import atom_recovery_errors, event_detection_f1
 
@@ -82,10 +81,24 @@ def errors(kernels, learned):
     )
 
 
-def initial_kernels(X):
-    """The 3 windows of the data at its largest peaks (skunroll's "peaks")."""
-    H = _windows_at_peaks(X[:, None, None, :], 3, (1, LENGTH), np.random.RandomState(0))
-    return H.reshape(3, LENGTH) / np.linalg.norm(H.reshape(3, LENGTH), axis=1)[:, None]
+def initial_kernels(X, k=3):
+    """The ``k`` windows of ``LENGTH`` samples of the recordings ``X`` centred
+    on their largest non-overlapping peaks of ``|X|`` (the windows skunroll's
+    ``kernel_init="peaks"`` starts from), unit norm."""
+    energy = np.abs(X)
+    taken = []
+    for idx in np.argsort(energy.ravel())[::-1][:1000]:
+        i, t = np.unravel_index(idx, energy.shape)
+        t0 = int(np.clip(t - LENGTH // 2, 0, X.shape[1] - LENGTH))
+        if any(i == j and abs(t0 - s) < LENGTH for j, s in taken):
+            continue
+        taken.append((i, t0))
+        if len(taken) == k:
+            break
+    else:
+        raise ValueError(f"fewer than {k} separate peaks among the 1000 largest")
+    H = np.array([X[i, t0 : t0 + LENGTH] for i, t0 in taken], dtype=np.float64)
+    return H / np.linalg.norm(H, axis=1)[:, None]
 
 
 class Trace:

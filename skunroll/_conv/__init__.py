@@ -1,3 +1,5 @@
 """Convolutional unrolled networks (CRsAE / DUNL): the estimator
-``ConvolutionalDictionaryLearning``, its dispatcher (:mod:`.network`), the FFT
-form of its operators (:mod:`.fft`) and the event records (:mod:`.events`)."""
+``ConvolutionalDictionaryLearning`` (:mod:`.dict_learning`), its shapes
+(:mod:`.shapes`), initial kernels (:mod:`.init`) and training model
+(:mod:`.training`), its dispatcher (:mod:`.network`), the FFT form of its
+operators (:mod:`.fft`), and the event records and detection (:mod:`.events`)."""

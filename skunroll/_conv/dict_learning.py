@@ -1,7 +1,16 @@
-"""Convolutional dictionary learning by an unrolled auto-encoder (CRsAE/DUNL)."""
+"""The estimator ``ConvolutionalDictionaryLearning`` (CRsAE/DUNL).
+
+Convolutional dictionary learning by an unrolled sparse auto-encoder: the
+model ``x = f(nu + sum_k h_k * z_k)``, whose codes ``z`` the unrolled (F)ISTA
+encoder of CRsAE infers (:mod:`.network`) and whose kernels ``h_k`` and
+baseline ``nu`` the shared trainer learns (:mod:`.training`). This file holds
+the public class: its parameters, their "auto" values and the network they
+build, and short methods over :mod:`.shapes` (signal and kernel shapes),
+:mod:`.init` (initial kernels), :mod:`.training` and :mod:`.events`
+(block-wise event detection).
+"""
 
 import copy
-from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -11,175 +20,18 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from .._kernels import _conv as _k
 from .._parallel import single_threaded_blas
-from .._parts.dictionaries import (
-    kernel_parameter_shape,
-    project_kernels,
-    rank1_kernels,
-    rank1_parameters,
-)
-from .._parts.likelihoods import (
-    LIKELIHOODS,
-    check_counts,
-    curvature,
-    link,
-    mean,
-    mean_derivative,
-)
-from .._training import (
-    CallbackSupportMixin,
-    Sums,
-    Trainer,
-    TrainingState,
-    atomic,
-    with_callbacks,
-)
+from .._parts.likelihoods import LIKELIHOODS, mean
+from .._training import CallbackSupportMixin, Trainer, atomic, with_callbacks
 from .._training.optim import OPTIMIZERS
-from .._validation import FLOAT_DTYPES, N_JOBS
-from .events import events_from_codes
-from .network import (
-    ConvNetwork,
-    _map,
-    encode,
-    forward_backward,
-    operator_norm2,
-    reconstruct,
-)
-
-#: the kernels are re-centred in their window during the first epochs
-ALIGN_EPOCHS = 5
-#: "auto" segment_size: signals longer than twice this are cut into segments
-AUTO_SEGMENT = 16384
-#: largest move of a unit-norm kernel in one "sgd" step (a trust region)
-MAX_MOVE = 0.5
-#: detect_events encodes this many code positions at a time (bounded memory)
-DETECT_BLOCK = 1 << 20
-
-
-@dataclass
-class _State(TrainingState):
-    """The trainer's state plus what the convolutional model updates;
-    ``params`` holds the kernels ``(K, C, kh, kw)`` and the intercept
-    ``(C,)`` (both restored after a non-finite step)."""
-
-    net: ConvNetwork = None
-    curvature: float = 1.0
-    codes: list = None  # warm starts of the training segments
-    align: bool = False  # re-centre the kernels during the first epochs
-
-    @property
-    def H(self):
-        return self.params["kernels"]
-
-    @H.setter
-    def H(self, value):
-        self.params["kernels"] = value
-
-    @property
-    def intercept(self):
-        return self.params["intercept"]
-
-    @intercept.setter
-    def intercept(self, value):
-        self.params["intercept"] = value
-
-
-class _Model:
-    """The model of the trainer (see :mod:`skunroll._training.trainer`) for
-    ``ConvolutionalDictionaryLearning``; ``data`` is ``(segments, masks)``."""
-
-    def __init__(self, estimator):
-        self.est = estimator
-
-    def n_units(self, data):
-        return len(data[0])
-
-    def gradients(self, state, data, idx):
-        """Summed objective and kernel gradient of the segments ``idx``."""
-        est = self.est
-        segs, masks = data
-        step = est._encoder_step(state.H, state.curvature)
-        Xb = [segs[i] for i in idx]
-        Mb = None if masks is None else [masks[i] for i in idx]
-        warm = state.codes is not None and state.codes[idx[0]] is not None
-        init = [state.codes[i] for i in idx] if warm else None
-        res = forward_backward(Xb, state.H, state.net, step, est.gradient,
-                               est.n_jobs, Mb, init, state.intercept)  # fmt: skip
-        penalty = 0.0 if est.gradient == "ae-ls" else res.penalty
-        return Sums(
-            objective=res.data_loss + penalty,
-            n=idx.size,
-            grads={"kernels": res.grad},
-            finite=bool(np.isfinite(res.penalty)),
-            extra=(Xb, res.codes),
-        )
-
-    def mean_gradients(self, state, sums):
-        """The minibatch means plus the (parameter-only) smoothness term."""
-        objective = sums.objective / sums.n
-        grad = sums.grads["kernels"] / sums.n
-        mu = self.est.kernel_smoothness
-        if mu > 0:
-            smooth, sgrad = _smoothness(state.H, mu)
-            objective += smooth
-            grad += sgrad
-        return objective, {"kernels": grad}
-
-    def apply(self, state, data, idx, grads, sums):
-        """The intercept's Newton step, the kernels' step and projection, and
-        the warm starts of the next epoch."""
-        est = self.est
-        Xb, codes = sums.extra
-        energy = est._decoder_step(state, Xb, codes)
-        est._apply(state, grads["kernels"], energy / sums.n)
-        if state.codes is not None:
-            for i, z in zip(idx, codes, strict=True):
-                state.codes[i] = z
-
-    def reset_optimizers(self, state):
-        shape = kernel_parameter_shape(state.H, self.est.rank1)
-        state.optimizers = {"kernels": OPTIMIZERS[self.est.optimizer](shape)}
-
-    def end_epoch(self, state, data, objective, stats, n_seen):
-        if state.align and state.n_epochs <= ALIGN_EPOCHS:
-            self.est._align(state)
-
-    def convergence_start(self, state):
-        """Not converged during the alignment epochs."""
-        if self.est.align_kernels and state.n_epochs <= ALIGN_EPOCHS:
-            return None
-        return 0
-
-    def callback_info(self, state):
-        return {"kernels": state.H}
-
-    def period(self, state):
-        return None  # partial_fit has no periods
-
-    def fitted_attributes(self, state):
-        est = self.est
-        H = state.H
-        attrs = {
-            "_state": state,
-            "_net": state.net,
-            "kernels_": H.reshape(H.shape[:2] + tuple(est._kernel_shape())).copy(),
-            "n_components_": H.shape[0],
-            "intercept_": state.intercept.copy(),
-            "step_size_": est._encoder_step(H, state.curvature),
-            "objective_history_": np.asarray(state.objective_history),
-            "n_iter_": state.n_epochs,
-            "n_steps_": state.n_steps,
-            "learning_rate_": state.learning_rate,
-        }
-        for name in ("n_features_in_", "signal_shape_", "feature_names_in_"):
-            if hasattr(est, name):
-                attrs[name] = getattr(est, name)
-        return attrs
+from .._validation import N_JOBS
+from . import events as _events
+from . import shapes as _shapes
+from .network import ConvNetwork, encode, forward_backward, reconstruct
+from .training import Model, segments
 
 
 class ConvolutionalDictionaryLearning(
@@ -525,33 +377,10 @@ class ConvolutionalDictionaryLearning(
         self.verbose = verbose
         self.callback = callback
 
-    # ------------------------------------------------------------ validation
-
-    def _kernel_shape(self):
-        ks = self.kernel_size
-        ks = (ks,) if isinstance(ks, Integral) else tuple(ks)
-        if len(ks) not in (1, 2) or not all(
-            isinstance(k, Integral) and k >= 1 for k in ks
-        ):
-            raise ValueError(
-                f"kernel_size must be a positive int or a pair of positive ints; "
-                f"got {self.kernel_size!r}."
-            )
-        return ks
-
-    def _per_kernel(self, value, name, k):
-        arr = np.asarray(value, dtype=np.float64)
-        if arr.ndim == 0:
-            return np.full(k, float(arr))
-        if arr.shape != (k,):
-            raise ValueError(
-                f"{name} must be a scalar or have shape (n_components,) = ({k},); "
-                f"got shape {arr.shape}."
-            )
-        return arr.copy()
+    # ------------------------------------------------------------ parameters
 
     def _network(self, k):
-        alphas = self._per_kernel(self.alpha, "alpha", k)
+        alphas = _shapes.per_kernel(self.alpha, "alpha", k)
         if np.any(alphas < 0) or not np.all(np.isfinite(alphas)):
             raise ValueError(
                 f"alpha must be finite and non-negative; got {self.alpha!r}."
@@ -559,7 +388,7 @@ class ConvolutionalDictionaryLearning(
         if self.code_sign is None:
             signs = np.full(k, 1 if self.prior == "nonneg_l1" else 0)
         else:
-            signs = self._per_kernel(self.code_sign, "code_sign", k)
+            signs = _shapes.per_kernel(self.code_sign, "code_sign", k)
             if not np.all(np.isin(signs, (-1, 0, 1))):
                 raise ValueError(
                     f"code_sign entries must be +1, -1 or 0; got {self.code_sign!r}."
@@ -569,91 +398,27 @@ class ConvolutionalDictionaryLearning(
             self.likelihood, float(self.n_trials), self.method,
         )  # fmt: skip
 
-    def _to_4d(self, X, name="X"):
-        """Signals as ``(n, C, h, w)``; returns the array and the input's ndim."""
-        ks = self._kernel_shape()
-        ndim = X.ndim
-        if len(ks) == 1:
-            if ndim == 2:
-                X4 = X[:, None, None, :]
-            elif ndim == 3:
-                X4 = X[:, :, None, :]
-            else:
-                raise ValueError(
-                    f"{name} must be 2-D (n_samples, n_times) or 3-D (n_samples, "
-                    f"n_channels, n_times) for 1-D kernels (kernel_size="
-                    f"{self.kernel_size!r}); got shape {X.shape}."
-                )
-        else:
-            if ndim == 3:
-                X4 = X[:, None]
-            elif ndim == 4:
-                X4 = X
-            else:
-                raise ValueError(
-                    f"{name} must be 3-D (n_samples, height, width) or 4-D "
-                    f"(n_samples, n_channels, height, width) for 2-D kernels "
-                    f"(kernel_size={self.kernel_size!r}); got shape {X.shape}."
-                )
-        kshape = (1, *ks)[-2:]
-        if X4.shape[2] < kshape[0] or X4.shape[3] < kshape[1]:
-            extent = X.shape[-1] if len(ks) == 1 else X.shape[-2:]
-            raise ValueError(
-                f"kernel_size={self.kernel_size!r} does not fit in signals of "
-                f"{extent} {'sample(s)' if len(ks) == 1 else 'pixels'}: {name} has "
-                f"{X.shape[-1]} feature(s) along its last axis."
-            )
-        return np.ascontiguousarray(X4)
+    def _n_unroll(self):
+        if self.n_unroll != "auto":
+            return int(self.n_unroll)
+        return 100 if self.likelihood == "poisson" else 30
 
-    def _check_signals(self, X, reset, same_shape, name="X"):
-        """Validated signals; 2-D input of the training width goes through
-        ``validate_data`` (feature names, ``n_features_in_``)."""
-        ndim = len(X.shape) if hasattr(X, "shape") else np.asarray(X).ndim
-        if ndim == 2 and (reset or same_shape):
-            X = validate_data(self, X, dtype=FLOAT_DTYPES, order="C", reset=reset)
-        X = check_array(
-            X, dtype=FLOAT_DTYPES, order="C", allow_nd=True, input_name=name
-        )
-        if X.ndim < 2:
-            raise ValueError(f"{name} must hold several signals; got shape {X.shape}.")
-        if reset:
-            self.signal_shape_ = X.shape[1:]
-            self.n_features_in_ = int(np.prod(X.shape[1:]))
-        elif same_shape and X.shape[1:] != self.signal_shape_:
-            raise ValueError(
-                f"{name} has signals of shape {X.shape[1:]} "
-                f"({int(np.prod(X.shape[1:]))} "
-                "features), but ConvolutionalDictionaryLearning is expecting "
-                f"{self.n_features_in_} "
-                f"features as input (signals of shape {self.signal_shape_}); "
-                "code_maps and detect_events take signals of any length."
-            )
-        if not reset and X.ndim != len(self.signal_shape_) + 1:
-            raise ValueError(
-                f"{name} must have the dimensions of the training data "
-                f"(signals of shape {self.signal_shape_}); got shape {X.shape}."
-            )
-        check_counts(X, self.likelihood, self.n_trials)
-        return X
+    def _learning_rate(self):
+        if self.learning_rate != "auto":
+            return float(self.learning_rate)
+        if self.optimizer == "adam":
+            return 0.003
+        return 0.8 if self.likelihood == "gaussian" else 0.2
 
-    def _check_mask(self, code_mask, X4, k):
-        if code_mask is None:
-            return None
-        mask = np.asarray(code_mask)
-        shape = (X4.shape[0], k, X4.shape[2] - self._kshape[0] + 1,
-                 X4.shape[3] - self._kshape[1] + 1)  # fmt: skip
-        squeezed = shape if len(self._kernel_shape()) == 2 else shape[:2] + shape[3:]
-        if mask.shape not in (shape, squeezed) or mask.dtype.kind not in "biu":
-            raise ValueError(
-                f"code_mask must be a boolean array of shape (n_samples, "
-                f"n_components, *n_positions) = {squeezed}; got "
-                f"{mask.dtype} of shape {mask.shape}."
-            )
-        return np.ascontiguousarray(mask.reshape(shape).astype(bool))
+    def _tol(self):
+        if self.tol != "auto":
+            return float(self.tol)
+        return 1e-3 if self.likelihood == "gaussian" else 0.0
 
-    @property
-    def _kshape(self):
-        return (1, *self._kernel_shape())[-2:]
+    def _fits_intercept(self):
+        if self.fit_intercept == "auto":
+            return self.likelihood != "gaussian"
+        return bool(self.fit_intercept)
 
     # ------------------------------------------------------------ fitting
 
@@ -681,14 +446,15 @@ class ConvolutionalDictionaryLearning(
         self : object
             The fitted estimator.
         """
-        X = self._check_signals(X, reset=True, same_shape=True)
-        X4 = self._to_4d(X)
+        X = _shapes.check_signals(self, X, reset=True, same_shape=True)
+        X4 = _shapes.to_4d(X, self.kernel_size)
         net = self._network(self.n_components)
-        mask = self._check_mask(code_mask, X4, self.n_components)
-        trainer = self._trainer()
+        mask = _shapes.check_mask(code_mask, X4, self.n_components, self.kernel_size)
+        model = Model(self)
+        trainer = self._trainer(model)
         with single_threaded_blas():
-            state = self._initial_state(X4, net, mask)
-            segs, masks = self._segments(X4, mask)
+            state = model.initial_state(X4, net, mask)
+            segs, masks = segments(X4, mask, self.kernel_size, self.segment_size)
             state.align = self.align_kernels and mask is None
             if self.code_warm_start:
                 state.codes = [None] * len(segs)
@@ -722,225 +488,44 @@ class ConvolutionalDictionaryLearning(
         first = not hasattr(self, "kernels_")
         if first:
             self._validate_params()
-        X = self._check_signals(X, reset=first, same_shape=not first)
-        X4 = self._to_4d(X)
-        mask = self._check_mask(code_mask, X4, self.n_components)
+        X = _shapes.check_signals(self, X, reset=first, same_shape=not first)
+        X4 = _shapes.to_4d(X, self.kernel_size)
+        mask = _shapes.check_mask(code_mask, X4, self.n_components, self.kernel_size)
+        model = Model(self)
         with single_threaded_blas():
             if first:
-                state = self._initial_state(X4, self._network(self.n_components),
-                                            mask)  # fmt: skip
+                net = self._network(self.n_components)
+                state = model.initial_state(X4, net, mask)
             else:
                 state = copy.deepcopy(self._state)
             X4 = X4.astype(state.H.dtype, copy=False)
             masks = None if mask is None else list(mask)
-            self._trainer().partial_fit(state, (list(X4), masks))
+            self._trainer(model).partial_fit(state, (list(X4), masks))
         self._set_fitted(state)
         return self
 
-    def _trainer(self):
-        return Trainer.for_estimator(
-            self, _Model(self), tol=self._tol(), what="kernels"
-        )
-
-    def _initial_state(self, X4, net, mask=None):
-        rng = check_random_state(self.random_state)
-        intercept = np.zeros(X4.shape[1])
-        windows = X4  # the data kernels are cut from
-        if self._fits_intercept():
-            mu = X4.mean(axis=(0, 2, 3), dtype=np.float64)
-            intercept = link(mu, self.likelihood, self.n_trials)
-            if isinstance(self.kernel_init, str):
-                windows = X4 - mu[None, :, None, None].astype(X4.dtype)
-        H = self._initial_kernels(windows, rng, mask)
-        H = H.astype(X4.dtype)
-        self._project(H)
-        c = curvature(self.likelihood, self.n_trials, X4)
-        opt = OPTIMIZERS[self.optimizer](kernel_parameter_shape(H, self.rank1))
-        return _State(
-            params={"kernels": H, "intercept": intercept},
-            optimizers={"kernels": opt},
-            rng=rng,
-            learning_rate=self._learning_rate(),
-            net=net,
-            curvature=c,
-        )
-
-    def _n_unroll(self):
-        if self.n_unroll != "auto":
-            return int(self.n_unroll)
-        return 100 if self.likelihood == "poisson" else 30
-
-    def _learning_rate(self):
-        if self.learning_rate != "auto":
-            return float(self.learning_rate)
-        if self.optimizer == "adam":
-            return 0.003
-        return 0.8 if self.likelihood == "gaussian" else 0.2
-
-    def _tol(self):
-        if self.tol != "auto":
-            return float(self.tol)
-        return 1e-3 if self.likelihood == "gaussian" else 0.0
-
-    def _fits_intercept(self):
-        if self.fit_intercept == "auto":
-            return self.likelihood != "gaussian"
-        return bool(self.fit_intercept)
-
-    def _initial_kernels(self, X4, rng, mask=None):
-        k = self.n_components
-        kh, kw = self._kshape
-        C = X4.shape[1]
-        if not isinstance(self.kernel_init, str):
-            H = np.asarray(self.kernel_init, dtype=np.float64)
-            shape = (k, C, *self._kernel_shape())
-            if H.shape != shape or not np.all(np.isfinite(H)):
-                raise ValueError(
-                    f"kernel_init must be finite with shape (n_components, "
-                    f"n_channels, *kernel_size) = {shape}; got shape {H.shape}."
-                )
-            return H.reshape(k, C, kh, kw).copy()
-        if self.kernel_init == "peaks" and mask is not None:
-            return _onset_averages(X4, mask, (kh, kw), rng)
-        if self.kernel_init == "peaks":
-            return _windows_at_peaks(X4, k, (kh, kw), rng)
-        return _random_windows(X4, k, (kh, kw), rng)
-
-    def _project(self, H):
-        return project_kernels(H, self.positive_kernels, self.rank1)
-
-    def _segments(self, X4, mask):
-        """Fixed partition of the training signals along their last axis."""
-        kw = self._kshape[1]
-        width = X4.shape[3] - kw + 1
-        if self.segment_size == "auto":
-            size = width if width <= 2 * AUTO_SEGMENT else AUTO_SEGMENT
-        else:
-            size = self.segment_size
-        segs, masks = [], None if mask is None else []
-        for i in range(X4.shape[0]):
-            for lo in range(0, width, size):
-                hi = min(lo + size, width)
-                segs.append(X4[i, :, :, lo : hi + kw - 1])
-                if mask is not None:
-                    masks.append(np.ascontiguousarray(mask[i, :, :, lo:hi]))
-        return segs, masks
-
-    def _encoder_step(self, H, c):
-        return 1.0 / (c * operator_norm2(H))
-
-    def _decoder_step(self, state, Xb, codes):
-        """The intercept's Newton step and the kernels' curvature scale.
-
-        Returns the code energy of every kernel, ``sum_p z_kp^2`` (Gaussian),
-        or for the count likelihoods the Gauss-Newton diagonal of the data
-        loss in every kernel tap, ``sum_p z_kp^2 f'(eta_{p + tau})``: the rate
-        under a response's peak is far higher than under its tail, and one
-        curvature per kernel (their mean) overshot at the peak taps, so that
-        the kernels drifted away from planted ones. With
-        ``fit_intercept``, every channel's intercept then takes one Newton
-        step on the data loss at these codes, ``nu += sum(x - f(eta)) /
-        sum(f'(eta))`` (exact for the Gaussian; at most 1 in magnitude for the
-        count likelihoods, on their link scale).
-        """
-        gaussian = self.likelihood == "gaussian"
-        if gaussian:
-            energy = sum(np.einsum("kij,kij->k", z, z, dtype=np.float64) for z in codes)
-            if not self._fits_intercept():
-                return energy
-        else:
-            energy = np.zeros(state.H.shape)  # the per-tap curvature
-        H = state.H
-        num = np.zeros_like(state.intercept)
-        den = np.zeros_like(state.intercept)
-        for x, z in zip(Xb, codes, strict=True):
-            e = np.empty(x.shape, dtype=x.dtype)
-            _k.synthesis(z, H.astype(x.dtype, copy=False), e)
-            eta = e + state.intercept[:, None, None]
-            d = mean_derivative(eta, self.likelihood, self.n_trials)
-            num += (x - mean(eta, self.likelihood, self.n_trials)).sum(axis=(1, 2))
-            den += d.sum(axis=(1, 2))
-            if not gaussian:
-                _k.add_kernel_correlation(d.astype(z.dtype), z * z, 1.0, energy)
-        if self._fits_intercept():
-            step = num / np.maximum(den, 1e-12)
-            if not gaussian:  # a Newton step on a link scale, at most 1
-                step = np.clip(step, -1.0, 1.0)
-            state.intercept += step
-        return energy
-
-    def _apply(self, state, grad, energy):
-        """Optimiser step on the sphere, then the projection.
-
-        The gradient's component along each (unit-norm) kernel is removed
-        first: the projection undoes it, and Adam's per-entry scaling would
-        turn it into a drift. For "sgd", the gradient is divided by
-        ``energy`` (per signal): the code energy ``sum(z_k ** 2)`` of every
-        kernel, or for the count likelihoods a curvature per kernel tap (see
-        ``_decoder_step``), and the step is shortened to move the kernel by at
-        most ``MAX_MOVE`` (codes near zero would otherwise give huge steps).
-        """
-        H = state.H
-        if self.optimizer == "sgd":
-            if energy.ndim == 1:  # one curvature per kernel
-                energy = energy[:, None, None, None]
-            else:  # per entry: floored at a tenth of the kernel's mean
-                energy = np.maximum(
-                    energy, 0.1 * energy.mean(axis=(1, 2, 3), keepdims=True)
-                )
-            grad = grad / np.maximum(energy, 1e-12 * energy.max() + 1e-300)
-        if not self.rank1:
-            radial = np.einsum("kcij,kcij->k", grad, H)
-            grad = grad - radial[:, None, None, None] * H
-            if self.optimizer == "sgd":  # a unit kernel moves by at most MAX_MOVE
-                size = state.learning_rate * np.sqrt(
-                    np.einsum("kcij,kcij->k", grad, grad)
-                )
-                grad *= np.minimum(1.0, MAX_MOVE / np.maximum(size, 1e-300))[
-                    :, None, None, None
-                ]
-            state.optimizers["kernels"].step(H, grad, state.learning_rate)
-        else:
-            params, G = rank1_parameters(H, grad)
-            state.optimizers["kernels"].step(params, G, state.learning_rate)
-            rank1_kernels(params, H)
-        return self._project(H)
-
-    def _align(self, state):
-        """Shift every kernel so that its energy is centred in its window."""
-        H = state.H
-        moved = []
-        for k in range(H.shape[0]):
-            shifts = _centring_shifts(H[k])
-            if any(shifts):
-                H[k] = _shift(H[k], shifts)
-                moved.append(k)
-                for z in state.codes or ():
-                    if z is not None:  # an event's onset moves the other way
-                        z[k] = _shift(z[k][None], (-shifts[0], -shifts[1]))[0]
-        if moved:
-            self._project(H)
-            if hasattr(state.optimizers["kernels"], "reset_rows"):
-                state.optimizers["kernels"].reset_rows(moved)
+    def _trainer(self, model):
+        return Trainer.for_estimator(self, model, tol=self._tol(), what="kernels")
 
     def _set_fitted(self, state):
-        self.__dict__.update(_Model(self).fitted_attributes(state))
+        self.__dict__.update(Model(self).fitted_attributes(state))
 
     # ------------------------------------------------------------ inference
 
-    def _kernels4(self, dtype=None):
-        """The fitted kernels ``kernels_`` as ``(K, C, kh, kw)``."""
-        H = np.asarray(self.kernels_)
-        H = H.reshape(H.shape[:2] + self._kshape)
-        return np.ascontiguousarray(H, dtype=dtype)
+    def _signals(self, X, same_shape, code_mask=None):
+        """Validated signals as ``(n, C, h, w)`` and the code mask, if any."""
+        X = _shapes.check_signals(self, X, reset=False, same_shape=same_shape)
+        X4 = _shapes.to_4d(X, self.kernel_size)
+        mask = _shapes.check_mask(code_mask, X4, self.n_components_, self.kernel_size)
+        return X4, mask
 
     def _maps(self, X4, mask=None):
-        return encode(X4, self._kernels4(X4.dtype), self._net, self.step_size_,
-                      self.n_jobs, mask, self.chunk_size,
+        """Code maps ``(n, K, p1, p2)`` of ``X4`` by the fitted encoder (from
+        the public ``kernels_``, ``intercept_`` and ``step_size_``)."""
+        H = _shapes.kernels_4d(self.kernels_, self.kernel_size, X4.dtype)
+        return encode(X4, H, self._net, self.step_size_, self.n_jobs, mask,
+                      self.chunk_size,
                       np.asarray(self.intercept_, dtype=np.float64))  # fmt: skip
-
-    def _squeeze_maps(self, codes):
-        return codes if len(self._kernel_shape()) == 2 else codes[:, :, 0]
 
     def code_maps(self, X, code_mask=None):
         """Structured code maps of signals of any length.
@@ -960,11 +545,9 @@ class ConvolutionalDictionaryLearning(
             ``n_positions = n_times - kernel_size + 1`` per axis.
         """
         check_is_fitted(self)
-        X = self._check_signals(X, reset=False, same_shape=False)
-        X4 = self._to_4d(X)
-        mask = self._check_mask(code_mask, X4, self.n_components_)
+        X4, mask = self._signals(X, same_shape=False, code_mask=code_mask)
         with single_threaded_blas():
-            return self._squeeze_maps(self._maps(X4, mask))
+            return _shapes.squeeze_maps(self._maps(X4, mask), self.kernel_size)
 
     def transform(self, X):
         """Code maps flattened to ``(n_samples, n_components * n_positions)``.
@@ -980,23 +563,10 @@ class ConvolutionalDictionaryLearning(
             Row-major flattening of :meth:`code_maps`.
         """
         check_is_fitted(self)
-        X = self._check_signals(X, reset=False, same_shape=True)
+        X4, _ = self._signals(X, same_shape=True)
         with single_threaded_blas():
-            codes = self._maps(self._to_4d(X))
+            codes = self._maps(X4)
         return codes.reshape(codes.shape[0], -1)
-
-    def _unflatten(self, Z):
-        shape = self._unflatten_shape()
-        Z = check_array(Z, dtype=FLOAT_DTYPES, allow_nd=True, input_name="X")
-        if Z.ndim == 2 and Z.shape[1] == np.prod(shape):
-            return np.ascontiguousarray(Z.reshape(Z.shape[0], *shape))
-        if Z.shape[1:] in (shape, shape[:1] + shape[2:]):
-            return np.ascontiguousarray(Z.reshape(Z.shape[0], *shape))
-        raise ValueError(
-            f"X must be codes of shape (n_samples, {int(np.prod(shape))}) (from "
-            f"transform) or code maps of shape (n_samples, *{shape}); got "
-            f"{Z.shape}."
-        )
 
     def inverse_transform(self, X):
         """Signals ``f(nu + sum_k h_k * z_k)`` (the decoder's mean) from codes.
@@ -1013,8 +583,8 @@ class ConvolutionalDictionaryLearning(
             Reconstructed signals.
         """
         check_is_fitted(self)
-        codes = self._unflatten(X)
-        eta = reconstruct(codes, self._kernels4())
+        codes = _shapes.unflatten(X, self._code_map_shape())
+        eta = reconstruct(codes, _shapes.kernels_4d(self.kernels_, self.kernel_size))
         eta += np.asarray(self.intercept_, dtype=np.float64)[None, :, None, None]
         rec = mean(eta, self.likelihood, self.n_trials)
         return rec.reshape(rec.shape[0], *self.signal_shape_)
@@ -1035,13 +605,12 @@ class ConvolutionalDictionaryLearning(
             Higher is better; compares kernels at one ``alpha``.
         """
         check_is_fitted(self)
-        X = self._check_signals(X, reset=False, same_shape=True)
-        X4 = self._to_4d(X)
+        X4, _ = self._signals(X, same_shape=True)
+        H = _shapes.kernels_4d(self.kernels_, self.kernel_size, X4.dtype)
         intercept = np.asarray(self.intercept_, dtype=np.float64)
         with single_threaded_blas():
-            res = forward_backward(X4, self._kernels4(X4.dtype), self._net,
-                                   self.step_size_, "forward", self.n_jobs,
-                                   offset=intercept)  # fmt: skip
+            res = forward_backward(X4, H, self._net, self.step_size_, "forward",
+                                   self.n_jobs, offset=intercept)  # fmt: skip
         return -(res.data_loss + res.penalty) / X4.shape[0]
 
     def detect_events(self, X, threshold=0.0, min_distance="auto", code_mask=None):
@@ -1077,192 +646,29 @@ class ConvolutionalDictionaryLearning(
             :func:`skunroll.datasets.make_spike_recording`.
         """
         check_is_fitted(self)
-        if min_distance == "auto":
-            min_distance = max(1, self._kshape[1] // 4)
-        if not isinstance(min_distance, Integral) or min_distance < 0:
-            raise ValueError(
-                "min_distance must be 'auto' or a non-negative int; got "
-                f"{min_distance!r}."
-            )
-        X = self._check_signals(X, reset=False, same_shape=False)
-        X4 = self._to_4d(X)
-        mask = self._check_mask(code_mask, X4, self.n_components_)
-        radius = int(min_distance)
-        kw = self._kshape[1]
-        reach = self._net.n_unroll * (kw - 1)  # the encoder's reach
-        width = X4.shape[3] - kw + 1
-        found = []
+        kw = _shapes.kernel_shape_2d(self.kernel_size)[1]
+        radius = _events.suppression_radius(min_distance, kw)
+        X4, mask = self._signals(X, same_shape=False, code_mask=code_mask)
+        ks = _shapes.kernel_shape(self.kernel_size)
         with single_threaded_blas():
-            for i in range(X4.shape[0]):
-                for s in range(0, width, DETECT_BLOCK):
-                    e = min(s + DETECT_BLOCK, width)
-                    lo, hi = max(0, s - radius), min(width, e + radius)
-                    a, b = max(0, lo - reach), min(width, hi + reach)
-                    m = None if mask is None else mask[i : i + 1, :, :, a:b]
-                    codes = self._maps(X4[i : i + 1, :, :, a : b + kw - 1], m)
-                    codes = codes[:, :, :, lo - a : hi - a]
-                    kept = self._suppress(codes, float(threshold), radius)
-                    kept = kept[:, :, :, s - lo : e - lo]
-                    events = events_from_codes(self._squeeze_maps(kept))
-                    events["sample"] = i
-                    if len(self._kernel_shape()) == 1:
-                        events["position"] += s
-                    else:
-                        events["position"][:, 1] += s
-                    found.append(events)
-        if not found:
-            return events_from_codes(
-                self._squeeze_maps(np.zeros((0, self.n_components_, 1, 1)))
-            )
-        events = np.concatenate(found)
-        if len(events) == 0:  # no event: the empty records, of the same dtype
-            return events
-        pos = events["position"].reshape(len(events), -1)
-        order = np.lexsort((*pos.T[::-1], events["kernel"], events["sample"]))
-        return events[order]
+            return _events.detect_events(X4, self._maps, ks, self._net.n_unroll,
+                                         float(threshold), radius, mask,
+                                         self.n_jobs)  # fmt: skip
 
-    def _suppress(self, codes, threshold, radius):
-        """Per-signal non-maximum suppression in the thread pool."""
-        maps = codes.reshape(codes.shape[0], codes.shape[1], -1, codes.shape[-1])
-        kept = np.empty_like(maps)
-
-        def run(i):
-            _k.non_maximum_suppression(maps[i], threshold, radius, kept[i])
-
-        _map(run, maps.shape[0], self.n_jobs)
-        return kept.reshape(codes.shape)
-
-    def _unflatten_shape(self):
+    def _code_map_shape(self):
         """Shape ``(n_components, p1, p2)`` of the code maps of a training-shape
         signal."""
-        X4_shape = self._to_4d(np.empty((1, *self.signal_shape_))).shape
-        kh, kw = self._kshape
-        return (self.n_components_, X4_shape[2] - kh + 1, X4_shape[3] - kw + 1)
+        return _shapes.code_map_shape(self.signal_shape_, self.n_components_,
+                                      self.kernel_size)  # fmt: skip
 
     @property
     def _n_features_out(self):
-        return int(np.prod(self._unflatten_shape()))
+        return int(np.prod(self._code_map_shape()))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.positive_only = self.likelihood != "gaussian"
         return tags
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _windows_at_peaks(X4, k, kshape, rng):
-    """Windows centred on the ``k`` largest non-overlapping peaks of ``|X|``."""
-    n, C, h, w = X4.shape
-    kh, kw = kshape
-    energy = np.abs(X4).sum(axis=1)  # (n, h, w)
-    flat = energy.ravel()
-    order = np.argsort(flat)[::-1]
-    taken = []
-    out = np.zeros((k, C, kh, kw))
-    for idx in order[: max(50 * k, 1000)]:
-        i, r, c = np.unravel_index(idx, energy.shape)
-        r0 = int(np.clip(r - kh // 2, 0, h - kh))
-        c0 = int(np.clip(c - kw // 2, 0, w - kw))
-        if any(i == j and abs(r0 - a) < kh and abs(c0 - b) < kw for j, a, b in taken):
-            continue
-        taken.append((i, r0, c0))
-        out[len(taken) - 1] = X4[i, :, r0 : r0 + kh, c0 : c0 + kw]
-        if len(taken) == k:
-            return out
-    rest = _random_windows(X4, k - len(taken), kshape, rng)
-    out[len(taken) :] = rest
-    return out
-
-
-def _onset_averages(X4, mask, kshape, rng, max_onsets=5000):
-    """Event-triggered averages: kernel ``k`` is the mean of the windows of
-    ``X4`` (minus each channel's mean) that start at the allowed onsets of
-    ``mask[:, k]`` (at most ``max_onsets`` of them, drawn at random)."""
-    K = mask.shape[1]
-    kh, kw = kshape
-    means = X4.mean(axis=(0, 2, 3), dtype=np.float64)[:, None, None]
-    onsets = [np.argwhere(mask[:, k]) for k in range(K)]  # rows: sample, i, j
-    if K > 1 and all(np.array_equal(onsets[0], o) for o in onsets[1:]):
-        groups = np.array_split(rng.permutation(len(onsets[0])), K)
-        onsets = [onsets[0][np.sort(g)] for g in groups]
-    out = np.zeros((K, X4.shape[1], kh, kw))
-    for k, on in enumerate(onsets):
-        if len(on) == 0:
-            out[k] = _random_windows(X4, 1, kshape, rng)[0]
-            continue
-        if len(on) > max_onsets:
-            on = on[np.sort(rng.choice(len(on), max_onsets, replace=False))]
-        for i, r, c in on:
-            out[k] += X4[i, :, r : r + kh, c : c + kw]
-        out[k] = out[k] / len(on) - means
-    return out
-
-
-def _random_windows(X4, k, kshape, rng):
-    n, C, h, w = X4.shape
-    kh, kw = kshape
-    out = np.empty((k, C, kh, kw))
-    for j in range(k):
-        i = rng.randint(n)
-        r0, c0 = rng.randint(h - kh + 1), rng.randint(w - kw + 1)
-        out[j] = X4[i, :, r0 : r0 + kh, c0 : c0 + kw]
-    out += 1e-3 * rng.standard_normal(out.shape) * (np.abs(out).max() + 1e-12)
-    return out
-
-
-def _smoothness(H, mu):
-    """``mu/2 sum ||diff h||^2`` along the spatial axes, and its gradient."""
-    value = 0.0
-    grad = np.zeros(H.shape)
-    for axis in (2, 3):
-        if H.shape[axis] < 2:
-            continue
-        d = np.diff(H.astype(np.float64), axis=axis)
-        value += 0.5 * mu * float(np.sum(d * d))
-        pad = [(0, 0)] * 4
-        pad[axis] = (1, 1)
-        dp = np.pad(d, pad)
-        grad += mu * -np.diff(dp, axis=axis)
-    return value, grad
-
-
-def _centring_shifts(h, fraction=0.98):
-    """Integer shifts along (rows, columns) that centre, in the window, the
-    shortest interval holding ``fraction`` of the kernel's energy (no shift
-    for a kernel that fills its window)."""
-    e = np.square(h.astype(np.float64)).sum(axis=0)  # (kh, kw)
-    total = e.sum()
-    shifts = []
-    for axis in (0, 1):
-        prof = e.sum(axis=1 - axis)
-        n = prof.size
-        if total <= 0 or n == 1:
-            shifts.append(0)
-            continue
-        cum = np.concatenate([[0.0], np.cumsum(prof)])
-        best = (n, 0, n - 1)
-        for lo in range(n):  # shortest [lo, hi] with enough energy
-            hi = int(np.searchsorted(cum, cum[lo] + fraction * total)) - 1
-            if hi < n and hi - lo < best[0]:
-                best = (hi - lo, lo, hi)
-        _, lo, hi = best
-        shifts.append(int(np.fix((lo + hi - (n - 1)) / 2)))
-    return tuple(shifts)
-
-
-def _shift(h, shifts):
-    """Move the kernel content by ``-shifts`` (zero fill)."""
-    out = np.zeros_like(h)
-    sr, sc = shifts
-    kh, kw = h.shape[1:]
-    src_r = slice(max(sr, 0), kh + min(sr, 0))
-    dst_r = slice(max(-sr, 0), kh + min(-sr, 0))
-    src_c = slice(max(sc, 0), kw + min(sc, 0))
-    dst_c = slice(max(-sc, 0), kw + min(-sc, 0))
-    out[:, dst_r, dst_c] = h[:, src_r, src_c]
-    return out
 
 
 ConvolutionalDL = ConvolutionalDictionaryLearning

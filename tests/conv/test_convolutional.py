@@ -9,7 +9,8 @@ from scipy import signal
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
-import skunroll._conv.dict_learning as conv
+import skunroll._conv.events as conv_events
+import skunroll._conv.training as conv_training
 from skunroll import ConvolutionalDL
 from skunroll._conv.network import (
     ConvNetwork,
@@ -532,7 +533,7 @@ def test_count_partial_fit_and_a_non_finite_step_keep_the_intercept(monkeypatch)
     assert est.intercept_[0] != first[0]  # carried over and updated
 
     calls = {"n": 0}
-    real = conv.forward_backward
+    real = conv_training.forward_backward
 
     def flaky(*args, **kwargs):  # the second step's gradient is NaN
         res = real(*args, **kwargs)
@@ -541,7 +542,7 @@ def test_count_partial_fit_and_a_non_finite_step_keep_the_intercept(monkeypatch)
             res.grad[...] = np.nan
         return res
 
-    monkeypatch.setattr(conv, "forward_backward", flaky)
+    monkeypatch.setattr(conv_training, "forward_backward", flaky)
     est = ConvolutionalDL(2, 25, batch_size=4, max_iter=1, **params)
     with pytest.warns(RuntimeWarning, match="non-finite"):
         est.fit(X, code_mask=Z > 0)  # two steps: the second is not applied
@@ -628,11 +629,9 @@ def test_pipeline_and_grid_search():
 
 
 def test_detect_events_in_blocks_equals_one_block(spikes, fitted, monkeypatch):
-    import skunroll._conv.dict_learning as module
-
     X = spikes[0][:2, :6000]
     whole = fitted.detect_events(X, threshold=0.1)
-    monkeypatch.setattr(module, "DETECT_BLOCK", 701)
+    monkeypatch.setattr(conv_events, "DETECT_BLOCK", 701)
     blocks = fitted.detect_events(X, threshold=0.1)
     assert len(whole) > 50
     np.testing.assert_array_equal(blocks[["sample", "kernel", "position"]],
