@@ -394,7 +394,7 @@ class ConvolutionalDictionaryLearning(
                     f"code_sign entries must be +1, -1 or 0; got {self.code_sign!r}."
                 )
         return ConvNetwork(
-            self._n_unroll(), self.encoder == "fista", alphas, signs.astype(np.int64),
+            self._n_unroll(), self.encoder, alphas, signs.astype(np.int64),
             self.likelihood, float(self.n_trials), self.method,
         )  # fmt: skip
 
@@ -458,7 +458,7 @@ class ConvolutionalDictionaryLearning(
             state.align = self.align_kernels and mask is None
             if self.code_warm_start:
                 state.codes = [None] * len(segs)
-            trainer.fit(state, (segs, masks), X)
+            trainer.fit(state, (segs, masks), X, y)
             state.codes = None
         self._set_fitted(state)
         trainer.warn_if_not_converged(state)

@@ -18,7 +18,7 @@ from scipy import fft as sp_fft
 
 from .._kernels import _conv as _k
 from .._parallel import _thread_pool, single_threaded_blas
-from .._parts.encoders import fista_momentum
+from .._parts.encoders import ENCODERS
 from .._parts.likelihoods import LIKELIHOODS
 from .fft import FFT_MIN_TAPS, fft_sample
 
@@ -38,10 +38,12 @@ _NORM_SAFETY = 1.02
 
 @dataclass(frozen=True)
 class ConvNetwork:
-    """The unrolled convolutional encoder, everything but the kernels."""
+    """The unrolled convolutional encoder, everything but the kernels: the
+    encoder (a name of ``ENCODERS``) and its depth, the per-kernel weights and
+    signs of the l1 prior, the likelihood and the convolution method."""
 
     n_unroll: int
-    accelerated: bool
+    encoder: str
     alphas: np.ndarray  # (n_kernels,) sparsity weight per kernel
     signs: np.ndarray  # (n_kernels,) +1, -1 or 0 (two-sided)
     likelihood: str = "gaussian"
@@ -49,7 +51,7 @@ class ConvNetwork:
     method: str = "direct"  # "direct", "fft" or "auto" (see uses_fft)
 
     def betas(self):
-        return fista_momentum(self.n_unroll, self.accelerated)
+        return ENCODERS[self.encoder].momentum(self.n_unroll)
 
 
 def operator_norm2(H):

@@ -29,6 +29,7 @@ from .._parts.dictionaries import (
     rank1_kernels,
     rank1_parameters,
 )
+from .._parts.encoders import encoder_step
 from .._parts.likelihoods import curvature, link, mean, mean_derivative
 from .._training import Sums, TrainingState
 from .._training.optim import OPTIMIZERS
@@ -115,7 +116,7 @@ class Model:
         """Summed objective and kernel gradient of the segments ``idx``."""
         est = self.est
         segs, masks = data
-        step = encoder_step(state.H, state.curvature)
+        step = kernel_encoder_step(state.H, state.curvature)
         Xb = [segs[i] for i in idx]
         Mb = None if masks is None else [masks[i] for i in idx]
         warm = state.codes is not None and state.codes[idx[0]] is not None
@@ -185,7 +186,7 @@ class Model:
             "kernels_": H.reshape(H.shape[:2] + ks).copy(),
             "n_components_": H.shape[0],
             "intercept_": state.intercept.copy(),
-            "step_size_": encoder_step(H, state.curvature),
+            "step_size_": kernel_encoder_step(H, state.curvature),
             "objective_history_": np.asarray(state.objective_history),
             "n_iter_": state.n_epochs,
             "n_steps_": state.n_steps,
@@ -197,10 +198,10 @@ class Model:
         return attrs
 
 
-def encoder_step(H, c):
-    """Step ``1 / (c L)`` of the unrolled encoder: ``L`` the squared norm of
-    the convolution operator, ``c`` the likelihood's curvature."""
-    return 1.0 / (c * operator_norm2(H))
+def kernel_encoder_step(H, c):
+    """The encoder step ``1 / (c L)`` (``_parts/encoders.py``) with ``L`` the
+    squared norm of the convolution operator of ``H``."""
+    return encoder_step(operator_norm2(H), c)
 
 
 def segments(X4, mask, kernel_size, segment_size):

@@ -106,7 +106,8 @@ def test_operator_norm_bounds_the_power_iteration():
 
 
 def _net(mode_sign=(0, 1), likelihood="gaussian", accelerated=True, n_unroll=6):
-    return ConvNetwork(n_unroll, accelerated, np.array([0.1, 0.2]),
+    encoder = "fista" if accelerated else "ista"
+    return ConvNetwork(n_unroll, encoder, np.array([0.1, 0.2]),
                        np.array(mode_sign), likelihood)  # fmt: skip
 
 
@@ -170,7 +171,12 @@ def test_gram_form_encoder_equals_the_explicit_encoder(accelerated):
     rng = np.random.default_rng(6)
     H = rng.standard_normal((3, 2, 2, 5))
     X = rng.standard_normal((2, 2, 9, 60))
-    net = ConvNetwork(15, accelerated, np.array([0.1, 0.2, 0.3]), np.array([0, 1, -1]))
+    net = ConvNetwork(
+        15,
+        "fista" if accelerated else "ista",
+        np.array([0.1, 0.2, 0.3]),
+        np.array([0, 1, -1]),
+    )
     step = 1 / operator_norm2(H)
     for init in (None, [0.5 * _sparse((3, 8, 56), 0.2, rng) for _ in range(2)]):
         gram = forward_backward(X, H, net, step, "forward", init=init)
@@ -189,7 +195,7 @@ def test_fft_form_equals_the_direct_form(likelihood, mode):
     X = rng.standard_normal((2, 2, 9, 40))
     if likelihood != "gaussian":
         X = rng.binomial(1, 0.4, X.shape).astype(float)
-    net = ConvNetwork(8, True, np.array([0.1, 0.2, 0.3]), np.array([0, 1, -1]),
+    net = ConvNetwork(8, "fista", np.array([0.1, 0.2, 0.3]), np.array([0, 1, -1]),
                       likelihood)  # fmt: skip
     step = 0.5 / operator_norm2(H)
     init = [0.1 * rng.standard_normal((3, 8, 36)) for _ in range(2)]
@@ -207,7 +213,7 @@ def test_fft_form_equals_the_direct_form(likelihood, mode):
 
 
 def test_method_auto_takes_the_fft_for_long_kernels():
-    short = ConvNetwork(5, True, np.ones(2), np.zeros(2, int), method="auto")
+    short = ConvNetwork(5, "fista", np.ones(2), np.zeros(2, int), method="auto")
     assert not uses_fft(short, np.ones((2, 1, 1, 127)))
     assert uses_fft(short, np.ones((2, 1, 1, 128)))
     assert uses_fft(short, np.ones((2, 1, 12, 12)))
@@ -231,7 +237,7 @@ def test_chunked_encoding_equals_whole_signal_encoding(likelihood, n_jobs, metho
     X = rng.standard_normal((2, 2, 1, 3000))
     if likelihood == "poisson":
         X = rng.poisson(0.5, X.shape).astype(float)
-    net = ConvNetwork(10, True, np.array([0.2, 0.3]), np.array([0, 1]), likelihood,
+    net = ConvNetwork(10, "fista", np.array([0.2, 0.3]), np.array([0, 1]), likelihood,
                       method=method)  # fmt: skip
     step = 0.5 / operator_norm2(H)
     offset = np.array([-0.3, 0.2])  # the intercept

@@ -298,3 +298,47 @@ def test_dictionary_learning_is_scale_equivariant(planted, exponent):
     dl = UnrolledDictionaryLearning(16, alpha=0.1 * c, **kw).fit(X * c)
     np.testing.assert_allclose(dl.components_, ref.components_, atol=1e-4)
     np.testing.assert_allclose(dl.transform(X * c) / c, ref.transform(X), atol=1e-4)
+
+
+def _three_trained_estimators():
+    from skunroll import ConvolutionalDictionaryLearning, MixMateClustering
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 10))
+    signals = rng.standard_normal((6, 300))
+    kw = {"tol": 0, "random_state": 0}
+    return [
+        (UnrolledDictionaryLearning(8, **kw), X),
+        (MixMateClustering(2, n_components=3, **kw), X),
+        (ConvolutionalDictionaryLearning(2, kernel_size=10, **kw), signals),
+    ]
+
+
+@pytest.mark.parametrize("index", [0, 1, 2], ids=["dense", "mixmate", "conv"])
+def test_sklearn_callbacks_on_every_trained_estimator(index, capsys):
+    """ProgressBar shows progress; ScoringMonitor logs one score per epoch of
+    every fit, inside a Pipeline and inside GridSearchCV (clones included)."""
+    callback = pytest.importorskip("sklearn.callback", reason="scikit-learn < 1.9")
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+
+    est, X = _three_trained_estimators()[index]
+    y = np.zeros(len(X))  # ignored by fit; ScoringMonitor scores when given
+    clone(est).set_params(max_iter=2).set_callbacks(callback.ProgressBar()).fit(X)
+    assert "100%" in capsys.readouterr().out
+
+    def epochs(monitor):
+        rows = monitor.get_logs().data
+        assert all(np.isfinite(r["score"]) for r in rows)
+        return sum(r["task_name"] == "epoch" for r in rows)
+
+    score = {"score": lambda e, X, y: e.score(X)}
+    monitor = callback.ScoringMonitor(scoring=score)
+    make_pipeline(clone(est).set_params(max_iter=2).set_callbacks(monitor)).fit(X, y)
+    assert epochs(monitor) == 2
+    monitor = callback.ScoringMonitor(scoring=score)
+    grid = GridSearchCV(
+        clone(est).set_callbacks(monitor), {"max_iter": [1, 3]}, cv=2
+    ).fit(X, y)
+    # two folds of each candidate (1 + 3 epochs), then the refit of the best
+    assert epochs(monitor) == 2 * (1 + 3) + grid.best_params_["max_iter"]
