@@ -16,6 +16,10 @@ two_sided_gaussian alpha / 2 z+^2 + negative_alpha / 2 z-^2 leaky ReLU, slopes
 group_l1           alpha sum_g ||z_g||_2                   group shrink a alpha
 simplex            0 on {z >= 0, sum z = 1}                simplex projection
 ================== ======================================= =====================
+
+``nonneg_l1`` is the kernels' name of the l1 prior with non-negative codes:
+``UnrolledDictionaryLearning`` asks for it as ``prior="l1",
+positive_code=True`` (its ``prior="nonneg_l1"`` is deprecated).
 """
 
 import numbers
