@@ -56,7 +56,7 @@ CODER_PARAMS = [
 DL_PARAMS = [
     {},
     {"gradient": "dec", "encoder": "ista", "optimizer": "sgd"},
-    {"gradient": "ae-lasso", "prior": "nonneg_l1", "positive_dict": True},
+    {"gradient": "ae-lasso", "positive_code": True, "positive_dict": True},
     {"prior": "group_l1", "groups": 1, "transform_alpha": 0.05},
     {"prior": "simplex", "n_components": 3},
     {"prior": "two_sided_gaussian", "batch_size": 4},

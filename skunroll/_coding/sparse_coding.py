@@ -116,7 +116,8 @@ def sparse_encode(
     n_unroll : int, default=50
         Depth of the ``"unrolled"`` encoder (number of FISTA iterations).
     positive : bool, default=False
-        Constrain the codes to be non-negative (l1 algorithms only).
+        Constrain the codes to be non-negative (l1 algorithms only); the
+        estimators call it ``positive_code``.
     max_iter : int, default=1000
         Iteration cap of ``"lasso"`` (outer working-set iterations), ``"fista"``
         and ``"ista"``. A ConvergenceWarning is raised when it ends first.
@@ -447,7 +448,8 @@ class UnrolledSparseCoder(
     n_unroll : int, default=50
         Depth of the ``"unrolled"`` encoder.
     positive_code : bool, default=False
-        Non-negative codes (l1 algorithms).
+        Constrain the codes to be non-negative (the l1 algorithms; ``"omp"``
+        raises a ValueError), as ``positive`` in :func:`skunroll.sparse_encode`.
     transform_max_iter : int, default=1000
         Iteration cap of ``"lasso"``, ``"fista"`` and ``"ista"``.
     transform_tol : float, default=None
@@ -569,6 +571,10 @@ class UnrolledSparseCoder(
         self._validate_params()
         X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
         D = check_dictionary(self.dictionary, dtype=X.dtype, n_features=X.shape[1])
+        if self.transform_algorithm == "omp" and self.positive_code:
+            raise ValueError(
+                "positive_code=True is not supported with transform_algorithm='omp'."
+            )
         alpha = 1.0 if self.transform_alpha is None else self.transform_alpha
         codes = _sparse_encode(
             X,

@@ -8,6 +8,7 @@ gradients).
 """
 
 import copy
+import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -126,18 +127,23 @@ class UnrolledDictionaryLearning(
         solution, and moves to ``"ae-ls"``, which removes the bias near one,
         once the mean objective of an epoch (of ``100 n_components`` samples in
         ``partial_fit``) changes by less than 1 % relative, dividing the
-        learning rate by 30 for that refinement. With the count likelihoods
-        ``"auto"`` stays with ``"dec"``: there, the ae-ls refinement was
-        measured to move away from planted dictionaries. Started far from
-        the solution, ``"ae-ls"`` alone often settles on a spurious dictionary;
-        started near it, it ends 5-10 times closer than ``"dec"`` (see the
-        gradient-bias example).
-    prior : {"l1", "nonneg_l1", "ridge", "two_sided_gaussian", "group_l1", \
-            "simplex"}, default="l1"
-        Prior on the codes, i.e. the encoder's activation [2]_: soft-threshold,
-        ReLU, linear shrink, leaky ReLU with one slope per sign, group shrink
-        over ``groups``, projection onto the probability simplex (``alpha`` is
-        unused there).
+        learning rate by 30 for that refinement; with the count likelihoods
+        ``"auto"`` stays with ``"dec"`` (see Notes).
+    prior : {"l1", "ridge", "two_sided_gaussian", "group_l1", "simplex"}, \
+            default="l1"
+        Prior on the codes, i.e. the encoder's activation [2]_: soft-threshold
+        (``ReLU(u - a alpha)`` with ``positive_code``), linear shrink, leaky
+        ReLU with one slope per sign, group shrink over ``groups``, projection
+        onto the probability simplex (``alpha`` is unused there).
+
+        .. deprecated:: 0.1
+           ``prior="nonneg_l1"`` is deprecated; use ``prior="l1",
+           positive_code=True``, which gives the same results.
+    positive_code : bool, default=False
+        Constrain the codes to be non-negative (in training and in
+        ``transform``); with ``prior="l1"`` this is the non-negative l1 prior.
+        The simplex prior is non-negative already; the other priors raise a
+        ValueError.
     likelihood : {"gaussian", "poisson", "binomial"}, default="gaussian"
         Exponential-family likelihood [2]_: squared loss; counts with inverse
         link ``exp``; counts out of ``n_trials`` with inverse link
@@ -154,8 +160,7 @@ class UnrolledDictionaryLearning(
         Samples per minibatch.
     max_iter : int, default=30
         Maximum number of passes (epochs) over the data in ``fit``; ``tol``
-        usually stops it earlier (7 epochs on the 128-atom benchmark, 10 to 25
-        on small coherent problems).
+        usually stops it earlier (see Notes).
     learning_rate : float, default=0.03
         Step of the optimiser. Adam's is a step per dictionary entry, invariant
         to the scale of the gradient; SGD's multiplies the gradient of the mean
@@ -243,6 +248,14 @@ class UnrolledDictionaryLearning(
     ``Pipeline``). The ae-ls refinement trades penalty for reconstruction, so
     it can lower this score while it brings the atoms closer to planted ones.
 
+    Measurements behind the defaults (see the user guide): started far from
+    the solution, ``gradient="ae-ls"`` alone often settles on a spurious
+    dictionary; started near it, it ends 5-10 times closer than ``"dec"``
+    (see the gradient-bias example). With the count likelihoods the ae-ls
+    refinement moved away from planted dictionaries, so ``"auto"`` stays with
+    ``"dec"`` there. ``tol`` stopped ``fit`` after 7 epochs on the 128-atom
+    benchmark and after 10 to 25 on small coherent problems.
+
     References
     ----------
     .. [1] Tolooshams & Ba, "Stable and interpretable unrolled dictionary
@@ -270,7 +283,8 @@ class UnrolledDictionaryLearning(
         "n_unroll": [Interval(Integral, 1, None, closed="left")],
         "encoder": [StrOptions({"fista", "ista"})],
         "gradient": [StrOptions(set(GRADIENTS))],
-        "prior": [StrOptions(set(PRIORS))],
+        "prior": [StrOptions(set(PRIORS), deprecated={"nonneg_l1"})],
+        "positive_code": ["boolean"],
         "likelihood": [StrOptions(set(LIKELIHOODS))],
         "n_trials": [Interval(Integral, 1, None, closed="left")],
         "groups": [Interval(Integral, 1, None, closed="left"), "array-like", None],
@@ -301,6 +315,7 @@ class UnrolledDictionaryLearning(
         encoder="fista",
         gradient="auto",
         prior="l1",
+        positive_code=False,
         likelihood="gaussian",
         n_trials=1,
         groups=None,
@@ -327,6 +342,7 @@ class UnrolledDictionaryLearning(
         self.encoder = encoder
         self.gradient = gradient
         self.prior = prior
+        self.positive_code = positive_code
         self.likelihood = likelihood
         self.n_trials = n_trials
         self.groups = groups
@@ -369,6 +385,7 @@ class UnrolledDictionaryLearning(
             The fitted estimator.
         """
         self._check_compatible()
+        self._warn_deprecated_prior()
         X = self._validate_X(X, reset=True)
         trainer = self._trainer()
         with single_threaded_blas():  # threads run over chunks; BLAS stays serial
@@ -402,6 +419,7 @@ class UnrolledDictionaryLearning(
         first = not hasattr(self, "components_")
         self._validate_params()
         self._check_compatible()
+        self._warn_deprecated_prior()
         X = self._validate_X(X, reset=first)
         if first:
             state = self._initial_state(X)
@@ -427,7 +445,7 @@ class UnrolledDictionaryLearning(
         return Network(
             n_unroll=self.n_unroll,
             encoder=self.encoder,
-            prior=self.prior,
+            prior=self._kernel_prior,
             alpha=float(alpha),
             negative_alpha=resolve_negative_alpha(
                 self.prior, float(alpha), self.negative_alpha
@@ -466,17 +484,47 @@ class UnrolledDictionaryLearning(
             net=net,
         )
 
+    @property
+    def _kernel_prior(self):
+        """The prior's name in the kernels: ``"nonneg_l1"`` for the l1 prior
+        with ``positive_code`` (and for its deprecated spelling)."""
+        if self.prior == "l1" and self.positive_code:
+            return "nonneg_l1"
+        return self.prior
+
+    def _warn_deprecated_prior(self):
+        if self.prior == "nonneg_l1":
+            warnings.warn(
+                'prior="nonneg_l1" is deprecated and will be removed in a future '
+                'version; use prior="l1", positive_code=True, which gives the '
+                "same results.",
+                FutureWarning,
+                stacklevel=3,
+            )
+
     def _check_compatible(self):
+        if self.positive_code and self.prior not in ("l1", "nonneg_l1", "simplex"):
+            raise ValueError(
+                f"positive_code=True is not available with prior={self.prior!r}; "
+                "non-negative codes need prior='l1' (or 'simplex', non-negative "
+                "already)."
+            )
         exact = self.transform_algorithm != "unrolled"
-        if exact and (self.likelihood != "gaussian" or self.prior not in LASSO_PRIORS):
+        if exact and (
+            self.likelihood != "gaussian" or self._kernel_prior not in LASSO_PRIORS
+        ):
             raise ValueError(
                 f"transform_algorithm={self.transform_algorithm!r} solves the "
-                "Gaussian lasso; it needs likelihood='gaussian' and prior in "
-                f"{LASSO_PRIORS}, got likelihood={self.likelihood!r}, "
-                f"prior={self.prior!r}. Use transform_algorithm='unrolled'."
+                "Gaussian lasso; it needs likelihood='gaussian' and prior='l1' "
+                f"(with or without positive_code), got likelihood="
+                f"{self.likelihood!r}, prior={self.prior!r}. Use "
+                "transform_algorithm='unrolled'."
             )
-        if self.transform_algorithm == "omp" and self.prior == "nonneg_l1":
-            raise ValueError("transform_algorithm='omp' has no non-negative variant.")
+        if self.transform_algorithm == "omp" and self._kernel_prior == "nonneg_l1":
+            raise ValueError(
+                "transform_algorithm='omp' has no non-negative variant "
+                "(positive_code=True)."
+            )
 
     # ------------------------------------------- the model of the trainer
 
@@ -641,7 +689,7 @@ class UnrolledDictionaryLearning(
             alpha=alpha,
             n_nonzero_coefs=self.transform_n_nonzero_coefs,
             n_unroll=self.n_unroll,
-            positive=self.prior == "nonneg_l1",
+            positive=self._kernel_prior == "nonneg_l1",
             max_iter=self.transform_max_iter,
             tol=None,
             n_jobs=self.n_jobs,

@@ -5,6 +5,10 @@ its penalty ``h`` at the encoder step ``a``), from the table of Tolooshams,
 Dey & Ba, "Deep residual autoencoders for expectation maximization-inspired
 dictionary learning", IEEE TNNLS 2020; the table and the maps themselves are in
 ``skunroll/_kernels/_priors.py``, the one place every encoder reads them from.
+
+``nonneg_l1`` is the kernels' name of the l1 prior with non-negative codes:
+``UnrolledDictionaryLearning`` asks for it as ``prior="l1",
+positive_code=True`` (its ``prior="nonneg_l1"`` is deprecated).
 """
 
 import numbers

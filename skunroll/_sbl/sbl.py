@@ -717,12 +717,8 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
         Maximum number of EM iterations.
     tol : float, default=5e-3
         Stop when ``||mu_t - mu_{t-1}|| <= tol ||mu_t||`` (Frobenius norm over
-        tasks) between consecutive E-steps. With learned noise and more
-        features than samples the default acts as early stopping: EM's change
-        decays slowly while the noise precision keeps growing towards its cap,
-        and the error of the coefficients rises again after a minimum that
-        this tolerance tends to stop near (see the user guide); ``tol=0``
-        runs all ``max_iter`` iterations.
+        tasks) between consecutive E-steps; ``tol=0`` runs all ``max_iter``
+        iterations (see Notes for the default).
     cg_tol : float, default=1e-4
         CG stops for a right-hand side ``b`` once ``||b - A x|| <= cg_tol
         ||b||``. A CG that does not get there within ``cg_max_iter`` keeps its
@@ -840,6 +836,12 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
     reference to the training sparse matrix or ``LinearOperator``. A CoFEM
     model fitted on an operator can thus only be pickled if the operator can
     (an operator built from lambdas or closures cannot).
+
+    With learned noise and more features than samples the default ``tol``
+    acts as early stopping: EM's change decays slowly while the noise
+    precision keeps growing towards its cap, and the error of the
+    coefficients rises again after a minimum that this tolerance tends to
+    stop near (see the user guide).
 
     References
     ----------

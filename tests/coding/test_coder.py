@@ -3,6 +3,7 @@
 import pickle
 
 import numpy as np
+import pytest
 from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
@@ -20,6 +21,22 @@ def test_transform_without_fit_equals_sparse_encode(problem):
         sparse_encode(X, D, algorithm="unrolled", alpha=0.1, n_unroll=20),
     )
     assert_allclose(coder.fit_transform(X), coder.transform(X))
+
+
+def test_positive_code_is_sparse_encodes_positive(problem):
+    X, D, _ = problem
+    for algorithm in ("unrolled", "lasso"):
+        coder = UnrolledSparseCoder(
+            D, transform_algorithm=algorithm, transform_alpha=0.1, positive_code=True
+        )
+        Z = coder.transform(X)
+        assert Z.min() >= 0
+        assert_allclose(
+            Z, sparse_encode(X, D, algorithm=algorithm, alpha=0.1, positive=True)
+        )
+    coder = UnrolledSparseCoder(D, transform_algorithm="omp", positive_code=True)
+    with pytest.raises(ValueError, match="positive_code=True .*'omp'"):
+        coder.transform(X)
 
 
 def test_split_sign_and_inverse_transform(problem):

@@ -174,7 +174,7 @@ def test_set_output_pandas(planted):
 def test_priors_shape_the_codes(planted):
     X, _, _ = planted
     X = X[:600]
-    codes = _fit(X, n_components=12, max_iter=2, prior="nonneg_l1").transform(X)
+    codes = _fit(X, n_components=12, max_iter=2, positive_code=True).transform(X)
     assert codes.min() >= 0 and np.mean(codes == 0) > 0.3
     codes = _fit(X, n_components=6, max_iter=2, prior="simplex").transform(X)
     assert codes.min() >= 0
@@ -191,6 +191,39 @@ def test_priors_shape_the_codes(planted):
     assert np.abs(codes[codes < 0]).mean() < 0.1 * codes[codes > 0].mean()
     codes = _fit(X, n_components=12, max_iter=2, prior="ridge").transform(X)
     assert np.mean(codes == 0) < 0.01
+
+
+def test_deprecated_nonneg_l1_warns_and_equals_positive_code(planted):
+    X, _, _ = planted
+    X = X[:600]
+    new = _fit(X, n_components=12, max_iter=2, positive_code=True)
+    with pytest.warns(FutureWarning, match='prior="l1", positive_code=True'):
+        old = _fit(X, n_components=12, max_iter=2, prior="nonneg_l1")
+    np.testing.assert_array_equal(old.components_, new.components_)
+    np.testing.assert_array_equal(old.transform(X), new.transform(X))
+    for algorithm in ("lasso", "fista"):
+        old.set_params(transform_algorithm=algorithm)
+        new.set_params(transform_algorithm=algorithm)
+        codes = new.transform(X)
+        assert codes.min() >= 0
+        np.testing.assert_array_equal(old.transform(X), codes)
+
+
+@pytest.mark.parametrize("prior", ["ridge", "two_sided_gaussian", "group_l1"])
+def test_positive_code_is_refused_by_signed_priors(prior):
+    X = np.abs(np.random.default_rng(0).standard_normal((20, 4)))
+    dl = UnrolledDictionaryLearning(4, prior=prior, groups=2, positive_code=True)
+    with pytest.raises(ValueError, match=f"positive_code=True .*prior='{prior}'"):
+        dl.fit(X)
+    assert not hasattr(dl, "components_")
+
+
+def test_positive_code_is_a_no_op_for_the_simplex(planted):
+    X, _, _ = planted
+    X = X[:300]
+    a = _fit(X, n_components=6, max_iter=1, prior="simplex")
+    b = _fit(X, n_components=6, max_iter=1, prior="simplex", positive_code=True)
+    np.testing.assert_array_equal(a.components_, b.components_)
 
 
 def test_positive_dict(planted):
@@ -228,7 +261,7 @@ def test_matching_likelihood_recovers_count_dictionaries_better(likelihood):
     errors = {}
     for lik in (likelihood, "gaussian"):
         dl = UnrolledDictionaryLearning(
-            8, alpha=0.1, likelihood=lik, n_trials=20, prior="nonneg_l1",
+            8, alpha=0.1, likelihood=lik, n_trials=20, positive_code=True,
             positive_dict=True, n_unroll=30, max_iter=40, tol=0, random_state=0,
         )  # fmt: skip
         errors[lik] = atom_recovery_errors(D, dl.fit(X).components_).mean()
@@ -256,6 +289,7 @@ def test_count_likelihoods_reject_non_counts():
         ({"prior": "group_l1", "groups": [0, 1]}, "one label per component"),
         ({"likelihood": "poisson", "transform_algorithm": "lasso"}, "Gaussian lasso"),
         ({"prior": "ridge", "transform_algorithm": "omp"}, "Gaussian lasso"),
+        ({"positive_code": True, "transform_algorithm": "omp"}, "non-negative"),
         ({"dict_init": np.ones((3, 4))}, "dict_init has 3 atoms"),
         ({"dict_init": np.ones((5, 3))}, "dictionary has 3 features"),
         ({"gradient": "adjoint"}, "gradient"),
