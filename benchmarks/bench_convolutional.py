@@ -9,7 +9,7 @@ the data at its largest peaks (skunroll's ``kernel_init="peaks"``), with the
 objective ``0.5 ||x - sum_k h_k * z_k||^2 + lambda sum_k ||z_k||_1``, unit-norm
 kernels and non-negative codes (spike amplitudes are positive):
 
-- skunroll ``ConvolutionalDictionaryLearning(prior="nonneg_l1")``, its defaults
+- skunroll ``ConvolutionalDictionaryLearning(positive_code=True)``, its defaults
   otherwise
   (30 unrolled FISTA steps warm-started across epochs, the "dec" gradient),
   2 threads;
@@ -139,7 +139,7 @@ def run_skunroll(X, kernels, seed):
         3,
         LENGTH,
         alpha=ALPHA,
-        prior="nonneg_l1",
+        positive_code=True,
         n_jobs=N_JOBS,
         random_state=seed,
         callback=callback,
@@ -217,7 +217,7 @@ def spike_sorting(n_times=10_200_000, threshold=0.2, repeats=3):
     X, kernels, events = make_spike_recording(1, n_times, random_state=0)
     train = X[0, :100_000].reshape(10, 10_000)
     est = ConvolutionalDictionaryLearning(
-        3, LENGTH, alpha=ALPHA, prior="nonneg_l1", n_jobs=N_JOBS, random_state=0
+        3, LENGTH, alpha=ALPHA, positive_code=True, n_jobs=N_JOBS, random_state=0
     )
     t0 = time.perf_counter()
     est.fit(train)

@@ -20,7 +20,7 @@ data, then a minute of recording is sorted by
 # Learning the spike waveforms
 # ----------------------------
 # Ten recordings of 10,000 samples. Spike amplitudes are positive, so the
-# codes are constrained to be non-negative (``prior="nonneg_l1"``); ``alpha``
+# codes are constrained to be non-negative (``positive_code=True``); ``alpha``
 # is a few times the noise level of a code.
 import time
 
@@ -33,7 +33,7 @@ from skunroll.metrics import atom_recovery_errors, event_detection_f1
 
 X, kernels, events = make_spike_recording(10, 10_000, random_state=0)
 cdl = ConvolutionalDictionaryLearning(
-    3, 45, alpha=0.6, prior="nonneg_l1", random_state=0, n_jobs=2
+    3, 45, alpha=0.6, positive_code=True, random_state=0, n_jobs=2
 )
 start = time.perf_counter()
 cdl.fit(X)

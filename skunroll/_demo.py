@@ -298,7 +298,7 @@ def spike_sorting_section(n_jobs=2, random_state=0):
         )
     )
     cdl = ConvolutionalDictionaryLearning(
-        3, 45, alpha=0.6, prior="nonneg_l1", n_jobs=n_jobs, random_state=random_state
+        3, 45, alpha=0.6, positive_code=True, n_jobs=n_jobs, random_state=random_state
     )
     t_fit, _ = _timed(lambda: cdl.fit(X))
     t_sort, detected = _timed(lambda: cdl.detect_events(long, threshold=0.2))

@@ -67,7 +67,7 @@ DL_PARAMS = [
 # kernels short enough for the checks' 1-feature data where they are of size 1
 CDL_PARAMS = [
     {"kernel_size": 1},
-    {"kernel_size": 2, "gradient": "ae-ls", "prior": "nonneg_l1"},
+    {"kernel_size": 2, "gradient": "ae-ls", "positive_code": True},
     {"kernel_size": 2, "rank1": True, "kernel_init": "random", "optimizer": "adam"},
     {"kernel_size": 2, "gradient": "ae-lasso", "code_sign": -1},
 ]

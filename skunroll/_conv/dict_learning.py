@@ -11,6 +11,7 @@ build, and short methods over :mod:`.shapes` (signal and kernel shapes),
 """
 
 import copy
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -20,11 +21,12 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._parallel import single_threaded_blas
 from .._parts.likelihoods import LIKELIHOODS, mean
+from .._parts.priors import kernel_prior, warn_deprecated_prior
 from .._training import CallbackSupportMixin, Trainer, atomic, with_callbacks
 from .._training.optim import OPTIMIZERS
 from .._validation import N_JOBS
@@ -95,21 +97,21 @@ class ConvolutionalDictionaryLearning(
         Gradient of the kernels (as in :class:`UnrolledDictionaryLearning`):
         the gradient at the encoder's codes ("dec"), or back-propagation of
         the reconstruction loss ("ae-ls") or of the loss plus penalty
-        ("ae-lasso") through the unrolled encoder. "dec" is the default: on
-        the spike-sorting benchmark, "ae-ls" from data-drawn kernels did not
-        recover the planted kernels (see the user guide).
-    prior : {"l1", "nonneg_l1"}, default="l1"
-        Code prior: two-sided or non-negative :math:`\ell_1`.
+        ("ae-lasso") through the unrolled encoder (see Notes for the
+        default).
+    prior : {"l1"}, default="l1"
+        Code prior: :math:`\ell_1` with one weight per kernel (``alpha``).
+
+        .. deprecated:: 0.1
+           ``prior="nonneg_l1"`` is deprecated; use ``prior="l1",
+           positive_code=True``, which gives the same results.
+    positive_code : bool, default=False
+        Whether the codes are non-negative (every kernel's, unless
+        ``code_sign`` says otherwise per kernel).
     likelihood : {"gaussian", "poisson", "binomial"}, default="gaussian"
         Observation model; the count likelihoods take non-negative integer
         data (spike counts in bins), with a learned baseline (see
-        ``fit_intercept``). With known event onsets (``fit(X, code_mask=...)``,
-        DUNL's setting) they recover planted kernels from simulated counts
-        (:func:`~skunroll.datasets.make_spike_counts`) where the Gaussian
-        likelihood does not. Without onsets, the :math:`\ell_1`-penalised
-        fit of counts has not recovered planted kernels in our trials: codes
-        spread over many small entries that fit the Poisson noise (see the
-        user guide).
+        ``fit_intercept``); see Notes for when they recover kernels.
     n_trials : int, default=1
         Number of trials of the binomial likelihood.
     fit_intercept : bool or "auto", default="auto"
@@ -123,14 +125,19 @@ class ConvolutionalDictionaryLearning(
         (centre Gaussian data instead, as is usual in CSC).
     code_sign : None, int or array-like of shape (n_components,), default=None
         Sign of the codes of each kernel: +1 (non-negative), -1 (non-positive)
-        or 0 (two-sided); overrides ``prior``. None follows ``prior``.
+        or 0 (two-sided), per kernel; overrides ``positive_code``. None
+        follows ``positive_code``.
     rank1 : bool, default=False
         Multichannel kernels as a spatial pattern times a waveform,
         :math:`h_k = u_k v_k^\top` (multivariate CSC of Dupré la Tour et al.,
         2018). The rank-1 factors are learned (the gradient is projected by
         the chain rule).
-    positive_kernels : bool, default=False
-        Whether kernels are non-negative.
+    positive_dict : bool, default=False
+        Whether the kernels are non-negative (as ``positive_dict`` of
+        :class:`UnrolledDictionaryLearning`).
+    positive_kernels : bool
+        .. deprecated:: 0.1
+           Use ``positive_dict``; the same constraint.
     kernel_smoothness : float, default=0.0
         Weight :math:`\mu` of a penalty :math:`\frac{\mu}{2}\sum_k\|\nabla
         h_k\|^2` on the first differences of the kernels along their spatial
@@ -250,6 +257,16 @@ class ConvolutionalDictionaryLearning(
     sees a fixed number of features); :meth:`code_maps` and
     :meth:`detect_events` take signals of any length.
 
+    ``gradient="dec"`` is the default because, on the spike-sorting
+    benchmark, "ae-ls" from data-drawn kernels did not recover the planted
+    kernels (see the user guide). The count likelihoods recover planted
+    kernels from simulated counts (:func:`~skunroll.datasets.make_spike_counts`)
+    with known event onsets (``fit(X, code_mask=...)``, DUNL's setting), where
+    the Gaussian likelihood does not; without onsets, the
+    :math:`\ell_1`-penalised fit of counts has not recovered planted kernels
+    in our trials: codes spread over many small entries that fit the Poisson
+    noise (see the user guide).
+
     References
     ----------
     .. [1] Tolooshams, Dey & Ba, "Deep residual autoencoders for expectation
@@ -284,13 +301,15 @@ class ConvolutionalDictionaryLearning(
         "encoder": [StrOptions({"fista", "ista"})],
         "method": [StrOptions({"auto", "direct", "fft"})],
         "gradient": [StrOptions({"ae-ls", "ae-lasso", "dec"})],
-        "prior": [StrOptions({"l1", "nonneg_l1"})],
+        "prior": [StrOptions({"l1", "nonneg_l1"}, deprecated={"nonneg_l1"})],
+        "positive_code": ["boolean"],
         "likelihood": [StrOptions(set(LIKELIHOODS))],
         "n_trials": [Interval(Integral, 1, None, closed="left")],
         "fit_intercept": ["boolean", StrOptions({"auto"})],
         "code_sign": [None, Integral, "array-like"],
         "rank1": ["boolean"],
-        "positive_kernels": ["boolean"],
+        "positive_dict": ["boolean"],
+        "positive_kernels": [Hidden(StrOptions({"deprecated"})), "boolean"],
         "kernel_smoothness": [Interval(Real, 0, None, closed="left")],
         "kernel_init": [StrOptions({"peaks", "random"}), "array-like"],
         "align_kernels": ["boolean"],
@@ -325,12 +344,14 @@ class ConvolutionalDictionaryLearning(
         method="auto",
         gradient="dec",
         prior="l1",
+        positive_code=False,
         likelihood="gaussian",
         n_trials=1,
         fit_intercept="auto",
         code_sign=None,
         rank1=False,
-        positive_kernels=False,
+        positive_dict=False,
+        positive_kernels="deprecated",
         kernel_smoothness=0.0,
         kernel_init="peaks",
         align_kernels=True,
@@ -355,11 +376,13 @@ class ConvolutionalDictionaryLearning(
         self.method = method
         self.gradient = gradient
         self.prior = prior
+        self.positive_code = positive_code
         self.likelihood = likelihood
         self.n_trials = n_trials
         self.fit_intercept = fit_intercept
         self.code_sign = code_sign
         self.rank1 = rank1
+        self.positive_dict = positive_dict
         self.positive_kernels = positive_kernels
         self.kernel_smoothness = kernel_smoothness
         self.kernel_init = kernel_init
@@ -386,7 +409,8 @@ class ConvolutionalDictionaryLearning(
                 f"alpha must be finite and non-negative; got {self.alpha!r}."
             )
         if self.code_sign is None:
-            signs = np.full(k, 1 if self.prior == "nonneg_l1" else 0)
+            positive = kernel_prior(self.prior, self.positive_code) == "nonneg_l1"
+            signs = np.full(k, 1 if positive else 0)
         else:
             signs = _shapes.per_kernel(self.code_sign, "code_sign", k)
             if not np.all(np.isin(signs, (-1, 0, 1))):
@@ -422,6 +446,23 @@ class ConvolutionalDictionaryLearning(
 
     # ------------------------------------------------------------ fitting
 
+    @property
+    def _positive_dict(self):
+        """``positive_dict``, or the deprecated ``positive_kernels`` if set."""
+        if self.positive_kernels != "deprecated":
+            return bool(self.positive_kernels)
+        return self.positive_dict
+
+    def _warn_deprecated(self):
+        warn_deprecated_prior(self.prior, stacklevel=3)
+        if self.positive_kernels != "deprecated":
+            warnings.warn(
+                "positive_kernels is deprecated and will be removed in a future "
+                "version; use positive_dict, the same constraint.",
+                FutureWarning,
+                stacklevel=3,
+            )
+
     @atomic
     @with_callbacks
     @_fit_context(prefer_skip_nested_validation=True)
@@ -446,6 +487,7 @@ class ConvolutionalDictionaryLearning(
         self : object
             The fitted estimator.
         """
+        self._warn_deprecated()
         X = _shapes.check_signals(self, X, reset=True, same_shape=True)
         X4 = _shapes.to_4d(X, self.kernel_size)
         net = self._network(self.n_components)
@@ -488,6 +530,7 @@ class ConvolutionalDictionaryLearning(
         first = not hasattr(self, "kernels_")
         if first:
             self._validate_params()
+            self._warn_deprecated()
         X = _shapes.check_signals(self, X, reset=first, same_shape=not first)
         X4 = _shapes.to_4d(X, self.kernel_size)
         mask = _shapes.check_mask(code_mask, X4, self.n_components, self.kernel_size)

@@ -97,7 +97,7 @@ class Model:
         H = initial_kernels(windows, est.kernel_init, est.n_components,
                             est.kernel_size, rng, mask)  # fmt: skip
         H = H.astype(X4.dtype)
-        project_kernels(H, est.positive_kernels, est.rank1)
+        project_kernels(H, est._positive_dict, est.rank1)
         c = curvature(est.likelihood, est.n_trials, X4)
         opt = OPTIMIZERS[est.optimizer](kernel_parameter_shape(H, est.rank1))
         return State(
@@ -151,7 +151,7 @@ class Model:
         energy = decoder_step(state, Xb, codes, est.likelihood, est.n_trials,
                               est._fits_intercept())  # fmt: skip
         kernel_step(state, grads["kernels"], energy / sums.n, est.optimizer,
-                    est.rank1, est.positive_kernels)  # fmt: skip
+                    est.rank1, est._positive_dict)  # fmt: skip
         if state.codes is not None:
             for i, z in zip(idx, codes, strict=True):
                 state.codes[i] = z
@@ -162,7 +162,7 @@ class Model:
 
     def end_epoch(self, state, data, objective, stats, n_seen):
         if state.align and state.n_epochs <= ALIGN_EPOCHS:
-            align(state, self.est.positive_kernels, self.est.rank1)
+            align(state, self.est._positive_dict, self.est.rank1)
 
     def convergence_start(self, state):
         """Not converged during the alignment epochs."""

@@ -8,7 +8,6 @@ gradients).
 """
 
 import copy
-import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -28,7 +27,14 @@ from .._parallel import N_JOBS, single_threaded_blas
 from .._parts.dictionaries import project_rows
 from .._parts.encoders import encoder_step
 from .._parts.likelihoods import LIKELIHOODS, check_counts, curvature, mean
-from .._parts.priors import LASSO_PRIORS, PRIORS, resolve_groups, resolve_negative_alpha
+from .._parts.priors import (
+    LASSO_PRIORS,
+    PRIORS,
+    kernel_prior,
+    resolve_groups,
+    resolve_negative_alpha,
+    warn_deprecated_prior,
+)
 from .._training import (
     CallbackSupportMixin,
     Sums,
@@ -486,29 +492,14 @@ class UnrolledDictionaryLearning(
 
     @property
     def _kernel_prior(self):
-        """The prior's name in the kernels: ``"nonneg_l1"`` for the l1 prior
-        with ``positive_code`` (and for its deprecated spelling)."""
-        if self.prior == "l1" and self.positive_code:
-            return "nonneg_l1"
-        return self.prior
+        """The prior's name in the kernels (``_parts.priors.kernel_prior``)."""
+        return kernel_prior(self.prior, self.positive_code)
 
     def _warn_deprecated_prior(self):
-        if self.prior == "nonneg_l1":
-            warnings.warn(
-                'prior="nonneg_l1" is deprecated and will be removed in a future '
-                'version; use prior="l1", positive_code=True, which gives the '
-                "same results.",
-                FutureWarning,
-                stacklevel=3,
-            )
+        warn_deprecated_prior(self.prior, stacklevel=3)
 
     def _check_compatible(self):
-        if self.positive_code and self.prior not in ("l1", "nonneg_l1", "simplex"):
-            raise ValueError(
-                f"positive_code=True is not available with prior={self.prior!r}; "
-                "non-negative codes need prior='l1' (or 'simplex', non-negative "
-                "already)."
-            )
+        kernel_prior(self.prior, self.positive_code)  # raises if incompatible
         exact = self.transform_algorithm != "unrolled"
         if exact and (
             self.likelihood != "gaussian" or self._kernel_prior not in LASSO_PRIORS

@@ -12,6 +12,7 @@ positive_code=True`` (its ``prior="nonneg_l1"`` is deprecated).
 """
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -25,6 +26,9 @@ PRIORS = {
     "group_l1": _k.GROUP_L1,
     "simplex": _k.SIMPLEX,
 }
+
+#: priors that ``positive_code=True`` applies to (the simplex is non-negative)
+POSITIVE_PRIORS = ("l1", "nonneg_l1", "simplex")
 
 #: priors whose codes the exact lasso solvers of ``sparse_encode`` compute
 LASSO_PRIORS = ("l1", "nonneg_l1")
@@ -73,3 +77,31 @@ def resolve_groups(prior, groups, n_components):
         )
     _, codes = np.unique(labels, return_inverse=True)
     return codes.astype(np.int64)
+
+
+def kernel_prior(prior, positive_code):
+    """The prior's name in the kernels: ``"nonneg_l1"`` for the l1 prior with
+    ``positive_code`` (and for its deprecated spelling ``prior="nonneg_l1"``).
+    Raises a ValueError for ``positive_code`` with a prior it does not apply
+    to."""
+    if positive_code and prior not in POSITIVE_PRIORS:
+        raise ValueError(
+            f"positive_code=True is not available with prior={prior!r}; "
+            "non-negative codes need prior='l1' (or 'simplex', non-negative "
+            "already)."
+        )
+    if prior == "l1" and positive_code:
+        return "nonneg_l1"
+    return prior
+
+
+def warn_deprecated_prior(prior, stacklevel=3):
+    """FutureWarning for the deprecated spelling ``prior="nonneg_l1"``."""
+    if prior == "nonneg_l1":
+        warnings.warn(
+            'prior="nonneg_l1" is deprecated and will be removed in a future '
+            'version; use prior="l1", positive_code=True, which gives the '
+            "same results.",
+            FutureWarning,
+            stacklevel=stacklevel + 1,
+        )

@@ -407,7 +407,7 @@ def test_images_and_multichannel_rank1_kernels():
 
 def test_positive_and_smooth_kernels():
     X, _, _ = make_convolutional_data(4, 300, kernel_size=12, random_state=0)
-    pos = ConvolutionalDL(2, 12, positive_kernels=True, max_iter=3, tol=0,
+    pos = ConvolutionalDL(2, 12, positive_dict=True, max_iter=3, tol=0,
                           random_state=0).fit(X)  # fmt: skip
     assert np.all(pos.kernels_ >= 0)
     rough = ConvolutionalDL(2, 12, max_iter=5, tol=0, random_state=0).fit(X)
@@ -809,3 +809,25 @@ def test_convolutional_dl_is_an_alias_of_the_full_name():
 
     assert ConvolutionalDL is ConvolutionalDictionaryLearning
     assert repr(ConvolutionalDL(2, 5)).startswith("ConvolutionalDictionaryLearning(")
+
+
+def test_deprecated_spellings_warn_and_give_the_same_fit():
+    """prior="nonneg_l1" is positive_code=True, positive_kernels is
+    positive_dict: each warns (FutureWarning) and gives identical results."""
+    X, _, _ = make_convolutional_data(4, 300, kernel_size=12, random_state=0)
+    kw = dict(max_iter=2, tol=0, random_state=0)
+    new = ConvolutionalDL(2, 12, positive_code=True, positive_dict=True, **kw).fit(X)
+    with pytest.warns(FutureWarning, match="positive_code=True"):
+        old_prior = ConvolutionalDL(
+            2, 12, prior="nonneg_l1", positive_dict=True, **kw
+        ).fit(X)
+    with pytest.warns(FutureWarning, match="positive_dict"):
+        old_pos = ConvolutionalDL(
+            2, 12, positive_code=True, positive_kernels=True, **kw
+        ).fit(X)
+    for old in (old_prior, old_pos):
+        np.testing.assert_array_equal(old.kernels_, new.kernels_)
+        np.testing.assert_array_equal(old.transform(X), new.transform(X))
+    assert np.all(new.kernels_ >= 0) and np.all(new.code_maps(X) >= 0)
+    with pytest.warns(FutureWarning, match="positive_dict"):
+        ConvolutionalDL(2, 12, positive_kernels=False, **kw).partial_fit(X)
