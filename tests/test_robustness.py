@@ -118,16 +118,21 @@ def test_convolutional_learning_is_scale_equivariant(exponent):
     np.testing.assert_allclose(est.transform(X * c) / c, ref.transform(X), atol=1e-10)
 
 
-@pytest.mark.parametrize("exponent", [-10, 10, 80, 150])
-def test_mixmate_is_scale_equivariant_with_its_temperature(exponent):
-    """Energies scale with c**2, so the temperature does too. Known gap:
-    below about 1e-80 the fit differs (see the closing note of stop 20)."""
-    from skunroll import MixMateClustering
+def _mixture():
     from skunroll.datasets import make_dictionary_mixture
 
-    X = make_dictionary_mixture(
+    return make_dictionary_mixture(
         300, n_clusters=2, n_components=4, n_features=10, random_state=0
     )[0]
+
+
+@pytest.mark.parametrize("exponent", [-150, -80, -20, -10, 10, 80, 150])
+def test_mixmate_is_scale_equivariant_with_its_temperature(exponent):
+    """Energies scale with c**2, so the temperature does too. Below 1e-12 the
+    initial atoms used to be random (an absolute floor on the samples' norm)."""
+    from skunroll import MixMateClustering
+
+    X = _mixture()
     c = 10.0**exponent
     kw = {"n_components": 4, "max_iter": 3, "random_state": 0}
     with warnings.catch_warnings():
@@ -138,3 +143,20 @@ def test_mixmate_is_scale_equivariant_with_its_temperature(exponent):
         )
     np.testing.assert_array_equal(est.labels_, ref.labels_)
     np.testing.assert_allclose(est.components_, ref.components_, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 1e-160), (np.float32, 1e-21)])
+def test_mixmate_data_whose_squares_underflow_is_a_clear_error(dtype, scale):
+    from skunroll import MixMateClustering
+
+    X = (_mixture()[:20] * scale).astype(dtype)
+    kw = {"n_components": 2, "alpha": 0.05 * scale, "max_iter": 1}
+    with pytest.raises(ValueError, match="underflows"):
+        MixMateClustering(2, temperature=0.1 * scale**2, **kw).fit(X)
+    with pytest.raises(ValueError, match="underflows"):
+        MixMateClustering(2, temperature=0.1 * scale**2, **kw).partial_fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mm = MixMateClustering(2, **{**kw, "alpha": 0.05}).fit(_mixture()[:20])
+    with pytest.raises(ValueError, match="underflows"):
+        mm.predict(X)
