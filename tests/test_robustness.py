@@ -68,6 +68,32 @@ def test_sbl_failed_fit_leaves_nothing(sbl, monkeypatch):
         check_is_fitted(fresh)
 
 
+@pytest.mark.parametrize("noise", [1e200, 1e-200])
+def test_cofem_solves_systems_of_any_scale(sbl, noise):
+    """CoFEM's CG on ``(beta X^T X + diag lambda) x = beta X^T y`` squared
+    ``||b||`` (inf for ``beta = 1e200``: every residual passed at once and the
+    coefficients stayed zero); it now runs on the system brought to order one
+    and agrees with exact EM."""
+    _, X, y = sbl
+    kw = {"noise_precision_init": noise, "fit_noise": False, "random_state": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        em = SparseBayesianLearning(solver="em", **kw).fit(X, y)
+        cofem = SparseBayesianLearning(solver="cofem", **kw).fit(X, y)
+    assert np.all(np.isfinite(cofem.coef_))
+    np.testing.assert_allclose(cofem.coef_, em.coef_, atol=1e-2)
+    if noise > 1:
+        assert abs(cofem.coef_[0]) > 1
+
+
+@pytest.mark.parametrize("solver", ["em", "cofem"])
+def test_sbl_noise_precision_that_overflows_is_a_clear_error(sbl, solver):
+    _, X, y = sbl
+    est = SparseBayesianLearning(solver=solver, noise_precision_init=1e300)
+    with pytest.raises(ValueError, match="noise_precision_init"):
+        est.fit(X * 1e150, y)
+
+
 def test_dictionary_learning_revalidates_after_set_params(data):
     X, _ = data
     with warnings.catch_warnings():
