@@ -1,13 +1,13 @@
 """Reproducers of the reliability issue as regression tests (the sparse-coding
 and metrics ones are in coding/test_robustness_coding.py and
-metrics/test_robustness_metrics.py, the trainer's in training/test_training.py)."""
+metrics/test_robustness_metrics.py, the trainer's in training/test_training.py;
+atomic fits in test_robustness_atomic.py, bounded time in
+test_robustness_budget.py)."""
 
 import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import NotFittedError
-from sklearn.utils.validation import check_is_fitted
 
 from skunroll import SparseBayesianLearning, UnrolledDictionaryLearning
 
@@ -44,28 +44,6 @@ def test_sbl_keeps_float32(sbl):
         m = SparseBayesianLearning().fit(X.astype(np.float32), y.astype(np.float32))
     pred, std = m.predict(X.astype(np.float32), return_std=True)
     assert pred.dtype == np.float32 and std.dtype == np.float32
-
-
-def test_sbl_failed_fit_leaves_nothing(sbl, monkeypatch):
-    from skunroll._sbl import sbl as _sbl
-
-    model, X, y = sbl
-    before = dict(vars(model))
-
-    def boom(*args, **kwargs):
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(_sbl, "_fit_sbl", boom)
-    with pytest.raises(RuntimeError):
-        model.fit(np.hstack([X, X[:, :3]]), y)
-    assert vars(model).keys() == before.keys()
-    assert all(vars(model)[k] is v for k, v in before.items())
-    assert model.predict(X).shape == y.shape
-    fresh = SparseBayesianLearning()
-    with pytest.raises(RuntimeError):
-        fresh.fit(X, y)
-    with pytest.raises(NotFittedError):
-        check_is_fitted(fresh)
 
 
 @pytest.mark.parametrize("noise", [1e200, 1e-200])
