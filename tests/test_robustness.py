@@ -1,13 +1,13 @@
 """Reproducers of the reliability issue as regression tests (the sparse-coding
 and metrics ones are in coding/test_robustness_coding.py and
-metrics/test_robustness_metrics.py, the trainer's in training/test_training.py)."""
+metrics/test_robustness_metrics.py, the trainer's in training/test_training.py;
+atomic fits in test_robustness_atomic.py, bounded time in
+test_robustness_budget.py)."""
 
 import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import NotFittedError
-from sklearn.utils.validation import check_is_fitted
 
 from skunroll import SparseBayesianLearning, UnrolledDictionaryLearning
 
@@ -46,26 +46,30 @@ def test_sbl_keeps_float32(sbl):
     assert pred.dtype == np.float32 and std.dtype == np.float32
 
 
-def test_sbl_failed_fit_leaves_nothing(sbl, monkeypatch):
-    from skunroll._sbl import sbl as _sbl
+@pytest.mark.parametrize("noise", [1e200, 1e-200])
+def test_cofem_solves_systems_of_any_scale(sbl, noise):
+    """CoFEM's CG on ``(beta X^T X + diag lambda) x = beta X^T y`` squared
+    ``||b||`` (inf for ``beta = 1e200``: every residual passed at once and the
+    coefficients stayed zero); it now runs on the system brought to order one
+    and agrees with exact EM."""
+    _, X, y = sbl
+    kw = {"noise_precision_init": noise, "fit_noise": False, "random_state": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        em = SparseBayesianLearning(solver="em", **kw).fit(X, y)
+        cofem = SparseBayesianLearning(solver="cofem", **kw).fit(X, y)
+    assert np.all(np.isfinite(cofem.coef_))
+    np.testing.assert_allclose(cofem.coef_, em.coef_, atol=1e-2)
+    if noise > 1:
+        assert abs(cofem.coef_[0]) > 1
 
-    model, X, y = sbl
-    before = dict(vars(model))
 
-    def boom(*args, **kwargs):
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(_sbl, "_fit_sbl", boom)
-    with pytest.raises(RuntimeError):
-        model.fit(np.hstack([X, X[:, :3]]), y)
-    assert vars(model).keys() == before.keys()
-    assert all(vars(model)[k] is v for k, v in before.items())
-    assert model.predict(X).shape == y.shape
-    fresh = SparseBayesianLearning()
-    with pytest.raises(RuntimeError):
-        fresh.fit(X, y)
-    with pytest.raises(NotFittedError):
-        check_is_fitted(fresh)
+@pytest.mark.parametrize("solver", ["em", "cofem"])
+def test_sbl_noise_precision_that_overflows_is_a_clear_error(sbl, solver):
+    _, X, y = sbl
+    est = SparseBayesianLearning(solver=solver, noise_precision_init=1e300)
+    with pytest.raises(ValueError, match="noise_precision_init"):
+        est.fit(X * 1e150, y)
 
 
 def test_dictionary_learning_revalidates_after_set_params(data):
@@ -118,16 +122,21 @@ def test_convolutional_learning_is_scale_equivariant(exponent):
     np.testing.assert_allclose(est.transform(X * c) / c, ref.transform(X), atol=1e-10)
 
 
-@pytest.mark.parametrize("exponent", [-10, 10, 80, 150])
-def test_mixmate_is_scale_equivariant_with_its_temperature(exponent):
-    """Energies scale with c**2, so the temperature does too. Known gap:
-    below about 1e-80 the fit differs (see the closing note of stop 20)."""
-    from skunroll import MixMateClustering
+def _mixture():
     from skunroll.datasets import make_dictionary_mixture
 
-    X = make_dictionary_mixture(
+    return make_dictionary_mixture(
         300, n_clusters=2, n_components=4, n_features=10, random_state=0
     )[0]
+
+
+@pytest.mark.parametrize("exponent", [-150, -80, -20, -10, 10, 80, 150])
+def test_mixmate_is_scale_equivariant_with_its_temperature(exponent):
+    """Energies scale with c**2, so the temperature does too. Below 1e-12 the
+    initial atoms used to be random (an absolute floor on the samples' norm)."""
+    from skunroll import MixMateClustering
+
+    X = _mixture()
     c = 10.0**exponent
     kw = {"n_components": 4, "max_iter": 3, "random_state": 0}
     with warnings.catch_warnings():
@@ -138,3 +147,20 @@ def test_mixmate_is_scale_equivariant_with_its_temperature(exponent):
         )
     np.testing.assert_array_equal(est.labels_, ref.labels_)
     np.testing.assert_allclose(est.components_, ref.components_, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 1e-160), (np.float32, 1e-21)])
+def test_mixmate_data_whose_squares_underflow_is_a_clear_error(dtype, scale):
+    from skunroll import MixMateClustering
+
+    X = (_mixture()[:20] * scale).astype(dtype)
+    kw = {"n_components": 2, "alpha": 0.05 * scale, "max_iter": 1}
+    with pytest.raises(ValueError, match="underflows"):
+        MixMateClustering(2, temperature=0.1 * scale**2, **kw).fit(X)
+    with pytest.raises(ValueError, match="underflows"):
+        MixMateClustering(2, temperature=0.1 * scale**2, **kw).partial_fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mm = MixMateClustering(2, **{**kw, "alpha": 0.05}).fit(_mixture()[:20])
+    with pytest.raises(ValueError, match="underflows"):
+        mm.predict(X)

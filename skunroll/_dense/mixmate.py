@@ -369,6 +369,7 @@ class MixMateClustering(
                 f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}."
             )
         self._check_observed(mask)
+        _check_scale(X)
         rng = check_random_state(self.random_state)
         trainer = self._trainer()
         best = None
@@ -417,6 +418,7 @@ class MixMateClustering(
         self._validate_params()
         X, mask = self._validate_X(X, reset=first)
         self._check_observed(mask)
+        _check_scale(X)
         if first:
             if X.shape[0] < self.n_clusters:
                 raise ValueError(
@@ -789,6 +791,7 @@ class MixMateClustering(
         return self._energies_of(X, mask).astype(X.dtype, copy=False)
 
     def _energies_of(self, X, mask):
+        _check_scale(X)
         D = self.components_.astype(X.dtype, copy=False)
         with np.errstate(over="ignore", invalid="ignore"), single_threaded_blas():
             energies = self._energies(X, mask, D, self.step_sizes_)
@@ -907,6 +910,22 @@ def _soft_weights(energies, temperature):
     return p, p * (1.0 - (energies - mean) / temperature)
 
 
+def _check_scale(X):
+    """Energies are squared norms: where the squares of ``X`` underflow (its
+    largest entry below about 1e-154 in float64, 1e-19 in float32) they would
+    be rounded to zero and the clusters decided by rounding; a clear error
+    instead. Above that, a fit of ``c X`` with ``alpha`` scaled by ``c`` and
+    ``temperature`` by ``c**2`` is that of ``X``."""
+    top = float(np.abs(X).max(initial=0.0))
+    if 0 < top and top * top < np.finfo(X.dtype).tiny:
+        raise ValueError(
+            f"the largest entry of X is {top:.3g}, so small that its square "
+            f"underflows in {X.dtype}: the energies 0.5 ||x - z D||^2 cannot be "
+            "computed. Rescale X (and alpha with it, temperature with its "
+            "square)."
+        )
+
+
 def _floored_weights(weights):
     """Mixing weights at least ``WEIGHT_FLOOR / n_clusters``, summing to
     one."""
@@ -944,8 +963,11 @@ def _atoms_from_samples(samples, n_components, rng):
     atoms = rng.standard_normal((n_components, n_features)).astype(samples.dtype)
     take = min(samples.shape[0], n_components)
     picked = samples[rng.choice(samples.shape[0], take, replace=False)]
-    usable = np.linalg.norm(picked, axis=1) > 1e-12 * max(
-        1.0, float(np.abs(samples).max(initial=0.0))
+    # relative to the data's scale only: an absolute floor would discard
+    # every sample of data scaled below 1e-12 (then the fit was not scale
+    # equivariant)
+    usable = np.linalg.norm(picked, axis=1) > 1e-12 * float(
+        np.abs(samples).max(initial=0.0)
     )
     atoms[:take][usable] = picked[usable]
     project_rows(atoms, False, rng)

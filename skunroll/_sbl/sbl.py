@@ -199,8 +199,60 @@ class _Design:
 
 # ------------------------------------------------------------ CG drivers
 
+UNIT_RANGE = 2.0**100
+"""CG runs on its system as given when the largest diagonal entry of the
+matrix and the largest entry of every right-hand side are within
+``[1 / UNIT_RANGE, UNIT_RANGE]`` (every ordinary fit, left bit-identical);
+otherwise on the system divided by powers of two (see ``_in_units``)."""
+
+
+def _in_units(solve, lam, beta, dinv, B, X, active=None):
+    """``solve(lam, beta, dinv, B, X)`` (a CG driver: ``X`` warm start on
+    entry, solutions on exit) on ``(beta G + diag lam) x = b`` brought to
+    order one when it is not: the matrix divided by a power of two ``s`` near
+    its largest diagonal entry (of the ``active`` coefficients), every row of
+    ``B`` by a power of two ``r`` near its largest entry, so ``x`` by
+    ``r / s``. Exact (powers of two) short of underflow, and it keeps the
+    squared norms of CG from overflowing or underflowing: with
+    ``noise_precision_init=1e200`` ``||b||^2`` was inf, every residual passed
+    the test at once and CoFEM returned zero coefficients."""
+    diag = 1.0 / np.asarray(dinv, dtype=np.float64)
+    if active is not None:
+        diag = diag[active]
+    top = float(np.max(diag, initial=0.0))
+    rows = np.max(np.abs(B), axis=1, initial=0.0).astype(np.float64)
+    sizes = np.append(rows[rows > 0], top if top > 0 else 1.0)
+    if not np.all(np.isfinite(sizes)) or np.all(
+        (sizes >= 1.0 / UNIT_RANGE) & (sizes <= UNIT_RANGE)
+    ):
+        return solve(lam, beta, dinv, B, X)
+    s = 2.0 ** np.round(np.log2(top)) if top > 0 else 1.0
+    r = np.where(rows > 0, 2.0 ** np.round(np.log2(np.where(rows > 0, rows, 1))), 1)
+    Xs = X.astype(np.float64) * s / r[:, None]
+    Xu = np.ascontiguousarray(Xs, dtype=X.dtype)
+    out = solve(
+        np.asarray(lam, dtype=np.float64) / s,
+        beta / s,
+        np.asarray(dinv, dtype=np.float64) * s,
+        np.ascontiguousarray(B / r[:, None].astype(B.dtype)),
+        Xu,
+    )
+    X[...] = Xu.astype(np.float64) * r[:, None] / s
+    return out
+
 
 def _cg_operator(design, mask, lam, beta, dinv, B, X, tol, max_iter):
+    """Block PCG with the products done by ``design`` (sparse or operator),
+    on the system brought to order one (``_in_units``)."""
+
+    def solve(lam, beta, dinv, B, X):
+        return _cg_operator_in_units(design, mask, lam, beta, dinv, B, X, tol,
+                                     max_iter)  # fmt: skip
+
+    return _in_units(solve, lam, beta, dinv, B, X, np.asarray(mask) > 0)
+
+
+def _cg_operator_in_units(design, mask, lam, beta, dinv, B, X, tol, max_iter):
     """Block PCG with the products done by ``design`` (sparse or operator).
 
     Same recursion as :func:`skunroll._kernels._cg.cg_dense` (the per-row
@@ -248,6 +300,17 @@ def _cg_operator(design, mask, lam, beta, dinv, B, X, tol, max_iter):
 
 
 def _cg_dense(Phi, gram, lam, beta, dinv, B, X, tol, max_iter, n_jobs):
+    """``cg_dense`` over blocks of right-hand sides, in threads (nogil), on
+    the system brought to order one (``_in_units``)."""
+
+    def solve(lam, beta, dinv, B, X):
+        return _cg_dense_in_units(Phi, gram, lam, beta, dinv, B, X, tol,
+                                  max_iter, n_jobs)  # fmt: skip
+
+    return _in_units(solve, lam, beta, dinv, B, X)
+
+
+def _cg_dense_in_units(Phi, gram, lam, beta, dinv, B, X, tol, max_iter, n_jobs):
     """``cg_dense`` over blocks of right-hand sides, in threads (nogil)."""
     dtype = B.dtype.type
     PhiT = np.ascontiguousarray(Phi.T)
@@ -393,6 +456,17 @@ def _fit_sbl(design, Y, opts, rng, label=""):
     beta = (
         1.0 / yvar if opts.noise_precision_init is None else opts.noise_precision_init
     )
+    with np.errstate(over="ignore"):
+        overflow = not np.isfinite(beta * col2.max(initial=0.0))
+    if overflow:
+        source = "noise_precision_init"
+        if opts.noise_precision_init is None:
+            source = "1 / var(y)"
+        raise ValueError(
+            f"the noise precision {beta:.3g} ({source}) times the squared column "
+            f"norms of X (up to {col2.max():.3g}) overflows; lower "
+            "noise_precision_init or rescale X."
+        )
     beta_max = max(MAX_SNR / yvar, beta)
     lam = np.full(p, 1.0 / s2)
     active = col2 > 0
@@ -960,7 +1034,8 @@ class SparseBayesianLearning(RegressorMixin, BaseEstimator):
         if not all(r.history["converged"] for r in results):
             warnings.warn(
                 f"SparseBayesianLearning did not converge within max_iter="
-                f"{self.max_iter} EM iterations (tol={self.tol}).",
+                f"{self.max_iter} EM iterations (tol={self.tol}); increase "
+                "max_iter or tol.",
                 ConvergenceWarning,
                 stacklevel=2,
             )
