@@ -547,7 +547,7 @@ class ConvolutionalDictionaryLearning(
         self._set_fitted(state)
         return self
 
-    def _trainer(self, model):
+    def _trainer(self, model=None):
         return Trainer.for_estimator(self, model, tol=self._tol(), what="kernels")
 
     def _set_fitted(self, state):
