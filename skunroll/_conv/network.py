@@ -109,6 +109,10 @@ def _run_sample(x, H, net, step, mode, mask, z_out, grad, losses, z_init=None,
     warm = (z_out if z_init is None else z_init, z_init is not None)
     if uses_fft(net, H):
         fft_sample(*args, *warm)
+    elif net.likelihood == "gaussian" and mode <= _k.DEC:
+        # conv_unrolled_sample's own Gram-form branch, called directly: the
+        # general kernel then compiles (numba) only where it runs
+        _k._gram_sample(*args[:9], mode, z_out, grad, losses, *warm)
     else:
         history = _history(net, mode, z_out.shape, dtype)
         _k.conv_unrolled_sample(*args, history, *warm)

@@ -95,7 +95,6 @@ def forward_backward(
         raise ValueError("the Gram form has no mask; use form='explicit'")
     if init is not None and not gram_form:
         raise ValueError("init needs the Gram form")
-    plain = weights is None and mask is None
     if weights is not None:
         weights = np.ascontiguousarray(weights, dtype=np.float64)
     if mask is not None:
@@ -117,10 +116,11 @@ def forward_backward(
                 X_c, X_c @ D.T, D, gram, step, betas, prior, p1, p2, groups,
                 net.alpha, net.negative_alpha, code, codes[sl], grad, Ys, Vs, losses,
             )  # fmt: skip
-            if plain:
-                _k.unrolled_gram_chunk(*args)
-            else:
-                _k.unrolled_gram_weighted_chunk(*args, weights[sl])
+            # the weighted kernels with no weights (length 0) or mask (0, 0)
+            # are the plain ones: one compiled kernel (numba) serves both
+            _k.unrolled_gram_weighted_chunk(
+                *args, weights[sl] if weights is not None else _NO_WEIGHTS
+            )
             if code >= _k.AE_LS:
                 S = Vs.reshape(-1, k).T @ Ys.reshape(-1, k)
                 grad -= step * ((S + S.T) @ D)
@@ -130,14 +130,11 @@ def forward_backward(
                 LIKELIHOODS[net.likelihood], net.n_trials, net.alpha,
                 net.negative_alpha, code, codes[sl], grad, losses,
             )  # fmt: skip
-            if plain:
-                _k.unrolled_chunk(*args)
-            else:
-                _k.unrolled_weighted_chunk(
-                    *args,
-                    weights[sl] if weights is not None else _NO_WEIGHTS,
-                    mask[sl] if mask is not None else np.empty((0, 0), X.dtype),
-                )
+            _k.unrolled_weighted_chunk(
+                *args,
+                weights[sl] if weights is not None else _NO_WEIGHTS,
+                mask[sl] if mask is not None else np.empty((0, 0), X.dtype),
+            )
         return losses, grad
 
     n_threads = min(effective_n_jobs(n_jobs), n_chunks)

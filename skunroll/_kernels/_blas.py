@@ -5,6 +5,15 @@ from numba import njit
 
 
 @njit(nogil=True, cache=True)
+def copy_into(src, out):
+    """``out[...] = src`` for arrays of one shape. numba's slice assignment
+    from an array compiles a formatted shape-mismatch message (seconds of
+    compile time per process and more in every kernel that links it)."""
+    for idx in np.ndindex(out.shape):
+        out[idx] = src[idx]
+
+
+@njit(nogil=True, cache=True)
 def axpy(a, x, y):
     """``y += a * x`` in place."""
     for i in range(y.shape[0]):

@@ -19,6 +19,8 @@ systems", J. Res. Nat. Bur. Standards 49(6), 1952.
 import numpy as np
 from numba import njit
 
+from ._blas import copy_into
+
 RUNNING = 0
 CONVERGED = 1
 BROKEN = 2
@@ -130,7 +132,7 @@ def cg_dense(Phi, PhiT, gram, use_gram, lam, beta, dinv, B, X, tol, max_iter):
         keep = status == RUNNING
         for a in range(rows.shape[0]):
             if not keep[a]:
-                X[rows[a]] = Xa[a]
+                copy_into(Xa[a], X[rows[a]])
                 ratio = np.sqrt(_dot(R[a], R[a]) / max(bnorm2[a], 1e-300))
                 if status[a] == BROKEN:
                     ratio = np.inf
@@ -138,7 +140,7 @@ def cg_dense(Phi, PhiT, gram, use_gram, lam, beta, dinv, B, X, tol, max_iter):
         if not np.any(keep) or n_iter >= max_iter:
             for a in range(rows.shape[0]):
                 if keep[a]:
-                    X[rows[a]] = Xa[a]
+                    copy_into(Xa[a], X[rows[a]])
                     ratio = np.sqrt(_dot(R[a], R[a]) / max(bnorm2[a], 1e-300))
                     worst = max(worst, ratio)
             break

@@ -37,6 +37,7 @@ neural signals", Neuron 2025 / bioRxiv 2024 (DUNL).
 import numpy as np
 from numba import njit
 
+from ._blas import copy_into
 from ._likelihoods import inverse_link, nll
 from ._likelihoods import inverse_link_derivative as link_derivative
 from ._priors import shrink
@@ -180,9 +181,9 @@ def conv_unrolled_sample(
     e = np.empty(x.shape, dtype=x.dtype)
     r = np.empty(x.shape, dtype=x.dtype)
     if warm:
-        y[:] = z_init
-    history[0] = y
-    history[1] = y
+        copy_into(z_init, y)
+    copy_into(y, history[0])
+    copy_into(y, history[1])
     prev, cur = 0, 0
     for t in range(n_unroll):
         if t > 0:
@@ -196,7 +197,7 @@ def conv_unrolled_sample(
         u = y + step * g
         prox(u, thresholds, signs, mask, use_mask, history[nxt])
         prev, cur = cur, nxt
-    z_out[:] = history[cur]
+    copy_into(history[cur], z_out)
     synthesis(z_out, H, e)
     losses[0] += residual(x, e, offset, likelihood, n_trials, r)
     penalty = 0.0
@@ -247,7 +248,7 @@ def _backward(x, H, step, betas, likelihood, n_trials, offset, history, g1, y, e
         if t > 0:
             momentum_point(history[t], history[t - 1], betas[t], y)
         else:
-            y[:] = history[0]
+            copy_into(history[0], y)
         synthesis(y, H, e)
         residual(x, e, offset, likelihood, n_trials, r)
         synthesis(v, H, hv)
@@ -332,7 +333,7 @@ def _gram_sample(x, H, step, betas, thresholds, signs, mask, use_mask, alphas,
     analysis(x, H, b)
     z_prev = np.zeros(shape, dtype=z_out.dtype)
     if warm:
-        z_prev[:] = z_init
+        copy_into(z_init, z_prev)
     z_cur = z_prev.copy()
     z_new = np.empty(shape, dtype=z_out.dtype)
     c_cur = np.zeros(shape)
@@ -361,7 +362,7 @@ def _gram_sample(x, H, step, betas, thresholds, signs, mask, use_mask, alphas,
                     if z_new[k, i, j] != zc:
                         n_changed += 1
         if n_changed * scatter_cost <= dense_cost:
-            c_new[:] = c_cur
+            copy_into(c_cur, c_new)
             for k in range(shape[0]):
                 for i in range(shape[1]):
                     for j in range(shape[2]):
@@ -371,10 +372,10 @@ def _gram_sample(x, H, step, betas, thresholds, signs, mask, use_mask, alphas,
         else:  # many codes moved: H^T (H z) directly is cheaper
             synthesis(z_new, H, e)
             analysis(e, H, dense)
-            c_new[:] = dense
+            copy_into(dense, c_new)
         z_prev, z_cur, z_new = z_cur, z_new, z_prev
         c_prev, c_cur, c_new = c_cur, c_new, c_prev
-    z_out[:] = z_cur
+    copy_into(z_cur, z_out)
     # 0.5 ||x - H z||^2 = 0.5 ||x||^2 - <z, H^T x> + 0.5 <z, H^T H z>
     quad = 0.0
     penalty = 0.0

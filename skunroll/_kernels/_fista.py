@@ -17,6 +17,7 @@ inverse problems", SIAM J. Imaging Sci. 2(1), 2009.
 import numpy as np
 from numba import njit
 
+from ._blas import copy_into
 from ._gap import lasso_primal_dual, relative_gap
 from ._priors import nonneg_soft_threshold, soft_threshold
 
@@ -69,15 +70,18 @@ def _fista_steps(X, B, dictionary, DT, gram, Z, Y, Z_old, V, R, coef, n_steps, t
         _gradient(Y, X, B, dictionary, DT, gram, R, V)
         V *= -coef[0]
         V += Y
-        Z_old[:] = Z
+        copy_into(Z, Z_old)
         _prox_rows(V, coef[1], positive, Z)
         if accelerated:
             t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
             coef[2] = (t - 1.0) / t_new
-            Y[:] = Z + coef[2] * (Z - Z_old)
+            c = coef[2]
+            for i in range(Y.shape[0]):
+                for j in range(Y.shape[1]):
+                    Y[i, j] = Z[i, j] + c * (Z[i, j] - Z_old[i, j])
             t = t_new
         else:
-            Y[:] = Z
+            copy_into(Z, Y)
     return t
 
 
@@ -134,7 +138,7 @@ def fista_gram(
         for a in range(rows.shape[0]):
             keep[a] = gaps[a] > tol and not last
             if not keep[a]:
-                Z[rows[a]] = Za[a]
+                copy_into(Za[a], Z[rows[a]])
                 worst = max(worst, gaps[a])
         if not np.any(keep):
             break

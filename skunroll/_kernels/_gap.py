@@ -10,13 +10,13 @@ correlations ``corr = D (x - z D)^T`` are passed in (``b - z G``).
 import numpy as np
 from numba import njit
 
-from ._blas import axpy
+from ._blas import axpy, copy_into
 
 
 @njit(nogil=True, cache=True)
 def lasso_primal_dual(x, dictionary, z, corr, alpha, positive, res):
     """Return ``(primal, gap)`` for one sample; ``res`` is a work buffer."""
-    res[:] = x
+    copy_into(x, res)
     l1 = 0.0
     for j in range(z.shape[0]):
         zj = z[j]

@@ -18,7 +18,7 @@ Tibshirani, "Least angle regression", Ann. Statist. 32(2), 2004.
 import numpy as np
 from numba import njit
 
-from ._blas import axpy, cholesky_append, cholesky_solve
+from ._blas import axpy, cholesky_append, cholesky_solve, copy_into
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -89,20 +89,20 @@ def lars_lasso_sample(
     """
     p = b.shape[0]
     z[:] = 0.0
-    c[:] = b
+    copy_into(b, c)
     in_active[:] = False
-    j0 = 0
+    j0 = np.int64(0)  # not a literal: no extra compile of the callees
     for j in range(p):
         if (c[j] if positive else abs(c[j])) > (c[j0] if positive else abs(c[j0])):
             j0 = j
     lam = c[j0] if positive else abs(c[j0])
     if lam <= alpha:
         return True
-    cholesky_append(gram, L, active, 0, j0)
+    cholesky_append(gram, L, active, np.int64(0), j0)
     active[0] = j0
     signs[0] = 1.0 if c[j0] > 0.0 else -1.0
     in_active[j0] = True
-    n_a = 1
+    n_a = np.int64(1)
     for _ in range(max_steps):
         cholesky_solve(L, n_a, signs, w)
         a[:] = 0.0
@@ -111,7 +111,7 @@ def lars_lasso_sample(
         gamma, event, sign = _entry_step(
             c, a, lam, positive, in_active, lam - alpha, steps
         )
-        drop = -1
+        drop = np.int64(-1)
         for t in range(n_a):
             if w[t] != 0.0:
                 g = -z[active[t]] / w[t]

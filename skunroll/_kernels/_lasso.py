@@ -26,7 +26,7 @@ the lasso with dual extrapolation", ICML 2018 (working sets, duality gaps).
 import numpy as np
 from numba import njit
 
-from ._blas import axpy, cholesky_append, cholesky_solve
+from ._blas import axpy, cholesky_append, cholesky_solve, copy_into
 from ._gap import lasso_primal_dual, relative_gap
 from ._lars import lars_lasso_sample
 
@@ -66,7 +66,7 @@ def _cd_update(z, j, corr, gram, alpha, positive, ws, n_w):
 @njit(nogil=True, cache=True)
 def _polish(z, b, gram, alpha, positive, ws, n_w, corr, supp, rhs, u, L, cand):
     """Exact solve on the support of ``z`` within ``ws``; True if accepted."""
-    n_s = 0
+    n_s = np.int64(0)  # not a literal: no extra compile of the callees
     for a in range(n_w):
         j = ws[a]
         if z[j] != 0.0:
@@ -98,7 +98,7 @@ def _polish(z, b, gram, alpha, positive, ws, n_w, corr, supp, rhs, u, L, cand):
 def _build_working_set(z, corr, alpha, positive, ws_size, ws, score):
     """Support of ``z`` plus the strongest violators, ``ws_size`` in all."""
     p = z.shape[0]
-    n_w = 0
+    n_w = np.int64(0)  # not a literal: no extra compile of the callees
     n_viol = 0
     for j in range(p):
         if z[j] != 0.0:
@@ -146,7 +146,7 @@ def _append_top_k(score, k, ws, n_w):
 @njit(nogil=True, cache=True)
 def _correlations(b, gram, z, corr):
     """``corr = b - z G`` over the support of ``z``; returns the support size."""
-    corr[:] = b
+    copy_into(b, corr)
     n_supp = 0
     for j in range(z.shape[0]):
         if z[j] != 0.0:

@@ -15,7 +15,7 @@ algorithm using batch orthogonal matching pursuit", Technion CS-2008-08.
 import numpy as np
 from numba import njit
 
-from ._blas import axpy, cholesky_append, cholesky_solve
+from ._blas import axpy, cholesky_append, cholesky_solve, copy_into
 
 
 @njit(nogil=True, cache=True)
@@ -39,8 +39,8 @@ def omp_gram_sample(b, gram, x_norm2, n_nonzero, tol, z, corr, L, support, rhs, 
     the selected ones. Returns the number of selected atoms.
     """
     z[:] = 0.0
-    corr[:] = b
-    k = 0
+    copy_into(b, corr)
+    k = np.int64(0)  # not a literal: no extra compile of the callees
     while k < n_nonzero:
         j = _argmax_abs(corr)
         if corr[j] == 0.0 or not cholesky_append(gram, L, support, k, j):
@@ -57,7 +57,7 @@ def omp_gram_sample(b, gram, x_norm2, n_nonzero, tol, z, corr, L, support, rhs, 
                 break
         if k == n_nonzero:
             break  # the correlations are only needed to pick a next atom
-        corr[:] = b
+        copy_into(b, corr)
         for a in range(k):
             axpy(-gamma[a], gram[support[a]], corr)
     for a in range(k):

@@ -20,7 +20,8 @@ def power_iteration(gram, v, max_iter, tol):
         norm = np.sqrt(np.dot(w, w))
         if norm == 0.0:
             return 0.0, True
-        v[:] = w / norm
+        for i in range(v.shape[0]):
+            v[i] = w[i] / norm
         if abs(lam_new - lam) <= tol * abs(lam_new):
             return lam_new, True
         lam = lam_new

@@ -49,6 +49,7 @@ exponential-family likelihoods).
 import numpy as np
 from numba import njit
 
+from ._blas import copy_into
 from ._likelihoods import GAUSSIAN, inverse_link, inverse_link_derivative, nll  # noqa: F401
 from ._priors import add_penalty_gradient, penalty_row, prox_row, prox_vjp_row
 
@@ -168,9 +169,9 @@ def unrolled_weighted_chunk(
             _times_transpose(r, D, gk)
             for j in range(k):
                 Us[t, j] = y[j] + step * gk[j]
-            z_prev[:] = z
+            copy_into(z, z_prev)
             prox_row(Us[t], prior, p1, p2, groups, z)
-        Z[i] = z
+        copy_into(z, Z[i])
         count = _nonzeros(z, idx)
         _sparse_times(z, idx, count, D, w)  # w = eta_T
         data_loss = 0.0
@@ -273,7 +274,7 @@ def unrolled_gram_weighted_chunk(
     Us = np.empty((n_unroll if keep else 1, n, k), dtype=dt)
     Y = np.empty((n, k), dtype=dt)
     GY = np.empty((n, k), dtype=dt)
-    Zs[0] = Z  # the warm start (zeros unless given)
+    copy_into(Z, Zs[0])  # the warm start (zeros unless given)
     # the forward pass alone takes the cheaper form of the gradient step:
     # (y D - x) D^T costs 4 k m flops a row, y G - x D^T 2 k^2
     explicit = mode == FORWARD and k > 2 * D.shape[1]
@@ -303,8 +304,8 @@ def unrolled_gram_weighted_chunk(
                     U[i, j] = Y[i, j] - step * (GY[i, j] - B[i, j])
                 prox_row(U[i], prior, p1, p2, groups, Z_next[i])
         if keep:
-            Ys[t] = Y
-    Z[:] = Zs[n_unroll if keep else n_unroll % 3]
+            copy_into(Y, Ys[t])
+    copy_into(Zs[n_unroll if keep else n_unroll % 3], Z)
     R = np.dot(Z, D)
     for i in range(n):
         data_loss = 0.0
