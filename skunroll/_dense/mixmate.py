@@ -23,7 +23,6 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.cluster import KMeans, SpectralClustering, spectral_clustering
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -976,6 +975,9 @@ def _atoms_from_samples(samples, n_components, rng):
 
 def _first_clustering(X, n_clusters, init, seed):
     """Rows clustered and their labels by the named method."""
+    # sklearn.cluster is imported here, not at import time (0.1-0.6 s)
+    from sklearn.cluster import KMeans, SpectralClustering
+
     n_samples = X.shape[0]
     if init == "kmeans":
         km = KMeans(n_clusters, n_init=10, random_state=seed)
@@ -1028,6 +1030,8 @@ def ssc_omp(X, n_clusters, n_nonzero=5, random_state=None, tol=1e-6):
         shape=(n, n),
     )
     affinity = C + C.T
+    from sklearn.cluster import spectral_clustering
+
     return spectral_clustering(
         affinity, n_clusters=n_clusters, random_state=random_state
     ).astype(np.int64)
