@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pytest
 from conftest import planted_problem
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skunroll import (
@@ -30,17 +30,6 @@ SCALES = st.one_of(
     st.integers(-490, 490).map(lambda k: 2.0**k),
 )
 PROPERTY = settings(max_examples=8, deadline=None)
-
-#: Known failure (see test_adam_eps_band_breaks_equivariance): the trained
-#: estimators' Adam keeps its moments unscaled for gradients in [2**-30, 2**30]
-#: and adds an absolute eps=1e-8 there, so for data scaled by c in about
-#: [2**-14, 2**-1] (gradients ~c**2 just above 2**-30) eps is not negligible
-#: and the fit depends on c. The properties of the trained estimators skip it.
-ADAM_EPS_BAND = (2.0**-15, 0.5)
-
-
-def _outside_adam_eps_band(c):
-    return not ADAM_EPS_BAND[0] <= c < ADAM_EPS_BAND[1]
 
 
 def _power_of_two(c):
@@ -89,15 +78,14 @@ def test_coder_codes_scale_with_the_data(algorithm, c):
 @PROPERTY
 @given(c=SCALES)
 def test_dictionary_learning_is_scale_equivariant(c):
-    """``c X`` with ``alpha = c alpha``: the same atoms, codes times ``c``.
-    Not bit-exact under powers of two (differences ~1e-6 even for ``c = 2``:
-    Adam's eps), so compared to a relative tolerance."""
-    assume(_outside_adam_eps_band(c))
+    """``c X`` with ``alpha = c alpha``: the same atoms, codes times ``c``;
+    bit for bit under powers of two (Adam's eps is relative to the gradients),
+    otherwise to a relative tolerance."""
     kw = {"max_iter": 2, "batch_size": 10, "random_state": 0}
     ref = _quiet(lambda: UnrolledDictionaryLearning(12, alpha=0.1, **kw).fit(X))
     est = _quiet(lambda: UnrolledDictionaryLearning(12, alpha=0.1 * c, **kw).fit(c * X))
-    assert_scaled(est.components_, ref.components_, 1.0, c, rtol=5e-6, exact=False)
-    assert_scaled(est.transform(c * X), ref.transform(X), c, c, rtol=5e-6, exact=False)
+    assert_scaled(est.components_, ref.components_, 1.0, c, rtol=5e-6)
+    assert_scaled(est.transform(c * X), ref.transform(X), c, c, rtol=5e-6)
 
 
 _MIXTURE = make_dictionary_mixture(
@@ -111,7 +99,6 @@ def test_mixmate_labels_are_scale_invariant(e):
     """``c X`` with ``alpha = c alpha`` and ``temperature = c**2 T``: the same
     labels and atoms, or (data whose squares underflow) a clear ValueError."""
     c = 10.0**e
-    assume(_outside_adam_eps_band(c))
     kw = {"n_components": 3, "max_iter": 2, "random_state": 0}
     ref = _quiet(lambda: MixMateClustering(2, alpha=0.05, **kw).fit(_MIXTURE))
     est = MixMateClustering(2, alpha=0.05 * c, temperature=0.1 * c * c, **kw)
@@ -204,20 +191,17 @@ def _fit_mixmate(c):
     return _quiet(lambda: est.fit(c * _MIXTURE))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Adam's absolute eps=1e-8 for gradients in [2**-30, 2**30] "
-    "(skunroll/_training/optim.py): data scaled by ~1e-4..0.1 fits differently",
-)
 @pytest.mark.parametrize(
     "fit, c, attribute",
     [
-        (_fit_dl, 1e-3, "components_"),  # atoms off by ~1 (2**-12..2**-6)
-        (_fit_mixmate, 2.0**-13, "labels_"),  # labels differ (2**-14..2**-12)
-        (_fit_mixmate, 1e-2, "components_"),  # atoms off by ~3e-4
+        (_fit_dl, 1e-3, "components_"),  # were off by ~1 (2**-12..2**-6)
+        (_fit_mixmate, 2.0**-13, "labels_"),  # differed (2**-14..2**-12)
+        (_fit_mixmate, 1e-2, "components_"),  # were off by ~3e-4
     ],
 )
-def test_adam_eps_band_breaks_equivariance(fit, c, attribute):
+def test_adam_eps_no_longer_breaks_equivariance(fit, c, attribute):
+    """Regression: with textbook Adam's absolute eps=1e-8, data scaled by
+    ~1e-4..0.1 (gradients ~c**2) fitted differently, silently."""
     ref, est = fit(1.0), fit(c)
     np.testing.assert_allclose(
         getattr(est, attribute), getattr(ref, attribute), rtol=1e-5, atol=1e-5

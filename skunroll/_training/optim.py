@@ -20,15 +20,21 @@ class SGD:
 
 
 class Adam:
-    """Adam of Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015.
+    """Adam of Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015,
+    with ``eps`` relative to the scale of the gradients.
 
     The moments are re-scaled for their bias ``1 - beta**t``, as in the paper.
-    Adam's step does not depend on the scale of the gradient, but its second
-    moment ``g**2`` overflows for gradients above ~1e154 (data of ~1e80) and
-    underflows below ~1e-162: the moments are therefore kept in units of a
-    power of two ``scale`` (1 for gradients between 2**-30 and 2**30, so that
-    ordinary fits are bit-identical to textbook Adam), re-chosen when a
-    gradient leaves that range; ``eps`` is in those units.
+    Adam's step does not depend on the scale of the gradient, except through
+    ``eps``, which textbook Adam adds in absolute units: data scaled by
+    ``c`` give gradients scaled by ``c**2``, and for ``c`` around 1e-3 a fixed
+    ``eps = 1e-8`` is no longer negligible (a recording in volts and the same
+    one in microvolts learned different atoms). The moments are therefore kept
+    in units of a power of two ``scale``: the magnitude of the first gradient,
+    re-chosen when a gradient moves more than ``RANGE`` away from it (which
+    also keeps ``g**2`` from overflowing above ~1e154 or underflowing below
+    ~1e-162); ``eps`` is in those units. Data scaled by a power of two then
+    train bit for bit the same, up to the scale; at ordinary scales this is
+    textbook Adam with ``eps`` times that power of two.
     """
 
     RANGE = 2.0**30
@@ -38,27 +44,28 @@ class Adam:
         self.m = np.zeros(shape)
         self.v = np.zeros(shape)
         self.n_steps = 0
-        self.scale = 1.0
+        self.scale = None  # set by the first non-zero finite gradient
 
     def _rescale(self, grad):
         size = float(np.max(np.abs(grad))) if np.size(grad) else 0.0
         if not (size > 0 and np.isfinite(size)):
             return
-        if self.scale / self.RANGE <= size <= self.scale * self.RANGE:
+        if self.scale is not None and (
+            self.scale / self.RANGE <= size <= self.scale * self.RANGE
+        ):
             return
-        scale = (
-            1.0 if 1 / self.RANGE <= size <= self.RANGE else 2.0 ** round(np.log2(size))
-        )
-        ratio = self.scale / scale
-        self.m *= ratio
-        self.v *= ratio  # twice: ratio**2 alone may overflow
-        self.v *= ratio
+        scale = 2.0 ** round(np.log2(size))
+        if self.scale is not None:
+            ratio = self.scale / scale
+            self.m *= ratio
+            self.v *= ratio  # twice: ratio**2 alone may overflow
+            self.v *= ratio
         self.scale = scale
 
     def step(self, param, grad, learning_rate):
         self.n_steps += 1
         self._rescale(grad)
-        if self.scale != 1.0:
+        if self.scale is not None and self.scale != 1.0:
             grad = grad / self.scale
         b1, b2 = self.beta1, self.beta2
         self.m *= b1

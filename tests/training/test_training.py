@@ -273,19 +273,37 @@ def _textbook_adam(grads, lr=0.01, b1=0.9, b2=0.999, eps=1e-8):
 
 
 @pytest.mark.parametrize("exponent", [-300, -150, -40, 0, 40, 150, 300])
-def test_adam_is_textbook_at_ordinary_scales_and_scale_free_beyond(exponent):
+def test_adam_is_textbook_with_eps_relative_to_the_gradients(exponent):
+    """Textbook Adam with ``eps`` in units of the first gradient's power of
+    two, at every scale (g**2 would overflow or underflow at the extremes)."""
     from skunroll._training import Adam
 
     grads = list(np.random.default_rng(0).standard_normal((20, 5)))
-    reference = _textbook_adam(grads)
+    unit = 2.0 ** round(np.log2(np.abs(grads[0]).max()))
+    reference = _textbook_adam(grads, eps=1e-8 * unit)
     adam, p = Adam((5,)), np.zeros(5)
     for g in grads:
         adam.step(p, g * 10.0**exponent, 0.01)
     if exponent == 0:  # the textbook formula, up to the order of operations
         np.testing.assert_allclose(p, reference, rtol=1e-12)
-        assert adam.scale == 1.0
+        assert adam.scale == unit
     else:  # the same steps, where g**2 would overflow or underflow
         np.testing.assert_allclose(p, reference, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("k", [-40, -13, -7, 9, 60])
+def test_adam_steps_are_the_same_for_gradients_scaled_by_a_power_of_two(k):
+    """The step is exactly invariant to the gradients' scale: eps is relative
+    (with textbook Adam's absolute eps, gradients of ~1e-6 trained otherwise)."""
+    from skunroll._training import Adam
+
+    grads = list(np.random.default_rng(1).standard_normal((30, 4)))
+    ref, scaled = Adam((4,)), Adam((4,))
+    p_ref, p_scaled = np.zeros(4), np.zeros(4)
+    for g in grads:
+        ref.step(p_ref, g, 0.01)
+        scaled.step(p_scaled, g * 2.0**k, 0.01)
+    np.testing.assert_array_equal(p_scaled, p_ref)
 
 
 @pytest.mark.parametrize("exponent", [-150, -80, 80, 150])
