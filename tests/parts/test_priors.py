@@ -111,9 +111,9 @@ def test_project_simplex_matches_sort_based(dtype):
     rng = np.random.default_rng(2)
     cases = [rng.standard_normal(n) * s for n in (1, 2, 3, 7, 50, 300)
              for s in (0.01, 1.0, 10.0)]  # fmt: skip
-    cases += [np.round(rng.standard_normal(40), 1),  # ties
-              np.full(9, 0.3), np.full(9, -4.0), np.full(9, 5.0),  # all equal
-              np.zeros(5), np.array([1.0, 0.0, 0.0]), np.array([2.0, 2.0, -1.0])]  # fmt: skip
+    cases += [np.round(rng.standard_normal(40), 1)]  # ties
+    cases += [np.full(9, 0.3), np.full(9, -4.0), np.full(9, 5.0)]  # all equal
+    cases += [np.zeros(5), np.array([1.0, 0.0, 0.0]), np.array([2.0, 2.0, -1.0])]
     for x in cases:
         x = x.astype(dtype)
         p = _prox.project_simplex(x, np.empty_like(x))
