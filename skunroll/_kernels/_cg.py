@@ -112,13 +112,22 @@ def cg_dense(Phi, PhiT, gram, use_gram, lam, beta, dinv, B, X, tol, max_iter):
     m, p = X.shape
     dtype = X.dtype
     n = Phi.shape[0]
-    rows = np.arange(m)
-    Xa = X.copy()
+    # the running rows are kept compacted at the front of the work arrays, in
+    # their original order (plain loops, no fancy indexing: cheaper to compile)
+    rows = np.empty(m, dtype=np.int64)
+    Xa = np.empty((m, p), dtype=dtype)
+    for j in range(m):
+        rows[j] = j
+        for i in range(p):
+            Xa[j, i] = X[j, i]
     Q = np.empty((m, p), dtype=dtype)
     U = np.empty((m, n), dtype=dtype)
     _apply(Xa, Phi, PhiT, gram, lam, beta, use_gram, U, Q)
-    R = B - Q
-    P = np.empty_like(R)
+    R = np.empty((m, p), dtype=dtype)
+    for j in range(m):
+        for i in range(p):
+            R[j, i] = B[j, i] - Q[j, i]
+    P = np.empty((m, p), dtype=dtype)
     rz = np.empty(m, dtype=np.float64)
     bnorm2 = np.empty(m, dtype=np.float64)
     cg_rows_start(B, R, dinv, P, rz, bnorm2)
@@ -128,27 +137,43 @@ def cg_dense(Phi, PhiT, gram, use_gram, lam, beta, dinv, B, X, tol, max_iter):
             status[j] = CONVERGED
     worst = 0.0
     n_iter = 0
+    k = m
     while True:
-        keep = status == RUNNING
-        for a in range(rows.shape[0]):
-            if not keep[a]:
+        n_keep = 0
+        for a in range(k):
+            if status[a] != RUNNING:
                 copy_into(Xa[a], X[rows[a]])
                 ratio = np.sqrt(_dot(R[a], R[a]) / max(bnorm2[a], 1e-300))
                 if status[a] == BROKEN:
                     ratio = np.inf
                 worst = max(worst, ratio)
-        if not np.any(keep) or n_iter >= max_iter:
-            for a in range(rows.shape[0]):
-                if keep[a]:
+            else:
+                n_keep += 1
+        if n_keep == 0 or n_iter >= max_iter:
+            for a in range(k):
+                if status[a] == RUNNING:
                     copy_into(Xa[a], X[rows[a]])
                     ratio = np.sqrt(_dot(R[a], R[a]) / max(bnorm2[a], 1e-300))
                     worst = max(worst, ratio)
             break
-        if not np.all(keep):
-            rows, Xa, R, P = rows[keep], Xa[keep], R[keep], P[keep]
-            rz, bnorm2, status = rz[keep], bnorm2[keep], status[keep]
-            Q, U = Q[: rows.shape[0]], U[: rows.shape[0]]
-        _apply(P, Phi, PhiT, gram, lam, beta, use_gram, U, Q)
-        cg_rows_step(P, Q, Xa, R, dinv, rz, bnorm2, tol * tol, status)
+        if n_keep < k:
+            w = 0
+            for a in range(k):
+                if status[a] != RUNNING:
+                    continue
+                if w != a:
+                    rows[w] = rows[a]
+                    for i in range(p):
+                        Xa[w, i] = Xa[a, i]
+                        R[w, i] = R[a, i]
+                        P[w, i] = P[a, i]
+                    rz[w] = rz[a]
+                    bnorm2[w] = bnorm2[a]
+                    status[w] = status[a]
+                w += 1
+            k = w
+        _apply(P[:k], Phi, PhiT, gram, lam, beta, use_gram, U[:k], Q[:k])
+        cg_rows_step(P[:k], Q[:k], Xa[:k], R[:k], dinv, rz[:k], bnorm2[:k],
+                     tol * tol, status[:k])  # fmt: skip
         n_iter += 1
     return n_iter, worst

@@ -97,18 +97,33 @@ def group_soft_threshold(x, thresh, groups, out):
 def project_simplex(x, out):
     """Euclidean projection onto the probability simplex {z >= 0, sum z = 1}.
 
-    Sort-based algorithm of Held, Wolfe & Crowder (1974); see also Duchi et al.,
-    "Efficient projections onto the l1-ball", ICML 2008.
+    Michelot's finite algorithm ("A finite algorithm for finding the
+    projection of a point onto the canonical simplex of R^n", JOTA 50(1),
+    1986): ``theta = (sum_S x - 1) / |S|`` over the active set ``S``, which
+    starts as every entry and is restricted to ``{x > theta}`` until it stops
+    changing (theta only grows, so at most ``n`` passes). Exact, like the
+    sort-based formula of Held, Wolfe & Crowder (1974), but sort-free: keeping
+    ``np.sort`` out of the prior chain saves its compile in every kernel that
+    applies a prior. ``out`` may alias ``x``.
     """
-    u = np.sort(x)[::-1]
-    css = 0.0
-    theta = 0.0
-    for k in range(u.shape[0]):
-        css += u[k]
-        t = (css - 1.0) / (k + 1)
-        if u[k] - t > 0.0:
-            theta = t
-    for i in range(x.shape[0]):
+    n = x.shape[0]
+    total = 0.0
+    for i in range(n):
+        total += x[i]
+    count = n
+    theta = (total - 1.0) / n
+    for _ in range(n):
+        total = 0.0
+        c = 0
+        for i in range(n):
+            if x[i] > theta:
+                total += x[i]
+                c += 1
+        if c == count or c == 0:
+            break
+        count = c
+        theta = (total - 1.0) / c
+    for i in range(n):
         xi = x[i] - theta
         out[i] = xi if xi > 0.0 else 0.0
     return out

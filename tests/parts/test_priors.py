@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 from skunroll._kernels import _priors as _prox
 from skunroll.utils import lipschitz_constant
@@ -95,3 +95,32 @@ def test_lipschitz_constant_is_an_upper_bound_when_not_converged():
     D = np.random.default_rng(0).standard_normal((40, 20))
     exact = np.linalg.norm(D, 2) ** 2
     assert lipschitz_constant(D, max_iter=2, tol=1e-12) >= exact
+
+
+def _simplex_by_sort(x):
+    """Sort-based reference (Held, Wolfe & Crowder 1974; Duchi et al. 2008)."""
+    u = np.sort(x.astype(np.float64))[::-1]
+    css = np.cumsum(u) - 1.0
+    k = np.arange(1, u.size + 1)
+    rho = np.nonzero(u - css / k > 0)[0][-1]
+    return np.maximum(x.astype(np.float64) - css[rho] / (rho + 1), 0.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_project_simplex_matches_sort_based(dtype):
+    rng = np.random.default_rng(2)
+    cases = [rng.standard_normal(n) * s for n in (1, 2, 3, 7, 50, 300)
+             for s in (0.01, 1.0, 10.0)]  # fmt: skip
+    cases += [np.round(rng.standard_normal(40), 1)]  # ties
+    cases += [np.full(9, 0.3), np.full(9, -4.0), np.full(9, 5.0)]  # all equal
+    cases += [np.zeros(5), np.array([1.0, 0.0, 0.0]), np.array([2.0, 2.0, -1.0])]
+    for x in cases:
+        x = x.astype(dtype)
+        p = _prox.project_simplex(x, np.empty_like(x))
+        assert p.dtype == dtype
+        tol = 1e-6 if dtype == np.float32 else 1e-12
+        assert_allclose(p, _simplex_by_sort(x), rtol=tol, atol=tol)
+        # in place (out aliasing x)
+        y = x.copy()
+        _prox.project_simplex(y, y)
+        assert_array_equal(y, p)
