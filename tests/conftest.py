@@ -40,3 +40,14 @@ def reproducer_data():
 @pytest.fixture
 def data():
     return reproducer_data()
+
+
+def finite_differences(fun, D, h=1e-6):
+    """Central differences of the scalar ``fun`` at every entry of ``D``: the
+    independent reference of the hand-written gradients."""
+    grad = np.zeros_like(D)
+    for idx in np.ndindex(D.shape):
+        E = np.zeros_like(D)
+        E[idx] = h
+        grad[idx] = (fun(D + E) - fun(D - E)) / (2 * h)
+    return grad

@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import finite_differences
 from sklearn.base import clone
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
@@ -47,15 +48,6 @@ def _mm(**params):
     # graph is not connected here and the soft fit ends at ARI 0.52-1.0 by seed)
     base["init"] = "ssc-omp"
     return MixMateClustering(**{**base, **params})
-
-
-def _finite_differences(fun, D, h=1e-6):
-    grad = np.zeros_like(D)
-    for idx in np.ndindex(D.shape):
-        E = np.zeros_like(D)
-        E[idx] = h
-        grad[idx] = (fun(D + E) - fun(D - E)) / (2 * h)
-    return grad
 
 
 # --------------------------------------------------------------- the data
@@ -236,7 +228,7 @@ def _small_problem(seed=0, n=6, m=5, p=3, k=2):
     "form, masked", [("explicit", False), ("explicit", True), ("gram", False)]
 )
 @pytest.mark.parametrize("mode", ["dec", "ae-ls", "ae-lasso"])
-def test_weighted_kernels_match_finite_differences(masked, form, mode):
+def test_weighted_kernels_matchfinite_differences(masked, form, mode):
     X, D, steps = _small_problem(1)
     D, step = D[0], steps[0]
     rng = np.random.default_rng(2)
@@ -255,7 +247,7 @@ def test_weighted_kernels_match_finite_differences(masked, form, mode):
                                weights=weights, mask=mask)  # fmt: skip
         return out.data_loss + (out.penalty if mode == "ae-lasso" else 0.0)
 
-    numeric = _finite_differences(loss, D)
+    numeric = finite_differences(loss, D)
     err = np.linalg.norm(res.grad - numeric) / np.linalg.norm(numeric)
     assert err < 1e-6, err
 
@@ -296,7 +288,7 @@ def test_soft_objective_gradient_through_the_softmax(masked, temperature, mixing
     def objective(Dp):
         return mm._objective_and_gradients(X, mask, Dp, steps, mixing)[0]
 
-    numeric = _finite_differences(objective, D)
+    numeric = finite_differences(objective, D)
     analytic = np.stack(grads)
     err = np.linalg.norm(analytic - numeric) / np.linalg.norm(numeric)
     assert err < 1e-6, err
@@ -315,7 +307,7 @@ def test_hard_objective_gradient():
     def objective(Dp):
         return mm._objective_and_gradients(X, None, Dp, steps)[0]
 
-    numeric = _finite_differences(objective, D)
+    numeric = finite_differences(objective, D)
     err = np.linalg.norm(np.stack(grads) - numeric) / np.linalg.norm(numeric)
     assert err < 1e-6, err
 
@@ -330,7 +322,7 @@ def test_soft_weights_are_the_derivative_of_the_expected_energy():
         q /= q.sum(axis=1, keepdims=True)
         return (q * E).sum()
 
-    numeric = _finite_differences(f, E)
+    numeric = finite_differences(f, E)
     np.testing.assert_allclose(c, numeric, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
     # with mixing weights: E' = E - tau log pi gives softmax(-E / tau + log pi)

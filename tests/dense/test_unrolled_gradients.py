@@ -12,6 +12,7 @@ gradient, and ``ae-lasso`` tends to the gradient of the lasso value function
 
 import numpy as np
 import pytest
+from conftest import finite_differences
 from sklearn.linear_model import Lasso
 
 from skunroll._dense.network import Network, forward_backward
@@ -67,15 +68,6 @@ def _loss(X, D, net, step, mode, form, codes=None):
     return res.data_loss + (res.penalty if mode == "ae-lasso" else 0.0)
 
 
-def _finite_differences(fun, D, h=1e-6):
-    grad = np.zeros_like(D)
-    for idx in np.ndindex(D.shape):
-        E = np.zeros_like(D)
-        E[idx] = h
-        grad[idx] = (fun(D + E) - fun(D - E)) / (2 * h)
-    return grad
-
-
 CASES = [
     (likelihood, form)
     for likelihood in ("gaussian", "poisson", "binomial")
@@ -87,13 +79,11 @@ CASES = [
 @pytest.mark.parametrize("prior", PRIOR_NAMES)
 @pytest.mark.parametrize("accelerated", [False, True], ids=["ista", "fista"])
 @pytest.mark.parametrize("mode", ["dec", "ae-ls", "ae-lasso"])
-def test_gradient_matches_finite_differences(
-    likelihood, form, prior, accelerated, mode
-):
+def test_gradient_matchesfinite_differences(likelihood, form, prior, accelerated, mode):
     X, D, step = _problem(likelihood)
     net = _net(prior, accelerated, likelihood)
     res = forward_backward(X, D, net, step, mode, form=form)
-    numeric = _finite_differences(
+    numeric = finite_differences(
         lambda Dp: _loss(X, Dp, net, step, mode, form, res.codes), D
     )
     assert np.linalg.norm(numeric) > 1e-3
