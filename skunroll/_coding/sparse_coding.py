@@ -239,8 +239,8 @@ def _sparse_encode(
         codes = _unrolled_forward(X, D, gram, codes, alpha, n_unroll, positive, n_jobs)
     else:
         _run_chunks(
-            X, D, gram, codes, algorithm, alpha, n_nonzero_coefs, n_unroll,
-            positive, max_iter, tol, n_jobs,
+            X, D, gram, codes, algorithm, alpha, n_nonzero_coefs, positive,
+            max_iter, tol, n_jobs,
         )  # fmt: skip
     if ex != ed:
         codes = np.ldexp(codes, ex - ed).astype(dtype, copy=False)
@@ -262,13 +262,19 @@ def _unrolled_forward(X, D, gram, init, alpha, n_unroll, positive, n_jobs):
     """``n_unroll`` FISTA steps from ``init``: the forward pass of the dense
     networks (``skunroll/_dense/network.py``), the one implementation that
     ``UnrolledSparseCoder`` and the trained estimators' ``transform`` share."""
-    small = D.T @ D if D.shape[1] < D.shape[0] else gram
-    step = encoder_step(_lipschitz_from_gram(small))
+    step = _proximal_step(D, gram)
     net = Network(
         n_unroll, "fista", "nonneg_l1" if positive else "l1", alpha, alpha,
         resolve_groups("l1", None, D.shape[0]),
     )  # fmt: skip
     return forward_backward(X, D, net, step, "forward", n_jobs, init=init).codes
+
+
+def _proximal_step(D, gram):
+    """The step ``1 / L`` of ISTA/FISTA on ``D``, ``L = ||D||_2^2`` by power
+    iteration on the smaller of ``D^T D`` and the Gram matrix ``D D^T``."""
+    small = D.T @ D if D.shape[1] < D.shape[0] else gram
+    return encoder_step(_lipschitz_from_gram(small))
 
 
 def _least_squares(X, D, positive):
@@ -285,13 +291,13 @@ def _least_squares(X, D, positive):
 
 
 def _run_chunks(
-    X, D, gram, codes, algorithm, alpha, n_nonzero_coefs, n_unroll, positive,
-    max_iter, tol, n_jobs,
+    X, D, gram, codes, algorithm, alpha, n_nonzero_coefs, positive, max_iter, tol,
+    n_jobs,
 ):  # fmt: skip
     """Code every chunk of samples in place of ``codes``, on threads."""
     run = _chunk_runner(
-        X, D, gram, codes, algorithm, alpha, n_nonzero_coefs, n_unroll, positive,
-        max_iter, tol,
+        X, D, gram, codes, algorithm, alpha, n_nonzero_coefs, positive, max_iter,
+        tol,
     )  # fmt: skip
     slices = [
         slice(start, min(start + CHUNK_SIZE, X.shape[0]))
@@ -333,8 +339,7 @@ def _correlation_buffer(n_rows, n_components, dtype):
 
 
 def _chunk_runner(
-    X, D, gram, codes, algorithm, alpha, n_nonzero_coefs, n_unroll, positive,
-    max_iter, tol,
+    X, D, gram, codes, algorithm, alpha, n_nonzero_coefs, positive, max_iter, tol,
 ):  # fmt: skip
     """Return ``run(slice) -> diagnostics`` that codes one chunk in place."""
     dtype = X.dtype.type
@@ -381,8 +386,7 @@ def _chunk_runner(
 
         return run
 
-    small = D.T @ D if n_features < n_components else gram
-    step = dtype(encoder_step(_lipschitz_from_gram(small)))
+    step = dtype(_proximal_step(D, gram))
     accelerated = algorithm != "ista"
 
     def run(sl):
@@ -406,7 +410,7 @@ def _chunk_runner(
 
 
 def _warn_if_not_converged(algorithm, results, max_iter, tol):
-    if algorithm in ("omp", "unrolled"):
+    if algorithm == "omp":
         return
     worst = max(gap for _, gap in results)
     if worst > tol:

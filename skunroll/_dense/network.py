@@ -81,11 +81,6 @@ def forward_backward(
     """
     n = X.shape[0]
     k = D.shape[0]
-    codes = np.zeros((n, k), dtype=X.dtype)
-    if init is not None:
-        if mode != "forward":
-            raise ValueError("init warm-starts the forward pass only")
-        codes[:] = init
     gram_form = form == "gram" or (
         form == "auto" and net.likelihood == "gaussian" and mask is None
     )
@@ -93,8 +88,11 @@ def forward_backward(
         raise ValueError("the Gram form needs the Gaussian likelihood")
     if gram_form and mask is not None:
         raise ValueError("the Gram form has no mask; use form='explicit'")
-    if init is not None and not gram_form:
-        raise ValueError("init needs the Gram form")
+    codes = np.zeros((n, k), dtype=X.dtype)
+    if init is not None:
+        if mode != "forward" or not gram_form:
+            raise ValueError("init warm-starts the Gram form of the forward pass only")
+        codes[:] = init
     if weights is not None:
         weights = np.ascontiguousarray(weights, dtype=np.float64)
     if mask is not None:
@@ -116,8 +114,7 @@ def forward_backward(
                 X_c, X_c @ D.T, D, gram, step, betas, prior, p1, p2, groups,
                 net.alpha, net.negative_alpha, code, codes[sl], grad, Ys, Vs, losses,
             )  # fmt: skip
-            # the weighted kernels with no weights (length 0) or mask (0, 0)
-            # are the plain ones: one compiled kernel (numba) serves both
+            # no weights (length 0) or mask (0, 0) mean all ones / all observed
             _k.unrolled_gram_weighted_chunk(
                 *args, weights[sl] if weights is not None else _NO_WEIGHTS
             )

@@ -24,9 +24,10 @@ sample by sample with ``T``-deep buffers that stay in cache, and skip the zero
 entries of the codes and of their adjoints (a sparse code makes ``y D`` and
 the outer products cheap).
 
-``unrolled_chunk`` handles every likelihood. ``unrolled_gram_chunk`` is the
-Gaussian special case in Gram form (``G = D D^T``): the residual step becomes
-``u_t = y_t - a (y_t G - x D^T)``, whose cost is ``nnz(y_t) * n_components``
+``unrolled_weighted_chunk`` handles every likelihood.
+``unrolled_gram_weighted_chunk`` is the Gaussian special case in Gram form
+(``G = D D^T``): the residual step becomes ``u_t = y_t - a (y_t G - x D^T)``,
+whose cost is ``nnz(y_t) * n_components``
 per step instead of ``n_components * n_features``; its ``D``-gradient is
 ``a (sum_t v_t)^T x - a (S + S^T) D`` with ``S = sum_t v_t^T y_t``.
 
@@ -50,7 +51,7 @@ import numpy as np
 from numba import njit
 
 from ._blas import copy_into
-from ._likelihoods import GAUSSIAN, inverse_link, inverse_link_derivative, nll  # noqa: F401
+from ._likelihoods import inverse_link, inverse_link_derivative, nll
 from ._priors import add_penalty_gradient, penalty_row, prox_row, prox_vjp_row
 
 # what a kernel computes
@@ -102,30 +103,17 @@ def _add_outer(scale, v, idx, count, w, out):
 
 
 @njit(nogil=True, cache=True)
-def unrolled_chunk(
+def unrolled_weighted_chunk(
     X, D, step, betas, prior, p1, p2, groups, likelihood, n_trials,
-    alpha, negative_alpha, mode, Z, grad, losses,
+    alpha, negative_alpha, mode, Z, grad, losses, weights, mask,
 ):  # fmt: skip
-    """Unrolled encoder, decoder, loss and ``D``-gradient of a chunk of rows.
+    """Unrolled encoder, decoder, loss and ``D``-gradient of a chunk of rows,
+    with per-row weights and a mask of observed entries.
 
     Writes the codes ``z_T`` into ``Z``; for ``mode`` DEC / AE_LS / AE_LASSO,
     adds the gradient of the summed loss to ``grad`` (n_components,
     n_features). ``losses[0] += sum of the data loss``, ``losses[1] += sum of
     the penalty h(z_T)``. ``betas`` is the momentum of each step.
-    """
-    unrolled_weighted_chunk(
-        X, D, step, betas, prior, p1, p2, groups, likelihood, n_trials,
-        alpha, negative_alpha, mode, Z, grad, losses,
-        np.empty(0, dtype=np.float64), np.empty((0, 0), dtype=X.dtype),
-    )  # fmt: skip
-
-
-@njit(nogil=True, cache=True)
-def unrolled_weighted_chunk(
-    X, D, step, betas, prior, p1, p2, groups, likelihood, n_trials,
-    alpha, negative_alpha, mode, Z, grad, losses, weights, mask,
-):  # fmt: skip
-    """``unrolled_chunk`` with per-row weights and a mask of observed entries.
 
     The loss of row ``i`` is ``weights[i] * (sum_f mask[i, f] l(x_if, eta_if)
     + h(z_T))``, and the encoder's residual is ``mask * (x - f(y_t D))``: the
@@ -230,11 +218,12 @@ def unrolled_weighted_chunk(
 
 
 @njit(nogil=True, cache=True)
-def unrolled_gram_chunk(
+def unrolled_gram_weighted_chunk(
     X, B, D, gram, step, betas, prior, p1, p2, groups, alpha, negative_alpha,
-    mode, Z, grad, Ys, Vs, losses,
+    mode, Z, grad, Ys, Vs, losses, weights,
 ):  # fmt: skip
-    """Gaussian-likelihood special case of ``unrolled_chunk`` in Gram form.
+    """Gaussian-likelihood special case of ``unrolled_weighted_chunk`` in Gram
+    form.
 
     The chunk moves through the ``T`` steps together, each step one matrix
     product with ``gram = D D^T`` (``u_t = y_t - a (y_t G - x D^T)``, with
@@ -242,28 +231,16 @@ def unrolled_gram_chunk(
     the iterates. For the ae modes, ``y_t`` and ``v_t = J_P(u_t)^T g_{t+1}``
     are written into ``Ys`` and ``Vs`` (T, n, n_components); the kernel adds
     the decoder term and ``a (sum_t v_t)^T x`` to ``grad`` and the caller
-    finishes with ``grad -= a (S + S^T) D``, ``S = sum_t v_t^T y_t``.
+    finishes with ``grad -= a (S + S^T) D``, ``S = sum_t v_t^T y_t``. The
+    loss of row ``i`` is weighted by ``weights[i]`` (all ones if ``weights``
+    has length 0): the adjoints of ``z_T`` and of the reconstruction are
+    scaled row by row.
 
     ``Z`` holds the warm start ``z_0 = z_{-1}`` on entry (zeros for the
     networks) and the codes on exit. The forward pass alone (``mode`` FORWARD)
     of a dictionary with more than twice as many atoms as features computes
     the gradient step as ``(y D - x) D^T``, which is then cheaper.
     """
-    unrolled_gram_weighted_chunk(
-        X, B, D, gram, step, betas, prior, p1, p2, groups, alpha,
-        negative_alpha, mode, Z, grad, Ys, Vs, losses,
-        np.empty(0, dtype=np.float64),
-    )  # fmt: skip
-
-
-@njit(nogil=True, cache=True)
-def unrolled_gram_weighted_chunk(
-    X, B, D, gram, step, betas, prior, p1, p2, groups, alpha, negative_alpha,
-    mode, Z, grad, Ys, Vs, losses, weights,
-):  # fmt: skip
-    """``unrolled_gram_chunk`` with the loss of row ``i`` weighted by
-    ``weights[i]`` (all ones if ``weights`` has length 0): the adjoints of
-    ``z_T`` and of the reconstruction are scaled row by row."""
     weighted = weights.shape[0] > 0
     n_unroll = betas.shape[0]
     n, k = B.shape
@@ -289,20 +266,18 @@ def unrolled_gram_weighted_chunk(
         for i in range(n):
             for j in range(k):
                 Y[i, j] = Z_t[i, j] + beta * (Z_t[i, j] - Z_prev[i, j])
+        # GY: the gradient y_t G - x D^T of every row, in the cheaper form
         if explicit:
             np.dot(Y, D, R)
             R -= X
             np.dot(R, DT, GY)
-            for i in range(n):
-                for j in range(k):
-                    U[i, j] = Y[i, j] - step * GY[i, j]
-                prox_row(U[i], prior, p1, p2, groups, Z_next[i])
         else:
             np.dot(Y, gram, GY)
-            for i in range(n):
-                for j in range(k):
-                    U[i, j] = Y[i, j] - step * (GY[i, j] - B[i, j])
-                prox_row(U[i], prior, p1, p2, groups, Z_next[i])
+            GY -= B
+        for i in range(n):
+            for j in range(k):
+                U[i, j] = Y[i, j] - step * GY[i, j]
+            prox_row(U[i], prior, p1, p2, groups, Z_next[i])
         if keep:
             copy_into(Y, Ys[t])
     copy_into(Zs[n_unroll if keep else n_unroll % 3], Z)

@@ -1,6 +1,6 @@
 """One forward pass: ``sparse_encode(algorithm="unrolled")``,
 ``UnrolledSparseCoder`` and the trained networks' ``transform`` all run the
-dense network's kernel (``unrolled_gram_chunk``). These tests tie them to each
+dense network's kernel (``unrolled_gram_weighted_chunk``). These tests tie them to each
 other and to an independent NumPy FISTA, and tie the network to the convergent
 ISTA/FISTA solver of ``sparse_encode`` (``fista_gram``): ISTA is the same in
 both, and FISTA differs only by the momentum schedule. The solver follows Beck
