@@ -265,7 +265,7 @@ def decoder_step(state, Xb, codes, likelihood, n_trials, fit_intercept):
     return energy
 
 
-def kernel_step(state, grad, energy, optimizer, rank1, positive_kernels):
+def kernel_step(state, grad, energy, optimizer, rank1, positive_dict):
     """Optimiser step on the sphere, then the projection.
 
     The gradient's component along each (unit-norm) kernel is removed
@@ -298,10 +298,10 @@ def kernel_step(state, grad, energy, optimizer, rank1, positive_kernels):
         params, G = rank1_parameters(H, grad)
         state.optimizers["kernels"].step(params, G, state.learning_rate)
         rank1_kernels(params, H)
-    project_kernels(H, positive_kernels, rank1)
+    project_kernels(H, positive_dict, rank1)
 
 
-def align(state, positive_kernels, rank1):
+def align(state, positive_dict, rank1):
     """Shift every kernel so that its energy is centred in its window (and
     its warm-start codes the other way)."""
     H = state.H
@@ -315,7 +315,7 @@ def align(state, positive_kernels, rank1):
                 if z is not None:  # an event's onset moves the other way
                     z[k] = shift(z[k][None], (-shifts[0], -shifts[1]))[0]
     if moved:
-        project_kernels(H, positive_kernels, rank1)
+        project_kernels(H, positive_dict, rank1)
         if hasattr(state.optimizers["kernels"], "reset_rows"):
             state.optimizers["kernels"].reset_rows(moved)
 
