@@ -14,6 +14,7 @@ from ._coding.sparse_coding import UnrolledSparseCoder, sparse_encode
 from ._conv.dict_learning import ConvolutionalDictionaryLearning, ConvolutionalDL
 from ._dense.dict_learning import UnrolledDictionaryLearning
 from ._dense.mixmate import MixMateClustering
+from ._learned.coder import LearnedSparseCoder
 from ._sbl.sbl import SparseBayesianLearning
 
 __version__ = "0.1.0.dev0"
@@ -21,6 +22,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "ConvolutionalDL",
     "ConvolutionalDictionaryLearning",
+    "LearnedSparseCoder",
     "MixMateClustering",
     "SparseBayesianLearning",
     "UnrolledDictionaryLearning",

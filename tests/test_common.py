@@ -1,10 +1,10 @@
 """scikit-learn's estimator checks over every public estimator.
 
-``UnrolledSparseCoder`` holds a fixed dictionary, so the checks that feed it
-``X`` with another number of features cannot pass with one instance: they are
-declared expected failures below (each with its reason) and then run again,
-each with a dictionary of the width that check uses, as scikit-learn does for
-its own ``SparseCoder``. No check is left unexercised.
+``UnrolledSparseCoder`` and ``LearnedSparseCoder`` hold a fixed dictionary,
+so the checks that feed it ``X`` with another number of features cannot pass
+with one instance: they are declared expected failures below (each with its
+reason) and then run again, each with a dictionary of the width that check
+uses, as scikit-learn does for its own ``SparseCoder``. No check is left unexercised.
 
 ``UnrolledDictionaryLearning`` passes every check with no expected failure, in
 several configurations (priors, likelihood-free options, optimisers, exact
@@ -19,6 +19,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skunroll import (
     ConvolutionalDL,
+    LearnedSparseCoder,
     MixMateClustering,
     SparseBayesianLearning,
     UnrolledDictionaryLearning,
@@ -117,14 +118,31 @@ def _coder(n_features=3, **params):
     return UnrolledSparseCoder(rng.standard_normal((5, n_features)), **params)
 
 
+LEARNED_PARAMS = [
+    {},
+    {"parametrization": "alista", "n_layers": 2},
+    {"parametrization": "coupled", "validation_fraction": 0.0},
+    {"parametrization": "lista", "relative_alpha": True, "batch_size": 8},
+]
+
+
+def _learned(n_features=3, **params):
+    rng = np.random.default_rng(0)
+    base = {"n_layers": 3, "max_iter": 3, "random_state": 0}
+    return LearnedSparseCoder(
+        rng.standard_normal((5, n_features)), **{**base, **params}
+    )
+
+
 def _expected_failed_checks(estimator):
-    if isinstance(estimator, UnrolledSparseCoder):
+    if isinstance(estimator, (UnrolledSparseCoder, LearnedSparseCoder)):
         return dict.fromkeys(FIXED_DICTIONARY_CHECKS, REASON)
     return {}
 
 
 @parametrize_with_checks(
     [_coder(**params) for params in CODER_PARAMS]
+    + [_learned(**params) for params in LEARNED_PARAMS]
     + [_dl(**params) for params in DL_PARAMS]
     + [_cdl(**params) for params in CDL_PARAMS]
     + [_mixmate(**params) for params in MIXMATE_PARAMS]
@@ -140,3 +158,14 @@ def test_sklearn_compatible_estimator(estimator, check):
 def test_coder_checks_with_matching_dictionary(check_name, params):
     coder = _coder(FIXED_DICTIONARY_CHECKS[check_name], **params)
     getattr(estimator_checks, check_name)("UnrolledSparseCoder", coder)
+
+
+@pytest.mark.parametrize("params", LEARNED_PARAMS)
+@pytest.mark.parametrize(
+    "check_name",
+    # the stateless check is not among a fitted transformer's checks
+    sorted(set(FIXED_DICTIONARY_CHECKS) - {"check_transformers_unfitted_stateless"}),
+)
+def test_learned_coder_checks_with_matching_dictionary(check_name, params):
+    coder = _learned(FIXED_DICTIONARY_CHECKS[check_name], **params)
+    getattr(estimator_checks, check_name)("LearnedSparseCoder", coder)

@@ -28,6 +28,9 @@ The estimator supplies a *model* (usually itself) with:
     ``n_seen`` the units of its applied steps;
 ``convergence_start(state)``
     first epoch the convergence rule looks at, or None while it may not stop;
+``stop_early(state)``
+    optional: True ends training after this epoch (early stopping on held-out
+    data, which the model tracks in ``end_epoch``);
 ``callback_info(state)`` and ``fitted_attributes(state)``; optionally
 ``period(state)`` (samples per ``partial_fit`` period) and
 ``epoch_message(state, stats)``.
@@ -261,13 +264,17 @@ class Trainer:
             self._print_epoch(state, stats)
             if _end_epoch(epoch_ctx, self.estimator, X, y, model, state):
                 stop = True
-            if stop or self._converged(state):
+            if stop or self._converged(state) or self._stop_early(state):
                 state.stopped = True
                 break
         if ctx is not None:
             ctx.call_on_fit_task_end(estimator=self.estimator, X=X, y=y)
         self.check_some_step_applied(state)
         return state
+
+    def _stop_early(self, state):
+        stop_early = getattr(self.model, "stop_early", None)
+        return bool(stop_early(state)) if stop_early is not None else False
 
     def _converged(self, state):
         start = self.model.convergence_start(state)
