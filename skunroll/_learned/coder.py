@@ -31,7 +31,7 @@ from .._training import (
     atomic,
     with_callbacks,
 )
-from .._training.optim import Adam
+from .._training.optim import Adam, LineSearch
 from .._validation import FLOAT_DTYPES, check_dictionary
 from .network import forward_backward
 from .parametrizations import PARAMETRIZATIONS, Context
@@ -117,15 +117,20 @@ class LearnedSparseCoder(
         often far below 1e-4 of the objective.
     batch_size : int, default=256
         Samples per minibatch.
+    optimizer : {"line-search", "adam"}, default="line-search"
+        ``"line-search"``: gradient descent with a backtracking (Armijo) line
+        search on each minibatch's objective (``skunroll._training.optim.
+        LineSearch``; full-batch, the training of [1]_), which needs no
+        learning rate and moves each layer by its own gradient. ``"adam"``:
+        Adam with ``learning_rate``; its per-coordinate normalisation moves
+        the steps of all layers alike (their gradients are nearly
+        proportional), so the learned steps stay equal across layers.
     learning_rate : float, default=None
         Adam's step, in units of each parameter's initial size (the
         parameters are held relative to ISTA's: 1 for steps and thresholds,
         the root mean square of their initial entries for matrices).
         ``None`` means 0.1 for ``"step"`` and ``"alista"`` and 1e-3 for
-        ``"coupled"`` and ``"lista"``, whose many entries move together
-        (values found on the setup of [1]_, see
-        ``benchmarks/bench_learned_coders.py``); starting ``"lista"`` from a
-        trained network (``init``), 1e-5 refines it where 1e-3 undoes it.
+        ``"coupled"`` and ``"lista"``. Unused by the line search.
     validation_fraction : float, default=0.1
         Fraction of the training rows held out to choose the best epoch and
         stop early: the fitted parameters are those of the epoch with the
@@ -239,6 +244,7 @@ class LearnedSparseCoder(
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "optimizer": [StrOptions({"line-search", "adam"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -260,6 +266,7 @@ class LearnedSparseCoder(
         max_iter=20,
         tol=0.0,
         batch_size=256,
+        optimizer="line-search",
         learning_rate=None,
         validation_fraction=0.1,
         n_iter_no_change=5,
@@ -277,6 +284,7 @@ class LearnedSparseCoder(
         self.max_iter = max_iter
         self.tol = tol
         self.batch_size = batch_size
+        self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -346,7 +354,7 @@ class LearnedSparseCoder(
             X_val, X_train = None, Xs
         state = _TrainingState(
             params=params,
-            optimizers={name: Adam(p.shape) for name, p in params.items()},
+            optimizers=self._optimizers(params, X_train.shape[0]),
             rng=rng,
             learning_rate=float(
                 DEFAULT_LEARNING_RATES[self.parametrization]
@@ -425,16 +433,39 @@ class LearnedSparseCoder(
         return Sums(objective=res.data_loss + res.penalty, n=idx.size, grads=grads)
 
     def apply(self, state, X, idx, grads, sums):
-        """Adam on every parameter (in units of its initial size); steps and
-        thresholds are kept non-negative."""
+        """One step of the optimiser; steps and thresholds stay non-negative.
+        Adam moves each parameter in units of its initial size."""
+        if self.optimizer == "line-search":
+            X_batch = X[idx]
+
+            def evaluate(candidate):
+                res = self._forward_backward(candidate, state.ctx, X_batch, False)
+                return (res.data_loss + res.penalty) / X_batch.shape[0]
+
+            state.optimizers["all"].step(
+                state.params, grads, sums.objective / sums.n, evaluate, self._project
+            )
+            return
         for name, param in state.params.items():
             lr = state.learning_rate * state.scales[name]
             state.optimizers[name].step(param, grads[name], lr)
-            if name in ("step", "threshold"):
-                np.maximum(param, 0.0, out=param)
+        self._project(state.params)
 
     def reset_optimizers(self, state):
-        state.optimizers = {name: Adam(p.shape) for name, p in state.params.items()}
+        state.optimizers = self._optimizers(state.params, state.X.shape[0])
+
+    def _optimizers(self, params, n_train):
+        if self.optimizer == "line-search":
+            batch = min(self.batch_size, n_train)
+            return {"all": LineSearch(growth=2.0 ** (batch / n_train))}
+        return {name: Adam(p.shape) for name, p in params.items()}
+
+    @staticmethod
+    def _project(params):
+        """Steps and thresholds stay non-negative."""
+        for name in ("step", "threshold"):
+            if name in params:
+                np.maximum(params[name], 0.0, out=params[name])
 
     def end_epoch(self, state, X, objective, stats, n_seen):
         """The validation objective; the best parameters so far are kept."""

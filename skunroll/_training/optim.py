@@ -84,3 +84,62 @@ class Adam:
 
 
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+
+class LineSearch:
+    """Gradient descent with a backtracking (Armijo) line search, jointly over
+    a dict of parameters, on the objective of the minibatch the gradient was
+    computed on (full-batch, it is the training of Ablin et al., NeurIPS 2019;
+    on minibatches, the stochastic line search of Vaswani et al., NeurIPS
+    2019).
+
+    A step is ``p - lr g``, accepted when the objective decreases by at least
+    ``ARMIJO lr ||g||^2``; otherwise ``lr`` is halved and the step retried (at
+    most ``MAX_HALVINGS`` times, after which the parameters are left as they
+    were). An accepted step multiplies ``lr`` by ``growth`` for the next one
+    (2, as in full-batch backtracking; on minibatches, ``2 ** (batch /
+    n_samples)``, doubling once per epoch, is the choice of Vaswani et al.,
+    which keeps the step near the largest one the recent batches accepted
+    rather than probing ever larger ones on every batch). The first ``lr``
+    moves the parameters by ``FIRST_MOVE`` of their norm, so that the search
+    does not depend on the scale of the objective. Unlike Adam, whose
+    per-coordinate normalisation moves every coordinate alike when their
+    gradients are proportional (as the step sizes of successive layers
+    are), it moves each parameter by its own gradient.
+    """
+
+    ARMIJO = 1e-4
+    MAX_HALVINGS = 40
+    FIRST_MOVE = 1e-2
+
+    def __init__(self, growth=2.0):
+        self.growth = float(growth)
+        self.lr = None
+        self.n_steps = 0
+        self.n_evaluations = 0
+
+    def step(self, params, grads, objective, evaluate, project=None):
+        """One step from ``params`` (dict of arrays, updated in place) with
+        ``grads`` at ``objective``; ``evaluate(candidate)`` is the objective of
+        a candidate dict, ``project(candidate)`` (in place) keeps it feasible.
+        Returns True when a step was accepted."""
+        g2 = sum(float(np.sum(np.square(g))) for g in grads.values())
+        if not g2 > 0:
+            return False
+        if self.lr is None:
+            p2 = sum(float(np.sum(np.square(p))) for p in params.values())
+            self.lr = self.FIRST_MOVE * np.sqrt(max(p2, 1.0) / g2)
+        for _ in range(self.MAX_HALVINGS):
+            candidate = {k: p - self.lr * grads[k] for k, p in params.items()}
+            if project is not None:
+                project(candidate)
+            value = evaluate(candidate)
+            self.n_evaluations += 1
+            if np.isfinite(value) and value <= objective - self.ARMIJO * self.lr * g2:
+                for k, p in params.items():
+                    p[...] = candidate[k]
+                self.lr *= self.growth
+                self.n_steps += 1
+                return True
+            self.lr /= 2.0
+        return False

@@ -96,8 +96,9 @@ def test_training_lowers_the_held_out_objective(problem, parametrization):
     X_train, X_test = X[:300], X[300:]
     alpha = 0.05
     kw = dict(n_layers=4, parametrization=parametrization, alpha=alpha)
-    untrained = LearnedSparseCoder(D, max_iter=1, learning_rate=1e-12, **kw)
-    untrained = untrained.fit(X_train)
+    untrained = LearnedSparseCoder(
+        D, max_iter=1, optimizer="adam", learning_rate=1e-12, **kw
+    ).fit(X_train)
     est = LearnedSparseCoder(D, max_iter=30, batch_size=32, random_state=0, **kw)
     est = est.fit(X_train)
     Z_star = sparse_encode(X_test, D, algorithm="lasso", alpha=alpha)
@@ -109,6 +110,23 @@ def test_training_lowers_the_held_out_objective(problem, parametrization):
     # score is minus the objective of the codes transform returns
     Z = est.transform(X_test)
     assert est.score(X_test) == pytest.approx(-lasso_objective(X_test, D, Z, alpha))
+
+
+def test_learned_steps_grow_past_ista_and_differ_by_layer():
+    """At high lambda the supports are small: the steps grow from ISTA's 1/L
+    towards 1/L_S of the supports (Ablin et al. 2019), layer by layer (the
+    line search moves each by its own gradient; Adam moves all alike)."""
+    rng = np.random.default_rng(0)
+    D = rng.standard_normal((64, 16))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    X = rng.standard_normal((600, 64)) @ D
+    X /= np.abs(X @ D.T).max(axis=1, keepdims=True)
+    est = LearnedSparseCoder(D, n_layers=6, alpha=0.8, max_iter=8, random_state=0).fit(
+        X
+    )
+    relative = est.steps_ * est.lipschitz_
+    assert np.all(relative > 1.5)
+    assert np.ptp(relative) > 0.01 * relative.mean()
 
 
 def test_learned_steps_are_exposed(problem):
