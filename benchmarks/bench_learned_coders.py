@@ -134,7 +134,8 @@ def main():
         if lmbd == 0.8:
             ratio = gaps["step", 10] / gaps["fista", 10]
             verdicts.append(
-                f"step(10)/FISTA(10) test gap at lambda=0.8: {ratio:.3f} (target <= 0.5)"
+                f"step(10)/FISTA(10) test gap at lambda=0.8: {ratio:.3g} "
+                "(target <= 0.5)"
             )
         for label in ("lista", "lista from step"):
             beaten = [d for d in matrix_depths if gaps[label, d] < gaps["fista", d]]
