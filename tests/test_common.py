@@ -123,6 +123,7 @@ LEARNED_PARAMS = [
     {"parametrization": "alista", "n_layers": 2},
     {"parametrization": "coupled", "validation_fraction": 0.0},
     {"parametrization": "lista", "relative_alpha": True, "batch_size": 8},
+    {"parametrization": "lista", "pretrain": None, "optimizer": "adam"},
 ]
 
 

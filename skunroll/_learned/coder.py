@@ -54,6 +54,8 @@ class _TrainingState(TrainingState):
     val_history: list = None
     epochs_without_improvement: int = 0
     best_iter: int = 0
+    phase: str = None  # the parametrisation trained now ("step" while pretraining)
+    pretrain_epochs: int = 0
     exponents: tuple = (0, 0)  # X = 2**ex X_scaled, D = 2**ed D_scaled
 
 
@@ -138,6 +140,21 @@ class LearnedSparseCoder(
         overfit a few thousand samples). 0 uses the training objective.
     n_iter_no_change : int, default=5
         Epochs without improvement before stopping.
+    pretrain : {"auto", "steps"} or None, default="auto"
+        ``"steps"`` (for ``"coupled"`` and ``"lista"``): the first epochs
+        learn only a step per layer (the ``"step"`` network, a special case
+        of both) until its validation objective has not improved for
+        ``n_iter_no_change`` epochs; the layers are then expanded to the full
+        parametrisation, which training continues from there (within
+        ``max_iter`` in all; ``pretrain_iter_`` says how many epochs the step
+        phase took, ``max_iter`` if it never stalled, and then the fitted
+        layers are the learned steps). Trained from ISTA, the many weights
+        take many epochs to reach what the steps alone reach in a few, and
+        continuing the steps beat switching early (measured, see the user
+        guide).
+        ``"auto"`` is ``"steps"`` for ``"coupled"`` and ``"lista"`` started
+        from ISTA and None otherwise. The untrained network is ISTA either
+        way.
     init : "ista" or dict, default="ista"
         Starting point of the layers: ISTA's, or the ``weights_`` of a coder
         fitted on the same dictionary with the same ``n_layers`` (a dict of
@@ -187,6 +204,8 @@ class LearnedSparseCoder(
         without validation).
     best_iter_ : int
         Epoch whose parameters were kept (0: the untrained network).
+    pretrain_iter_ : int
+        Epochs of the learned-step phase (``pretrain``); 0 without it.
     n_iter_ : int
         Epochs run.
     n_steps_ : int
@@ -248,6 +267,7 @@ class LearnedSparseCoder(
         "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "pretrain": [StrOptions({"auto", "steps"}), None],
         "init": [StrOptions({"ista"}), dict],
         "random_state": ["random_state"],
         "n_jobs": N_JOBS,
@@ -270,6 +290,7 @@ class LearnedSparseCoder(
         learning_rate=None,
         validation_fraction=0.1,
         n_iter_no_change=5,
+        pretrain="auto",
         init="ista",
         random_state=None,
         n_jobs=None,
@@ -288,6 +309,7 @@ class LearnedSparseCoder(
         self.learning_rate = learning_rate
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.pretrain = pretrain
         self.init = init
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -342,8 +364,8 @@ class LearnedSparseCoder(
         else:
             alpha_s = float(np.ldexp(alpha, -ex - ed))
         ctx = Context(Ds, _proximal_step(Ds, Ds @ Ds.T), alpha_s)
-        parametrization = PARAMETRIZATIONS[self.parametrization]
-        params = parametrization.init(ctx, self.n_layers)
+        phase = "step" if self._pretrains() else self.parametrization
+        params = PARAMETRIZATIONS[phase].init(ctx, self.n_layers)
         if isinstance(self.init, dict):
             params = self._params_from(self.init, ctx, ex, ed)
         n_val = int(np.floor(self.validation_fraction * X.shape[0]))
@@ -356,22 +378,56 @@ class LearnedSparseCoder(
             params=params,
             optimizers=self._optimizers(params, X_train.shape[0]),
             rng=rng,
-            learning_rate=float(
-                DEFAULT_LEARNING_RATES[self.parametrization]
-                if self.learning_rate is None
-                else self.learning_rate
-            ),
+            learning_rate=self._learning_rate(phase),
             ctx=ctx,
             X=X_train,
             X_val=X_val,
             scales={name: _size(p) for name, p in params.items()},
             val_history=[],
             exponents=(ex, ed),
+            phase=phase,
         )
         state.best = {k: v.copy() for k, v in params.items()}
         if X_val is not None:
             state.best_objective = self._objective(state, X_val)
         return state
+
+    def _pretrains(self):
+        """Whether training starts with a phase of learned steps."""
+        expandable = self.parametrization in ("coupled", "lista")
+        if self.pretrain == "steps" and not (
+            expandable and not isinstance(self.init, dict)
+        ):
+            raise ValueError(
+                "pretrain='steps' is for parametrization 'coupled' or 'lista' "
+                f"started from ISTA; got parametrization={self.parametrization!r}"
+                + (" with init=<weights>" if isinstance(self.init, dict) else "")
+                + ". Use pretrain=None."
+            )
+        if self.pretrain == "auto":
+            return expandable and not isinstance(self.init, dict)
+        return self.pretrain == "steps"
+
+    def _learning_rate(self, phase):
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        return DEFAULT_LEARNING_RATES[phase]
+
+    def _expanded(self, params, ctx):
+        """The learned-step parameters ``params`` as the full parametrisation."""
+        Wx, Wz, theta = PARAMETRIZATIONS["step"].weights(params, ctx)
+        return PARAMETRIZATIONS[self.parametrization].from_weights(ctx, Wx, Wz, theta)
+
+    def _expand(self, state):
+        """End of the step phase: continue from its best layers, expanded."""
+        state.params = self._expanded(state.best, state.ctx)
+        state.best = {k: v.copy() for k, v in state.params.items()}
+        state.phase = self.parametrization
+        state.scales = {name: _size(p) for name, p in state.params.items()}
+        state.learning_rate = self._learning_rate(state.phase)
+        state.pretrain_epochs = state.n_epochs
+        state.epochs_without_improvement = 0
+        self.reset_optimizers(state)
 
     def _params_from(self, weights, ctx, ex, ed):
         """The parameters of the layers ``init`` (a fitted coder's
@@ -408,13 +464,14 @@ class LearnedSparseCoder(
             np.ldexp(arrays["threshold"], ed - ex),
         )
 
-    def _objective(self, state, X):
+    def _objective(self, state, X, params=None):
         """Mean objective of the current network on ``X`` (scaled units)."""
-        res = self._forward_backward(state.params, state.ctx, X, backward=False)
+        params = state.params if params is None else params
+        res = self._forward_backward(params, state.ctx, X, False, state.phase)
         return (res.data_loss + res.penalty) / X.shape[0]
 
-    def _forward_backward(self, params, ctx, X, backward):
-        parametrization = PARAMETRIZATIONS[self.parametrization]
+    def _forward_backward(self, params, ctx, X, backward, phase=None):
+        parametrization = PARAMETRIZATIONS[phase or self.parametrization]
         Wx, Wz, theta = parametrization.weights(params, ctx)
         return forward_backward(
             X, ctx.D, Wx, Wz, theta, ctx.alpha, backward, self.n_jobs
@@ -426,8 +483,8 @@ class LearnedSparseCoder(
         return X.shape[0]
 
     def gradients(self, state, X, idx):
-        res = self._forward_backward(state.params, state.ctx, X[idx], backward=True)
-        grads = PARAMETRIZATIONS[self.parametrization].pullback(
+        res = self._forward_backward(state.params, state.ctx, X[idx], True, state.phase)
+        grads = PARAMETRIZATIONS[state.phase].pullback(
             state.params, state.ctx, res.gWx, res.gWz, res.gtheta
         )
         return Sums(objective=res.data_loss + res.penalty, n=idx.size, grads=grads)
@@ -439,8 +496,7 @@ class LearnedSparseCoder(
             X_batch = X[idx]
 
             def evaluate(candidate):
-                res = self._forward_backward(candidate, state.ctx, X_batch, False)
-                return (res.data_loss + res.penalty) / X_batch.shape[0]
+                return self._objective(state, X_batch, candidate)
 
             state.optimizers["all"].step(
                 state.params, grads, sums.objective / sums.n, evaluate, self._project
@@ -481,15 +537,23 @@ class LearnedSparseCoder(
             state.epochs_without_improvement = 0
         else:
             state.epochs_without_improvement += 1
+        if (
+            state.phase != self.parametrization
+            and state.epochs_without_improvement >= self.n_iter_no_change
+        ):
+            self._expand(state)
 
     def stop_early(self, state):
-        return state.epochs_without_improvement >= self.n_iter_no_change
+        return (
+            state.phase == self.parametrization
+            and state.epochs_without_improvement >= self.n_iter_no_change
+        )
 
     def convergence_start(self, state):
         return None  # stop_early decides
 
     def callback_info(self, state):
-        parametrization = PARAMETRIZATIONS[self.parametrization]
+        parametrization = PARAMETRIZATIONS[state.phase]
         ex, ed = state.exponents
         steps = parametrization.steps(state.params, state.ctx)
         return {
@@ -501,8 +565,10 @@ class LearnedSparseCoder(
 
     def fitted_attributes(self, state):
         params = state.best
-        parametrization = PARAMETRIZATIONS[self.parametrization]
         ctx = state.ctx
+        if state.phase != self.parametrization:  # stopped while pretraining
+            params = self._expanded(params, ctx)
+        parametrization = PARAMETRIZATIONS[self.parametrization]
         ex, ed = state.exponents
         Wx, Wz, theta = parametrization.weights(params, ctx)
         steps = parametrization.steps(params, ctx)
@@ -524,6 +590,11 @@ class LearnedSparseCoder(
             "objective_history_": np.ldexp(np.asarray(state.objective_history), 2 * ex),
             "validation_history_": np.ldexp(np.asarray(state.val_history), 2 * ex),
             "best_iter_": state.best_iter,
+            "pretrain_iter_": (
+                state.pretrain_epochs
+                if state.phase == self.parametrization
+                else state.n_epochs
+            ),
             "n_iter_": state.n_epochs,
             "n_steps_": state.n_steps,
         }

@@ -40,8 +40,9 @@ def test_gradients_match_finite_differences(parametrization):
     X = rng.standard_normal((7, 4))
     est = LearnedSparseCoder(
         D, n_layers=3, parametrization=parametrization, alpha=0.3,
-        validation_fraction=0.0,
+        validation_fraction=0.0, pretrain=None,
     )  # fmt: skip
+    assert est._initial_state(X, D).phase == parametrization
     state = est._initial_state(X, D)
     # move away from ISTA, where every layer is the same
     for p in state.params.values():
@@ -143,6 +144,33 @@ def test_learned_steps_are_exposed(problem):
     assert lista.steps_ is None
     assert lista.thresholds_.shape == (2, D.shape[0])
     assert lista.weights_["code"].shape == (2, D.shape[0], D.shape[0])
+
+
+@pytest.mark.parametrize("parametrization", ["coupled", "lista"])
+def test_pretraining_steps_then_expanding(problem, parametrization):
+    """pretrain="auto": learned steps first, then (once they stall) the full
+    layers, continuing from the steps' best; never worse on held-out rows
+    than the step network it started from."""
+    X, D = problem
+    kw = dict(n_layers=3, alpha=0.05, random_state=0, n_iter_no_change=1)
+    steps = LearnedSparseCoder(D, max_iter=40, **kw).fit(X)
+    est = LearnedSparseCoder(D, parametrization=parametrization, max_iter=40, **kw).fit(
+        X
+    )
+    assert 0 < est.pretrain_iter_ < est.n_iter_
+    assert est.validation_history_[: est.pretrain_iter_] == pytest.approx(
+        steps.validation_history_[: est.pretrain_iter_]
+    )
+    assert est.validation_history_[est.best_iter_ - 1] <= min(
+        steps.validation_history_[: est.pretrain_iter_]
+    )
+    # without pretraining the first epoch already trains the full layers
+    plain = LearnedSparseCoder(
+        D, parametrization=parametrization, max_iter=2, pretrain=None, **kw
+    ).fit(X)
+    assert plain.pretrain_iter_ == 0
+    with pytest.raises(ValueError, match="pretrain='steps'"):
+        LearnedSparseCoder(D, parametrization="alista", pretrain="steps").fit(X)
 
 
 def test_relative_alpha(problem):
