@@ -97,10 +97,8 @@ class LineSearch:
     ``ARMIJO lr ||g||^2``; otherwise ``lr`` is halved and the step retried (at
     most ``MAX_HALVINGS`` times, after which the parameters are left as they
     were). An accepted step multiplies ``lr`` by ``growth`` for the next one
-    (2, as in full-batch backtracking; on minibatches, ``2 ** (batch /
-    n_samples)``, doubling once per epoch, is the choice of Vaswani et al.,
-    which keeps the step near the largest one the recent batches accepted
-    rather than probing ever larger ones on every batch). The first ``lr``
+    (2 by default; Vaswani et al. grow it by ``2 ** (batch / n_samples)``, once
+    per epoch, which trained ``LearnedSparseCoder`` worse). The first ``lr``
     moves the parameters by ``FIRST_MOVE`` of their norm, so that the search
     does not depend on the scale of the objective. Unlike Adam, whose
     per-coordinate normalisation moves every coordinate alike when their
