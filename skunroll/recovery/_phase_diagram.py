@@ -348,6 +348,15 @@ def recovery_phase_diagram(
         ``ConvergenceWarning`` is silenced in the fits (budgets are meant to
         be short); other warnings are shown.
 
+    Notes
+    -----
+    ``fit_time`` is wall time in a worker process. The first fit of a
+    skunroll estimator in each worker loads its numba kernels from the disk
+    cache, or compiles them (tens of seconds) when the cache is cold: fit a
+    small estimator once before a timed diagram, as
+    ``benchmarks/bench_recovery_phase_diagram.py`` does, and read the median
+    of ``fit_time`` rather than its maximum.
+
     Raises
     ------
     ValueError
