@@ -18,7 +18,16 @@ Tibshirani, "Least angle regression", Ann. Statist. 32(2), 2004.
 import numpy as np
 from numba import njit
 
-from ._blas import axpy, cholesky_append, cholesky_solve, copy_into
+from ._blas import (
+    add_rows,
+    argmax,
+    axpy,
+    backward_solve,
+    cholesky_append,
+    copy_into,
+    forward_row,
+    min_with,
+)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -42,7 +51,7 @@ def _entry_step(c, a, lam, positive, in_active, gamma, steps):
         g = num / den
         ok = (den > 1e-12) & (num > 0.0) & (~in_active[j])
         steps[j] = g if ok else inf
-    best = _min(steps, gamma)
+    best = min_with(steps, gamma)
     if best >= gamma:
         return gamma, -1, 1.0
     for j in range(c.shape[0]):
@@ -52,26 +61,20 @@ def _entry_step(c, a, lam, positive, in_active, gamma, steps):
     return gamma, -1, 1.0
 
 
-@njit(nogil=True, cache=True, fastmath={"nnan", "nsz"})
-def _min(v, init):
-    """``min(init, min(v))`` for ``v`` without NaN (the flags let it vectorise)."""
-    best = init
-    for j in range(v.shape[0]):
-        best = min(best, v[j])
-    return best
-
-
 @njit(nogil=True, cache=True)
-def _drop(active, signs, n_a, t, gram, L, in_active):
-    """Remove the ``t``-th active atom and refactor ``G_AA``."""
+def _drop(active, signs, n_a, t, gram, L, in_active, u):
+    """Remove the ``t``-th active atom; refactor ``G_AA`` from row ``t`` on
+    (the leading rows are the factor of an unchanged block) and update the
+    forward solve ``u = L^{-1} signs`` there."""
     in_active[active[t]] = False
-    for u in range(t, n_a - 1):
-        active[u] = active[u + 1]
-        signs[u] = signs[u + 1]
+    for r in range(t, n_a - 1):
+        active[r] = active[r + 1]
+        signs[r] = signs[r + 1]
     n_a -= 1
-    for u in range(n_a):
-        if not cholesky_append(gram, L, active, u, active[u]):
+    for r in range(t, n_a):
+        if not cholesky_append(gram, L, active, r, active[r]):
             return -1
+        forward_row(L, r, signs, u)
     return n_a
 
 
@@ -86,6 +89,7 @@ def lars_lasso_sample(
     c,
     a,
     w,
+    u,
     signs,
     active,
     in_active,
@@ -97,15 +101,17 @@ def lars_lasso_sample(
     ``c`` ends holding the correlations ``b - z G``. Returns True when the
     path reached ``alpha``; False when it stopped early (a numerically
     dependent atom, or ``max_steps`` kinks), leaving a feasible ``z``.
+
+    The direction on the active set is ``w = G_AA^{-1} s = L^{-T} u`` with
+    ``u = L^{-1} s`` kept up to date row by row (an entering atom appends
+    one row to ``L`` and to ``u``); ``a = G_A w`` is formed four rows at a
+    time. ``u`` and ``steps`` are work buffers (``steps`` is also the
+    solve's scratch).
     """
-    p = b.shape[0]
     z[:] = 0.0
     copy_into(b, c)
     in_active[:] = False
-    j0 = np.int64(0)  # not a literal: no extra compile of the callees
-    for j in range(p):
-        if (c[j] if positive else abs(c[j])) > (c[j0] if positive else abs(c[j0])):
-            j0 = j
+    j0 = argmax(c, positive)
     lam = c[j0] if positive else abs(c[j0])
     if lam <= alpha:
         return True
@@ -113,12 +119,12 @@ def lars_lasso_sample(
     active[0] = j0
     signs[0] = 1.0 if c[j0] > 0.0 else -1.0
     in_active[j0] = True
+    forward_row(L, np.int64(0), signs, u)
     n_a = np.int64(1)
     for _ in range(max_steps):
-        cholesky_solve(L, n_a, signs, w)
+        backward_solve(L, n_a, u, steps, w)
         a[:] = 0.0
-        for t in range(n_a):
-            axpy(w[t], gram[active[t]], a)
+        add_rows(gram, active, w, n_a, 1.0, a)
         gamma, event, sign = _entry_step(
             c, a, lam, positive, in_active, lam - alpha, steps
         )
@@ -134,7 +140,7 @@ def lars_lasso_sample(
         lam -= gamma
         if drop >= 0:
             z[active[drop]] = 0.0
-            n_a = _drop(active, signs, n_a, drop, gram, L, in_active)
+            n_a = _drop(active, signs, n_a, drop, gram, L, in_active, u)
             if n_a <= 0:
                 return n_a == 0
         elif event >= 0:
@@ -143,6 +149,7 @@ def lars_lasso_sample(
             active[n_a] = event
             signs[n_a] = sign
             in_active[event] = True
+            forward_row(L, n_a, signs, u)
             n_a += 1
         else:
             return True
