@@ -57,6 +57,33 @@ def cholesky_append(gram, L, support, k, j):
 
 
 @njit(nogil=True, cache=True)
+def cholesky_delete(L, n, t):
+    """Remove row and column ``t`` of ``G[S, S]`` from its ``n x n`` factor.
+
+    Rows below ``t`` move up one; they then reach one column past the
+    diagonal, which Givens rotations of adjacent columns zero (rotating
+    columns keeps ``L L^T``). ``O((n - t) n)``, where refactoring the trailing
+    rows costs ``O(n^3)``.
+    """
+    for r in range(t, n - 1):
+        for c in range(r + 2):
+            L[r, c] = L[r + 1, c]
+    for c in range(t, n - 1):
+        a = L[c, c]
+        b = L[c, c + 1]
+        h = np.sqrt(a * a + b * b)
+        cs = a / h
+        sn = b / h
+        L[c, c] = h
+        L[c, c + 1] = 0.0
+        for r in range(c + 1, n - 1):
+            x = L[r, c]
+            y = L[r, c + 1]
+            L[r, c] = cs * x + sn * y
+            L[r, c + 1] = cs * y - sn * x
+
+
+@njit(nogil=True, cache=True)
 def add_rows(M, rows, coef, n, scale, out):
     """``out += scale * sum_t coef[t] * M[rows[t]]`` over ``t < n``.
 
@@ -122,10 +149,15 @@ def argmax(v, positive):
 
 
 @njit(nogil=True, cache=True)
-def min_with(v, init):
-    """``min(init, min(v))``, with a rarely taken branch (as :func:`argmax`)."""
-    best = init
+def argmin_below(v, bound):
+    """Index of the smallest ``v`` below ``bound`` (the first on ties), or -1.
+
+    A rarely taken branch, as :func:`argmax`.
+    """
+    best = bound
+    j_best = np.int64(-1)
     for j in range(v.shape[0]):
         if v[j] < best:
             best = v[j]
-    return best
+            j_best = j
+    return j_best

@@ -21,12 +21,13 @@ from numba import njit
 from ._blas import (
     add_rows,
     argmax,
+    argmin_below,
     axpy,
     backward_solve,
     cholesky_append,
+    cholesky_delete,
     copy_into,
     forward_row,
-    min_with,
 )
 
 
@@ -39,9 +40,9 @@ def _entry_step(c, a, lam, positive, in_active, gamma, steps):
     ``|c_j| < lambda`` the first comes first exactly when ``c_j > lambda a_j``
     (cross-multiply), so one division per atom gives the candidate step, with
     sign ``s``: ``(lambda - s c_j) / (1 - s a_j)``. The first pass only
-    stores candidates, so it vectorises; the minimum and the winner are looked
-    up after (the costly part of a kink was this scan, 11 cycles per atom
-    with two divisions and the running minimum, 3 now).
+    stores candidates, so it vectorises; the winner is found after (the
+    costly part of a kink was this scan, 11 cycles per atom with two
+    divisions and the running minimum in one loop).
     """
     inf = np.inf
     for j in range(c.shape[0]):
@@ -51,29 +52,25 @@ def _entry_step(c, a, lam, positive, in_active, gamma, steps):
         g = num / den
         ok = (den > 1e-12) & (num > 0.0) & (~in_active[j])
         steps[j] = g if ok else inf
-    best = min_with(steps, gamma)
-    if best >= gamma:
+    j_best = argmin_below(steps, gamma)
+    if j_best < 0:
         return gamma, -1, 1.0
-    for j in range(c.shape[0]):
-        if steps[j] == best:
-            sign = 1.0 if positive or c[j] > lam * a[j] else -1.0
-            return best, j, sign
-    return gamma, -1, 1.0
+    sign = 1.0 if positive or c[j_best] > lam * a[j_best] else -1.0
+    return steps[j_best], j_best, sign
 
 
 @njit(nogil=True, cache=True)
-def _drop(active, signs, n_a, t, gram, L, in_active, u):
-    """Remove the ``t``-th active atom; refactor ``G_AA`` from row ``t`` on
-    (the leading rows are the factor of an unchanged block) and update the
-    forward solve ``u = L^{-1} signs`` there."""
+def _drop(active, signs, n_a, t, L, in_active, u):
+    """Remove the ``t``-th active atom: its row and column leave the factor
+    of ``G_AA`` by Givens rotations, and the forward solve ``u = L^{-1}
+    signs`` is redone from row ``t`` on (the leading rows are unchanged)."""
     in_active[active[t]] = False
+    cholesky_delete(L, n_a, t)
     for r in range(t, n_a - 1):
         active[r] = active[r + 1]
         signs[r] = signs[r + 1]
     n_a -= 1
     for r in range(t, n_a):
-        if not cholesky_append(gram, L, active, r, active[r]):
-            return -1
         forward_row(L, r, signs, u)
     return n_a
 
@@ -140,7 +137,7 @@ def lars_lasso_sample(
         lam -= gamma
         if drop >= 0:
             z[active[drop]] = 0.0
-            n_a = _drop(active, signs, n_a, drop, gram, L, in_active, u)
+            n_a = _drop(active, signs, n_a, drop, L, in_active, u)
             if n_a <= 0:
                 return n_a == 0
         elif event >= 0:
