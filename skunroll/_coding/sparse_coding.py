@@ -86,9 +86,11 @@ def sparse_encode(
     dictionary : array-like of shape (n_components, n_features)
         Atoms as rows. They need not have unit norm, but none may be all zero.
     algorithm : {"lasso", "fista", "ista", "unrolled", "omp"}, default="lasso"
-        - ``"lasso"``: exact solver (working-set coordinate descent on the Gram
-          matrix with an active-set polish), stopped on the duality gap; fast
-          when codes are sparse.
+        - ``"lasso"``: exact solver on the Gram matrix: the homotopy (LARS
+          with the lasso modification) from a cold start, then working-set
+          coordinate descent with an active-set polish wherever the duality
+          gap is still above ``tol`` (or from ``init``); every code is
+          certified by its duality gap. Fast when codes are sparse.
         - ``"fista"`` / ``"ista"``: proximal gradient with step ``1 / L``,
           ``L = ||D||_2^2`` by power iteration, run until the duality gap is
           below ``tol`` or ``max_iter`` iterations.
@@ -135,7 +137,11 @@ def sparse_encode(
     n_jobs : int, default=None
         Number of threads over chunks of 1024 samples (``None`` means 1, -1 all
         cores). The kernels release the GIL, and BLAS inside them runs on one
-        thread, so the codes are identical for every ``n_jobs``.
+        thread, so the codes are identical for every ``n_jobs``. The default
+        is scikit-learn's (one thread unless a joblib ``parallel_config``
+        says otherwise), so that estimators and searches that call this in
+        parallel do not oversubscribe the machine; SPAMS uses every core by
+        default, and ``n_jobs=-1`` is the like-for-like comparison.
 
     Returns
     -------
