@@ -146,18 +146,3 @@ def argmax(v, positive):
         if (v[j] if positive else abs(v[j])) > (v[j0] if positive else abs(v[j0])):
             j0 = j
     return j0
-
-
-@njit(nogil=True, cache=True)
-def argmin_below(v, bound):
-    """Index of the smallest ``v`` below ``bound`` (the first on ties), or -1.
-
-    A rarely taken branch, as :func:`argmax`.
-    """
-    best = bound
-    j_best = np.int64(-1)
-    for j in range(v.shape[0]):
-        if v[j] < best:
-            best = v[j]
-            j_best = j
-    return j_best

@@ -21,7 +21,6 @@ from numba import njit
 from ._blas import (
     add_rows,
     argmax,
-    argmin_below,
     axpy,
     backward_solve,
     cholesky_append,
@@ -52,27 +51,16 @@ def _entry_step(c, a, lam, positive, in_active, gamma, steps):
         g = num / den
         ok = (den > 1e-12) & (num > 0.0) & (~in_active[j])
         steps[j] = g if ok else inf
-    j_best = argmin_below(steps, gamma)
+    best = gamma
+    j_best = np.int64(-1)
+    for j in range(c.shape[0]):
+        if steps[j] < best:  # a rarely taken branch (numba's min does not vectorise)
+            best = steps[j]
+            j_best = j
     if j_best < 0:
         return gamma, -1, 1.0
     sign = 1.0 if positive or c[j_best] > lam * a[j_best] else -1.0
     return steps[j_best], j_best, sign
-
-
-@njit(nogil=True, cache=True)
-def _drop(active, signs, n_a, t, L, in_active, u):
-    """Remove the ``t``-th active atom: its row and column leave the factor
-    of ``G_AA`` by Givens rotations, and the forward solve ``u = L^{-1}
-    signs`` is redone from row ``t`` on (the leading rows are unchanged)."""
-    in_active[active[t]] = False
-    cholesky_delete(L, n_a, t)
-    for r in range(t, n_a - 1):
-        active[r] = active[r + 1]
-        signs[r] = signs[r + 1]
-    n_a -= 1
-    for r in range(t, n_a):
-        forward_row(L, r, signs, u)
-    return n_a
 
 
 @njit(nogil=True, cache=True)
@@ -136,10 +124,20 @@ def lars_lasso_sample(
         axpy(-gamma, a, c)
         lam -= gamma
         if drop >= 0:
+            # the dropped atom leaves the factor of G_AA by Givens rotations;
+            # the forward solve is redone from its row on (the rows above are
+            # unchanged)
             z[active[drop]] = 0.0
-            n_a = _drop(active, signs, n_a, drop, L, in_active, u)
-            if n_a <= 0:
-                return n_a == 0
+            in_active[active[drop]] = False
+            cholesky_delete(L, n_a, drop)
+            for r in range(drop, n_a - 1):
+                active[r] = active[r + 1]
+                signs[r] = signs[r + 1]
+            n_a -= 1
+            if n_a == 0:
+                return True
+            for r in range(drop, n_a):
+                forward_row(L, r, signs, u)
         elif event >= 0:
             if not cholesky_append(gram, L, active, n_a, event):
                 return False

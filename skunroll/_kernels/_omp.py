@@ -33,7 +33,7 @@ def omp_gram_sample(
     """
     z[:] = 0.0
     k = np.int64(0)  # not a literal: no extra compile of the callees
-    positive = False
+    positive = np.bool_(False)  # not a literal: argmax's one signature
     j = argmax(b, positive)
     while k < n_nonzero:
         if k > 0:
