@@ -86,9 +86,11 @@ def sparse_encode(
     dictionary : array-like of shape (n_components, n_features)
         Atoms as rows. They need not have unit norm, but none may be all zero.
     algorithm : {"lasso", "fista", "ista", "unrolled", "omp"}, default="lasso"
-        - ``"lasso"``: exact solver (working-set coordinate descent on the Gram
-          matrix with an active-set polish), stopped on the duality gap; fast
-          when codes are sparse.
+        - ``"lasso"``: exact solver on the Gram matrix: the homotopy (LARS
+          with the lasso modification) from a cold start, then working-set
+          coordinate descent with an active-set polish wherever the duality
+          gap is still above ``tol`` (or from ``init``); every code is
+          certified by its duality gap. Fast when codes are sparse.
         - ``"fista"`` / ``"ista"``: proximal gradient with step ``1 / L``,
           ``L = ||D||_2^2`` by power iteration, run until the duality gap is
           below ``tol`` or ``max_iter`` iterations.
@@ -135,7 +137,11 @@ def sparse_encode(
     n_jobs : int, default=None
         Number of threads over chunks of 1024 samples (``None`` means 1, -1 all
         cores). The kernels release the GIL, and BLAS inside them runs on one
-        thread, so the codes are identical for every ``n_jobs``.
+        thread, so the codes are identical for every ``n_jobs``. The default
+        is scikit-learn's (one thread unless a joblib ``parallel_config``
+        says otherwise), so that estimators and searches that call this in
+        parallel do not oversubscribe the machine; SPAMS uses every core by
+        default, and ``n_jobs=-1`` is the like-for-like comparison.
 
     Returns
     -------
@@ -225,7 +231,7 @@ def _sparse_encode(
         D = np.ldexp(D, -ed).astype(dtype, copy=False)
         gram = None  # a Gram matrix of the unscaled atoms may have overflowed
     if gram is None:
-        gram = D @ D.T
+        gram = _gram(D, n_jobs)
     gram = np.ascontiguousarray(gram, dtype=dtype)
     alpha = float(np.ldexp(alpha, -ex - ed))
     if algorithm == "omp" and tol is not None:
@@ -245,6 +251,34 @@ def _sparse_encode(
     if ex != ed:
         codes = np.ldexp(codes, ex - ed).astype(dtype, copy=False)
     return codes
+
+
+def _gram(D, n_jobs):
+    """``D D^T`` by blocks of ``CHUNK_SIZE // 4`` rows on the package's threads,
+    BLAS on one thread.
+
+    A multi-threaded BLAS call here costs more than the product on a busy
+    machine: OpenBLAS's idle workers spin for a while after a call, taking
+    a core from the kernels that follow (measured: the CPU time of
+    ``sparse_encode`` on 20,000 x 64 samples and 256 atoms fell by a third).
+    The blocks are fixed, so the Gram matrix does not depend on ``n_jobs``.
+    """
+    p = D.shape[0]
+    gram = np.empty((p, p), dtype=D.dtype)
+    step = CHUNK_SIZE // 4
+    slices = [slice(start, min(start + step, p)) for start in range(0, p, step)]
+
+    def run(sl):
+        np.dot(D[sl], D.T, out=gram[sl])
+
+    n_workers = n_threads(n_jobs, len(slices))
+    with single_threaded_blas():
+        if n_workers == 1:
+            for sl in slices:
+                run(sl)
+        else:
+            list(_thread_pool(n_workers).map(run, slices))
+    return gram
 
 
 def _scale_exponent(A, limit=16):

@@ -54,3 +54,95 @@ def cholesky_append(gram, L, support, k, j):
         return False
     L[k, k] = np.sqrt(diag)
     return True
+
+
+@njit(nogil=True, cache=True)
+def cholesky_delete(L, n, t):
+    """Remove row and column ``t`` of ``G[S, S]`` from its ``n x n`` factor.
+
+    Rows below ``t`` move up one; they then reach one column past the
+    diagonal, which Givens rotations of adjacent columns zero (rotating
+    columns keeps ``L L^T``). ``O((n - t) n)``, where refactoring the trailing
+    rows costs ``O(n^3)``.
+    """
+    for r in range(t, n - 1):
+        for c in range(r + 2):
+            L[r, c] = L[r + 1, c]
+    for c in range(t, n - 1):
+        a = L[c, c]
+        b = L[c, c + 1]
+        h = np.sqrt(a * a + b * b)
+        cs = a / h
+        sn = b / h
+        L[c, c] = h
+        L[c, c + 1] = 0.0
+        for r in range(c + 1, n - 1):
+            x = L[r, c]
+            y = L[r, c + 1]
+            L[r, c] = cs * x + sn * y
+            L[r, c + 1] = cs * y - sn * x
+
+
+@njit(nogil=True, cache=True)
+def add_rows(M, rows, coef, n, scale, out):
+    """``out += scale * sum_t coef[t] * M[rows[t]]`` over ``t < n``.
+
+    Four rows per pass over ``out``: a quarter of the loads and stores of
+    ``out`` that one ``axpy`` per row costs (twice as fast for 4 to 32 rows of
+    256 to 1024 entries). The homotopy's direction ``G_A w`` and OMP's
+    correlations ``b - G_S gamma`` are this product.
+    """
+    p = out.shape[0]
+    r = n % 4
+    for t in range(r):
+        g0 = M[rows[t]]
+        c0 = scale * coef[t]
+        for j in range(p):
+            out[j] += c0 * g0[j]
+    for t in range(r, n, 4):
+        g0, g1, g2, g3 = M[rows[t]], M[rows[t + 1]], M[rows[t + 2]], M[rows[t + 3]]
+        c0, c1 = scale * coef[t], scale * coef[t + 1]
+        c2, c3 = scale * coef[t + 2], scale * coef[t + 3]
+        for j in range(p):
+            out[j] += c0 * g0[j] + c1 * g1[j] + c2 * g2[j] + c3 * g3[j]
+
+
+@njit(nogil=True, cache=True)
+def forward_row(L, k, rhs, u):
+    """Row ``k`` of the forward solve ``L u = rhs``: ``u[:k]`` already solved."""
+    s = rhs[k]
+    for c in range(k):
+        s -= L[k, c] * u[c]
+    u[k] = s / L[k, k]
+
+
+@njit(nogil=True, cache=True)
+def backward_solve(L, k, u, tmp, out):
+    """Solve ``L^T out = u`` with the leading ``k x k`` lower factor of ``L``.
+
+    Column by column (``tmp -= out[a] L[a, :a]``): contiguous rows of ``L``
+    and no dependency chain, so the inner loop vectorises. ``tmp`` is a work
+    buffer.
+    """
+    for a in range(k):
+        tmp[a] = u[a]
+    for a in range(k - 1, -1, -1):
+        wa = tmp[a] / L[a, a]
+        out[a] = wa
+        for c in range(a):
+            tmp[c] -= wa * L[a, c]
+
+
+@njit(nogil=True, cache=True)
+def argmax(v, positive):
+    """Index of the largest ``v`` (``positive``) or ``|v|``, the first on ties.
+
+    A compare with the running winner and a rarely taken branch: 1 cycle per
+    entry, faster than a reduction followed by a lookup (numba's ``max`` of
+    floats does not vectorise).
+    """
+    j0 = np.int64(0)
+    for j in range(v.shape[0]):
+        if (v[j] if positive else abs(v[j])) > (v[j0] if positive else abs(v[j0])):
+            j0 = j
+    return j0

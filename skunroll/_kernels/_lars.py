@@ -18,50 +18,49 @@ Tibshirani, "Least angle regression", Ann. Statist. 32(2), 2004.
 import numpy as np
 from numba import njit
 
-from ._blas import axpy, cholesky_append, cholesky_solve, copy_into
+from ._blas import (
+    add_rows,
+    argmax,
+    axpy,
+    backward_solve,
+    cholesky_append,
+    cholesky_delete,
+    copy_into,
+    forward_row,
+)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _entry_step(c, a, lam, positive, in_active, gamma, steps):
     """Smallest step at which an inactive correlation reaches ``+-lambda``.
 
-    Two passes so the first (the costly one) is branch-free and vectorises:
-    every candidate step goes into ``steps``, then the winner is looked up.
+    Along the path ``c_j - t a_j`` reaches ``+lambda`` at ``(lambda - c_j) /
+    (1 - a_j)`` and ``-lambda`` at ``(lambda + c_j) / (1 + a_j)``. For
+    ``|c_j| < lambda`` the first comes first exactly when ``c_j > lambda a_j``
+    (cross-multiply), so one division per atom gives the candidate step, with
+    sign ``s``: ``(lambda - s c_j) / (1 - s a_j)``. The first pass only
+    stores candidates, so it vectorises; the winner is found after (the
+    costly part of a kink was this scan, 11 cycles per atom with two
+    divisions and the running minimum in one loop).
     """
     inf = np.inf
+    for j in range(c.shape[0]):
+        s = 1.0 if positive or c[j] > lam * a[j] else -1.0
+        num = lam - s * c[j]
+        den = 1.0 - s * a[j]
+        g = num / den
+        ok = (den > 1e-12) & (num > 0.0) & (~in_active[j])
+        steps[j] = g if ok else inf
     best = gamma
+    j_best = np.int64(-1)
     for j in range(c.shape[0]):
-        d1 = 1.0 - a[j]
-        n1 = lam - c[j]
-        g1 = n1 / d1 if (d1 > 1e-12) & (n1 > 0.0) else inf
-        d2 = 1.0 + a[j]
-        n2 = lam + c[j]
-        g2 = n2 / d2 if (d2 > 1e-12) & (n2 > 0.0) & (not positive) else inf
-        g = min(g1, g2)
-        g = inf if in_active[j] else g
-        steps[j] = g
-        best = min(best, g)
-    if best >= gamma:
+        if steps[j] < best:  # a rarely taken branch (numba's min does not vectorise)
+            best = steps[j]
+            j_best = j
+    if j_best < 0:
         return gamma, -1, 1.0
-    for j in range(c.shape[0]):
-        if steps[j] == best:
-            sign = 1.0 if (lam - c[j]) / (1.0 - a[j]) == best else -1.0
-            return best, j, sign
-    return gamma, -1, 1.0
-
-
-@njit(nogil=True, cache=True)
-def _drop(active, signs, n_a, t, gram, L, in_active):
-    """Remove the ``t``-th active atom and refactor ``G_AA``."""
-    in_active[active[t]] = False
-    for u in range(t, n_a - 1):
-        active[u] = active[u + 1]
-        signs[u] = signs[u + 1]
-    n_a -= 1
-    for u in range(n_a):
-        if not cholesky_append(gram, L, active, u, active[u]):
-            return -1
-    return n_a
+    sign = 1.0 if positive or c[j_best] > lam * a[j_best] else -1.0
+    return steps[j_best], j_best, sign
 
 
 @njit(nogil=True, cache=True)
@@ -75,6 +74,7 @@ def lars_lasso_sample(
     c,
     a,
     w,
+    u,
     signs,
     active,
     in_active,
@@ -86,15 +86,17 @@ def lars_lasso_sample(
     ``c`` ends holding the correlations ``b - z G``. Returns True when the
     path reached ``alpha``; False when it stopped early (a numerically
     dependent atom, or ``max_steps`` kinks), leaving a feasible ``z``.
+
+    The direction on the active set is ``w = G_AA^{-1} s = L^{-T} u`` with
+    ``u = L^{-1} s`` kept up to date row by row (an entering atom appends
+    one row to ``L`` and to ``u``); ``a = G_A w`` is formed four rows at a
+    time. ``u`` and ``steps`` are work buffers (``steps`` is also the
+    solve's scratch).
     """
-    p = b.shape[0]
     z[:] = 0.0
     copy_into(b, c)
     in_active[:] = False
-    j0 = np.int64(0)  # not a literal: no extra compile of the callees
-    for j in range(p):
-        if (c[j] if positive else abs(c[j])) > (c[j0] if positive else abs(c[j0])):
-            j0 = j
+    j0 = argmax(c, positive)
     lam = c[j0] if positive else abs(c[j0])
     if lam <= alpha:
         return True
@@ -102,12 +104,12 @@ def lars_lasso_sample(
     active[0] = j0
     signs[0] = 1.0 if c[j0] > 0.0 else -1.0
     in_active[j0] = True
+    forward_row(L, np.int64(0), signs, u)
     n_a = np.int64(1)
     for _ in range(max_steps):
-        cholesky_solve(L, n_a, signs, w)
+        backward_solve(L, n_a, u, steps, w)
         a[:] = 0.0
-        for t in range(n_a):
-            axpy(w[t], gram[active[t]], a)
+        add_rows(gram, active, w, n_a, 1.0, a)
         gamma, event, sign = _entry_step(
             c, a, lam, positive, in_active, lam - alpha, steps
         )
@@ -122,16 +124,27 @@ def lars_lasso_sample(
         axpy(-gamma, a, c)
         lam -= gamma
         if drop >= 0:
+            # the dropped atom leaves the factor of G_AA by Givens rotations;
+            # the forward solve is redone from its row on (the rows above are
+            # unchanged)
             z[active[drop]] = 0.0
-            n_a = _drop(active, signs, n_a, drop, gram, L, in_active)
-            if n_a <= 0:
-                return n_a == 0
+            in_active[active[drop]] = False
+            cholesky_delete(L, n_a, drop)
+            for r in range(drop, n_a - 1):
+                active[r] = active[r + 1]
+                signs[r] = signs[r + 1]
+            n_a -= 1
+            if n_a == 0:
+                return True
+            for r in range(drop, n_a):
+                forward_row(L, r, signs, u)
         elif event >= 0:
             if not cholesky_append(gram, L, active, n_a, event):
                 return False
             active[n_a] = event
             signs[n_a] = sign
             in_active[event] = True
+            forward_row(L, n_a, signs, u)
             n_a += 1
         else:
             return True

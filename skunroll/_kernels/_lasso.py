@@ -261,6 +261,7 @@ def lasso_gram(X, dictionary, B, gram, Z, alpha, positive, max_iter, tol):
     rhs = np.empty(p, dtype=dtype)
     u = np.empty(p, dtype=dtype)
     cand = np.empty(p, dtype=dtype)
+    v = np.empty(p, dtype=dtype)
     in_active = np.empty(p, dtype=np.bool_)
     L = np.empty((p, p), dtype=dtype)
     worst_it = 0
@@ -278,6 +279,7 @@ def lasso_gram(X, dictionary, B, gram, Z, alpha, positive, max_iter, tol):
                 corr,
                 cand,
                 u,
+                v,
                 rhs,
                 supp,
                 in_active,

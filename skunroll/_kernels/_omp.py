@@ -15,40 +15,40 @@ algorithm using batch orthogonal matching pursuit", Technion CS-2008-08.
 import numpy as np
 from numba import njit
 
-from ._blas import axpy, cholesky_append, cholesky_solve, copy_into
+from ._blas import add_rows, argmax, backward_solve, cholesky_append, forward_row
 
 
 @njit(nogil=True, cache=True)
-def _argmax_abs(v):
-    """Index of the largest ``|v|``: a vectorisable max, then a lookup."""
-    best = 0.0
-    for j in range(v.shape[0]):
-        best = max(best, abs(v[j]))
-    for j in range(v.shape[0]):
-        if abs(v[j]) == best:
-            return j
-    return 0
-
-
-@njit(nogil=True, cache=True)
-def omp_gram_sample(b, gram, x_norm2, n_nonzero, tol, z, corr, L, support, rhs, gamma):
+def omp_gram_sample(
+    b, gram, x_norm2, n_nonzero, tol, z, corr, L, support, rhs, u, gamma, tmp
+):
     """OMP for one sample; writes the code into ``z`` (zeroed first).
 
     Stops after ``n_nonzero`` atoms, when the squared residual norm is at most
     ``tol`` (if ``tol >= 0``), or when the next atom is linearly dependent on
     the selected ones. Returns the number of selected atoms.
+
+    ``u = L^{-1} b_S`` grows by one entry per atom; ``gamma = L^{-T} u``; the
+    correlations ``b - G_S gamma`` are formed four rows at a time.
     """
     z[:] = 0.0
-    copy_into(b, corr)
     k = np.int64(0)  # not a literal: no extra compile of the callees
+    positive = np.bool_(False)  # not a literal: argmax's one signature
+    j = argmax(b, positive)
     while k < n_nonzero:
-        j = _argmax_abs(corr)
-        if corr[j] == 0.0 or not cholesky_append(gram, L, support, k, j):
+        if k > 0:
+            j = argmax(corr, positive)
+            if corr[j] == 0.0:
+                break
+        elif b[j] == 0.0:
+            break
+        if not cholesky_append(gram, L, support, k, j):
             break
         support[k] = j
         rhs[k] = b[j]
+        forward_row(L, k, rhs, u)
         k += 1
-        cholesky_solve(L, k, rhs, gamma)
+        backward_solve(L, k, u, tmp, gamma)
         if tol >= 0.0:
             res2 = x_norm2
             for a in range(k):
@@ -57,9 +57,9 @@ def omp_gram_sample(b, gram, x_norm2, n_nonzero, tol, z, corr, L, support, rhs, 
                 break
         if k == n_nonzero:
             break  # the correlations are only needed to pick a next atom
-        copy_into(b, corr)
-        for a in range(k):
-            axpy(-gamma[a], gram[support[a]], corr)
+        for f in range(b.shape[0]):
+            corr[f] = b[f]
+        add_rows(gram, support, gamma, k, -1.0, corr)
     for a in range(k):
         z[support[a]] = gamma[a]
     return k
@@ -72,14 +72,17 @@ def omp_gram(B, gram, x_norm2, n_nonzero, tol, Z):
     dtype = B.dtype
     corr = np.empty(p, dtype=dtype)
     rhs = np.empty(p, dtype=dtype)
+    u = np.empty(p, dtype=dtype)
     gamma = np.empty(p, dtype=dtype)
+    tmp = np.empty(p, dtype=dtype)
     support = np.empty(p, dtype=np.int64)
     k_max = min(n_nonzero, p)
     L = np.zeros((k_max + 1, k_max + 1), dtype=dtype)
     fewest = k_max
     for i in range(n_samples):
         k = omp_gram_sample(
-            B[i], gram, x_norm2[i], k_max, tol, Z[i], corr, L, support, rhs, gamma
-        )
+            B[i], gram, x_norm2[i], k_max, tol, Z[i], corr, L, support, rhs, u,
+            gamma, tmp,
+        )  # fmt: skip
         fewest = min(fewest, k)
     return fewest

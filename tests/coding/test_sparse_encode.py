@@ -235,3 +235,38 @@ def test_convergence_warning_when_max_iter_is_too_small(problem):
     X, D, _ = problem
     with pytest.warns(ConvergenceWarning, match="did not reach tol"):
         sparse_encode(X, D, algorithm="ista", alpha=0.01, max_iter=2)
+
+
+@pytest.mark.parametrize("t", [0, 3, 6])
+def test_cholesky_delete_is_the_factor_of_the_reduced_matrix(t):
+    # the homotopy removes a dropped atom from the factor of G_AA by rotations
+    from skunroll._kernels._blas import cholesky_delete
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((7, 10))
+    G = A @ A.T
+    L = np.zeros((8, 8))
+    L[:7, :7] = np.linalg.cholesky(G)
+    cholesky_delete(L, 7, t)
+    keep = np.delete(np.arange(7), t)
+    assert_allclose(L[:6, :6], np.linalg.cholesky(G[np.ix_(keep, keep)]), atol=1e-12)
+
+
+def test_lasso_with_dense_codes_drops_atoms_and_stays_exact():
+    # 12-sparse codes on 64 atoms of 24 features: the homotopy path drops
+    # atoms (the Cholesky downdate) on many samples
+    from conftest import planted_problem
+
+    X, D, _ = planted_problem(60, 24, 64, 12, seed=3)
+    for positive in (False, True):
+        Z = sparse_encode(X, D, alpha=0.02, positive=positive)
+        assert np.all(relative_gaps(X, D, Z, 0.02, positive) <= 1e-9)
+        ref = Lasso(
+            alpha=0.02 / X.shape[1],
+            fit_intercept=False,
+            tol=1e-14,
+            max_iter=100_000,
+            positive=positive,
+        )
+        for i in range(0, X.shape[0], 10):
+            assert_allclose(Z[i], ref.fit(D.T, X[i]).coef_, atol=1e-6)
