@@ -94,7 +94,8 @@ class LearnedSparseCoder(
           matrix ``W`` of ALISTA [3]_ computed once from ``D`` in place of
           ``D`` in the back-projection of the residual (untrained it is
           ISTA with ``W``, step ``1 / ||D W^T||_2``, not ISTA itself);
-          ALISTA's support selection is not implemented.
+          ALISTA's support selection is not implemented. Its threshold is
+          ``alpha gamma / mean_i ||d_i||^2``, in the units of the codes.
         - ``"coupled"``: a weight matrix ``W_t`` (n_components, n_features)
           and a threshold per layer, ``Wz_t = I - D W_t^T`` (LISTA-CP [4]_).
           Untrained, ISTA.
@@ -427,6 +428,7 @@ class LearnedSparseCoder(
         state.learning_rate = self._learning_rate(state.phase)
         state.pretrain_epochs = state.n_epochs
         state.epochs_without_improvement = 0
+        state.previous = None  # the trainer's snapshot held the step phase's keys
         self.reset_optimizers(state)
 
     def _params_from(self, weights, ctx, ex, ed):
@@ -560,7 +562,9 @@ class LearnedSparseCoder(
         ex, ed = state.exponents
         steps = parametrization.steps(state.params, state.ctx)
         return {
-            "steps": np.empty(0) if steps is None else np.ldexp(steps, -2 * ed),
+            "steps": np.empty(0)
+            if steps is None
+            else np.ldexp(steps, parametrization.step_exponent * ed),
             "thresholds": np.ldexp(
                 parametrization.thresholds(state.params, state.ctx), ex - ed
             ),
@@ -583,7 +587,9 @@ class LearnedSparseCoder(
             "n_components_": ctx.k,
             "alpha_": float(np.ldexp(ctx.alpha, ex + ed)),
             "lipschitz_": float(np.ldexp(1.0 / ctx.rho, 2 * ed)),
-            "steps_": None if steps is None else np.ldexp(steps, -2 * ed),
+            "steps_": None
+            if steps is None
+            else np.ldexp(steps, parametrization.step_exponent * ed),
             "thresholds_": np.ldexp(parametrization.thresholds(params, ctx), ex - ed),
             "weights_": {
                 "input": np.ldexp(Wx, -ed),

@@ -14,7 +14,8 @@ scale: with ``rho = 1 / L`` the ISTA step of ``D`` (``L = ||D||_2^2``),
   minimising ``sum_j (w_i . d_j)^2`` under ``w_i . d_i = 1``), fixed;
   step ``gamma_t = a_t gamma`` and threshold ``theta_t = b_t alpha gamma``
   learned, ``Wx_t = gamma_t W^T``, ``Wz_t = I - gamma_t D W^T``, with
-  ``gamma = 1 / ||D W^T||_2``.
+  ``gamma = 1 / ||D W^T||_2`` and ``theta = alpha gamma / mean_i ||d_i||^2``
+  (the threshold in the units of the codes).
 - ``"coupled"`` (LISTA-CP, Chen et al. 2018): a matrix ``W_t = rho V_t`` per
   layer (``V_t = D`` at first) and ``theta_t = b_t alpha rho``;
   ``Wx_t = W_t^T``, ``Wz_t = I - D W_t^T``.
@@ -51,6 +52,9 @@ def _tied(values, k):
 
 class Step:
     """SLISTA: one step per layer, threshold ``alpha`` times the step."""
+
+    #: a step scales as ``D**step_exponent`` (``1 / L`` as ``1 / D**2``)
+    step_exponent = -2
 
     def init(self, ctx, n_layers):
         return {"step": np.ones(n_layers)}
@@ -94,11 +98,16 @@ def alista_weight(D):
 class Alista:
     """ALISTA: the analytic ``W``, a step and a threshold learned per layer."""
 
+    step_exponent = 0  # gamma has no unit
+
     def init(self, ctx, n_layers):
         ctx.W = alista_weight(ctx.D)
         ctx.WT = np.ascontiguousarray(ctx.W.T)
         ctx.DW = ctx.D @ ctx.WT
         ctx.gamma = 1.0 / np.linalg.norm(ctx.DW, 2)
+        # the threshold's unit: alpha gamma is in units of x D (gamma has
+        # none, W scaling as 1 / D), a threshold in those of the codes, x / D
+        ctx.alista_unit = ctx.alpha * ctx.gamma / np.mean(np.sum(ctx.D**2, axis=1))
         return {"step": np.ones(n_layers), "threshold": np.ones(n_layers)}
 
     def weights(self, params, ctx):
@@ -111,14 +120,14 @@ class Alista:
         g = np.einsum("tmk,mk->t", gWx, ctx.WT) - np.einsum("tjk,jk->t", gWz, ctx.DW)
         return {
             "step": ctx.gamma * g,
-            "threshold": ctx.alpha * ctx.gamma * gtheta.sum(axis=1),
+            "threshold": ctx.alista_unit * gtheta.sum(axis=1),
         }
 
     def steps(self, params, ctx):
         return params["step"] * ctx.gamma
 
     def thresholds(self, params, ctx):
-        return params["threshold"] * ctx.alpha * ctx.gamma
+        return params["threshold"] * ctx.alista_unit
 
 
 class Coupled:

@@ -95,8 +95,8 @@ class LineSearch:
 
     A step is ``p - lr g``, accepted when the objective decreases by at least
     ``ARMIJO lr ||g||^2``; otherwise ``lr`` is halved and the step retried (at
-    most ``MAX_HALVINGS`` times, after which the parameters are left as they
-    were). An accepted step multiplies ``lr`` by ``growth`` for the next one
+    most ``MAX_HALVINGS`` times, after which the parameters and ``lr`` are left
+    as they were). An accepted step multiplies ``lr`` by ``growth`` for the next one
     (2 by default; Vaswani et al. grow it by ``2 ** (batch / n_samples)``, once
     per epoch, which trained ``LearnedSparseCoder`` worse). The first ``lr``
     moves the parameters by ``FIRST_MOVE`` of their norm, so that the search
@@ -127,6 +127,7 @@ class LineSearch:
         if self.lr is None:
             p2 = sum(float(np.sum(np.square(p))) for p in params.values())
             self.lr = self.FIRST_MOVE * np.sqrt(max(p2, 1.0) / g2)
+        lr_before = self.lr
         for _ in range(self.MAX_HALVINGS):
             candidate = {k: p - self.lr * grads[k] for k, p in params.items()}
             if project is not None:
@@ -140,4 +141,5 @@ class LineSearch:
                 self.n_steps += 1
                 return True
             self.lr /= 2.0
+        self.lr = lr_before  # a failed search does not shrink the next one's start
         return False

@@ -77,6 +77,27 @@ def test_untrained_network_is_ista(problem, parametrization, dtype):
     np.testing.assert_allclose(Z, Z_ista, rtol=rtol, atol=rtol * np.abs(Z).max())
 
 
+@pytest.mark.parametrize("parametrization", PARAMS)
+def test_untrained_network_follows_the_scale_of_the_dictionary(
+    problem, parametrization
+):
+    """The lasso on (c D, c alpha) has the codes of (D, alpha) divided by c:
+    so do the untrained networks, ALISTA's threshold included; the steps are
+    reported in the units of D (1 / D**2 for ISTA's, none for ALISTA's)."""
+    X, D = problem
+    kw = dict(n_layers=4, parametrization=parametrization, max_iter=1,
+              optimizer="adam", learning_rate=1e-12, pretrain=None)  # fmt: skip
+    ref = LearnedSparseCoder(D, alpha=0.05, **kw).fit(X)
+    for c in (10.0, 2.0**20):
+        est = LearnedSparseCoder(D * c, alpha=0.05 * c, **kw).fit(X)
+        np.testing.assert_allclose(
+            est.transform(X) * c, ref.transform(X), rtol=1e-7, atol=1e-10
+        )
+        if ref.steps_ is not None:
+            power = -2 if parametrization == "step" else 0
+            np.testing.assert_allclose(est.steps_, ref.steps_ * c**power, rtol=1e-7)
+
+
 def test_alista_weight_is_analytic():
     """diag(W D^T) = 1 and W minimises sum_j (w_i . d_j)^2 under it: any
     feasible perturbation increases the sum."""

@@ -34,8 +34,10 @@ def test_line_search_descends_a_quadratic_to_its_minimum():
 def test_line_search_leaves_the_parameters_when_nothing_decreases():
     params = {"p": np.array([1.0, -2.0])}
     opt = LineSearch()
+    opt.lr = 0.5
     moved = opt.step(params, {"p": np.array([1.0, 1.0])}, 0.0, lambda c: 1.0)
     assert not moved
+    assert opt.lr == 0.5  # a failed search leaves the next one's start alone
     np.testing.assert_array_equal(params["p"], [1.0, -2.0])
     # a zero gradient is not a step either
     assert not opt.step(params, {"p": np.zeros(2)}, 0.0, lambda c: -1.0)
