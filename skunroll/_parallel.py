@@ -56,6 +56,17 @@ def _thread_pool(n_threads):
     return ThreadPoolExecutor(n_threads, thread_name_prefix="skunroll")
 
 
+def map_in_order(fn, n_tasks, n_jobs):
+    """``[fn(0), ..., fn(n_tasks - 1)]`` on the package's threads (at most
+    ``n_jobs``), BLAS on one thread inside; the results come back in task
+    order, so sums over them do not depend on ``n_jobs``."""
+    n_threads = min(effective_n_jobs(n_jobs), n_tasks)
+    with single_threaded_blas():
+        if n_threads > 1:
+            return list(_thread_pool(n_threads).map(fn, range(n_tasks)))
+        return [fn(i) for i in range(n_tasks)]
+
+
 @functools.cache
 def _threadpool_controller():
     return ThreadpoolController()

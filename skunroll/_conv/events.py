@@ -18,7 +18,7 @@ from numbers import Integral
 import numpy as np
 
 from .._kernels import _conv as _k
-from .network import _map
+from .._parallel import map_in_order
 from .shapes import squeeze_maps
 
 #: detect_events encodes this many code positions at a time (bounded memory)
@@ -112,5 +112,5 @@ def suppress(codes, threshold, radius, n_jobs=None):
     def run(i):
         _k.non_maximum_suppression(maps[i], threshold, radius, kept[i])
 
-    _map(run, maps.shape[0], n_jobs)
+    map_in_order(run, maps.shape[0], n_jobs)
     return kept.reshape(codes.shape)

@@ -13,11 +13,10 @@ gives exactly the codes of the whole signal. Nothing here validates input.
 from dataclasses import dataclass
 
 import numpy as np
-from joblib import effective_n_jobs
 from scipy import fft as sp_fft
 
 from .._kernels import _conv as _k
-from .._parallel import _thread_pool, single_threaded_blas
+from .._parallel import map_in_order
 from .._parts.encoders import ENCODERS
 from .._parts.likelihoods import LIKELIHOODS
 from .fft import FFT_MIN_TAPS, fft_sample
@@ -160,7 +159,7 @@ def forward_backward(X, H, net, step, mode="ae-ls", n_jobs=None, masks=None,
                     offset)  # fmt: skip
         return losses, grad
 
-    results = _map(run, n, n_jobs)
+    results = map_in_order(run, n, n_jobs)
     losses = np.sum([r[0] for r in results], axis=0)
     grad = None
     if code != _k.FORWARD:
@@ -168,14 +167,6 @@ def forward_backward(X, H, net, step, mode="ae-ls", n_jobs=None, masks=None,
         for r in results[1:]:
             grad += r[1]
     return ConvResult(float(losses[0]), float(losses[1]), grad, codes)
-
-
-def _map(fn, n_tasks, n_jobs):
-    n_threads = min(effective_n_jobs(n_jobs), n_tasks)
-    with single_threaded_blas():
-        if n_threads > 1:
-            return list(_thread_pool(n_threads).map(fn, range(n_tasks)))
-        return [fn(i) for i in range(n_tasks)]
 
 
 def encode(X, H, net, step, n_jobs=None, masks=None, chunk_positions=None,
@@ -203,7 +194,7 @@ def encode(X, H, net, step, n_jobs=None, masks=None, chunk_positions=None,
                     np.zeros(2), None, offset)  # fmt: skip
         codes[i, :, :, s:e] = z[:, :, s - lo : e - lo]
 
-    _map(run, len(tasks), n_jobs)
+    map_in_order(run, len(tasks), n_jobs)
     return codes
 
 

@@ -9,10 +9,9 @@ Nothing here validates input: the estimators do.
 from dataclasses import dataclass
 
 import numpy as np
-from joblib import effective_n_jobs
 
 from .._kernels import _unrolled as _k
-from .._parallel import _thread_pool, single_threaded_blas
+from .._parallel import map_in_order, single_threaded_blas
 from .._parts.encoders import ENCODERS
 from .._parts.likelihoods import LIKELIHOODS
 from .._parts.priors import PRIORS, prox_parameters
@@ -134,13 +133,9 @@ def forward_backward(
             )
         return losses, grad
 
-    n_threads = min(effective_n_jobs(n_jobs), n_chunks)
     with single_threaded_blas():
         gram = D @ D.T if gram_form else None
-        if n_threads > 1:
-            results = list(_thread_pool(n_threads).map(run, range(n_chunks)))
-        else:
-            results = [run(c) for c in range(n_chunks)]
+    results = map_in_order(run, n_chunks, n_jobs)
     losses = np.sum([r[0] for r in results], axis=0)
     grad = None
     if code != _k.FORWARD:

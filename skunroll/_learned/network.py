@@ -9,10 +9,9 @@ on ``n_jobs``. Nothing here validates input.
 from dataclasses import dataclass
 
 import numpy as np
-from joblib import effective_n_jobs
 
 from .._kernels._learned import learned_chunk
-from .._parallel import _thread_pool, single_threaded_blas
+from .._parallel import map_in_order
 
 #: rows per kernel call; fixed, so that sums do not depend on n_jobs
 CHUNK_ROWS = 128
@@ -58,12 +57,7 @@ def forward_backward(X, D, Wx, Wz, theta, alpha, backward=False, n_jobs=None):
         )
         return losses, grads
 
-    n_threads = min(effective_n_jobs(n_jobs), n_chunks)
-    with single_threaded_blas():
-        if n_threads > 1:
-            results = list(_thread_pool(n_threads).map(run, range(n_chunks)))
-        else:
-            results = [run(c) for c in range(n_chunks)]
+    results = map_in_order(run, n_chunks, n_jobs)
     losses = np.sum([r[0] for r in results], axis=0)
     out = Result(float(losses[0]), float(losses[1]), codes)
     if backward:
