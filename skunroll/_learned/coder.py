@@ -366,9 +366,10 @@ class LearnedSparseCoder(
             alpha_s = float(np.ldexp(alpha, -ex - ed))
         ctx = Context(Ds, _proximal_step(Ds, Ds @ Ds.T), alpha_s)
         phase = "step" if self._pretrains() else self.parametrization
-        params = PARAMETRIZATIONS[phase].init(ctx, self.n_layers)
         if isinstance(self.init, dict):
             params = self._params_from(self.init, ctx, ex, ed)
+        else:
+            params = PARAMETRIZATIONS[phase].init(ctx, self.n_layers)
         n_val = int(np.floor(self.validation_fraction * X.shape[0]))
         if n_val >= 1 and X.shape[0] - n_val >= 1:
             order = rng.permutation(X.shape[0])
