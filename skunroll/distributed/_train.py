@@ -121,8 +121,9 @@ def _light_state(state):
     return light
 
 
-def _shard_gradients(model, state, shard, idx):
-    """On a worker: the summed gradients of the rows ``idx`` of ``shard``."""
+def _shard_gradients(model, state, shard, idx, s):
+    """On a worker: the summed gradients of the rows ``idx`` of ``shard``
+    (the ``s``-th)."""
     with single_threaded_blas():
         return model.gradients(state, shard, idx)
 
@@ -131,54 +132,74 @@ class ShardedModel:
     """The estimator's training model with ``gradients`` computed on the
     workers' shards; every other method is the model's own."""
 
-    def __init__(self, model, client, shards, bounds, stats):
+    def __init__(self, model, client, shards, bounds, stats, timeout):
         self._model = model
         self._client = client
         self._shards = shards
         self._bounds = bounds
         self._stats = stats
+        self._timeout = timeout
         self._model_future = client.scatter(model, broadcast=True, hash=False)
 
     def __getattr__(self, name):
         return getattr(self._model, name)
 
-    def gradients(self, state, data, idx):
+    def _round(self, fn, sent, idx, *args):
+        """``fn(model, sent, shard, rows, *args, seed)`` on every shard that
+        holds rows of ``idx``; their results in shard order. The state is
+        sent with each task (not scattered: a scattered copy on a worker that
+        dies cannot be recomputed, and a broadcast waits for every worker)."""
+        from distributed import wait
+
         start = time.perf_counter()
-        light = _light_state(state)
-        state_bytes = len(pickle.dumps(light, protocol=pickle.HIGHEST_PROTOCOL))
-        state_future = self._client.scatter(light, broadcast=True, hash=False)
+        sent_bytes = len(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL))
         futures = []
-        for shard, (lo, hi) in zip(self._shards, self._bounds, strict=True):
+        for s, (shard, (lo, hi)) in enumerate(
+            zip(self._shards, self._bounds, strict=True)
+        ):
             part = idx[(idx >= lo) & (idx < hi)] - lo
             if part.size:
                 futures.append(
                     self._client.submit(
-                        _shard_gradients,
+                        fn,
                         self._model_future,
-                        state_future,
+                        sent,
                         shard,
                         part,
+                        *args,
+                        s,
                         pure=False,
-                    )
+                    )  # fmt: skip
                 )
-                self._stats.bytes_sent += part.nbytes
-        n_workers = len(self._client.scheduler_info(n_workers=-1)["workers"])
-        self._stats.bytes_sent += state_bytes * n_workers
+                self._stats.bytes_sent += sent_bytes + part.nbytes
+        try:
+            wait(futures, timeout=self._timeout)
+        except TimeoutError as exc:
+            for f in futures:
+                f.cancel()
+            raise RuntimeError(
+                f"a training step waited more than timeout={self._timeout} s "
+                "for the workers"
+            ) from exc
         parts = self._client.gather(futures)
         self._stats.bytes_received += sum(
             len(pickle.dumps(p, protocol=pickle.HIGHEST_PROTOCOL)) for p in parts
         )
         self._stats.n_steps += 1
         self._stats.step_seconds.append(time.perf_counter() - start)
+        return parts
+
+    def gradients(self, state, data, idx):
+        parts = self._round(_shard_gradients, _light_state(state), idx)
         return combine_sums(parts, getattr(self._model, "combine_extra", None))
 
 
-def _shard_local_steps(model, trainer, state, shard, idx, local_steps, seed):
+def _shard_local_steps(model, state, shard, idx, trainer, local_steps, seeds, s):
     """On a worker: ``local_steps`` optimiser steps of the model on the rows
     ``idx`` of its shard (in that many minibatches); the parameters' change,
     the optimiser and the summed objective."""
     state = copy.deepcopy(state)
-    state.rng = np.random.RandomState(seed)
+    state.rng = np.random.RandomState(seeds[s])
     start = {k: v.copy() for k, v in state.params.items()}
     trainer.model = model
     trainer.verbose = 0
@@ -208,9 +229,9 @@ class AveragingModel(ShardedModel):
     parameters to the shards' mean, averages the optimiser moments (Adam's,
     on a common scale) and projects the atoms back onto the unit sphere."""
 
-    def __init__(self, model, client, shards, bounds, stats, trainer, local_steps,
-                 project):  # fmt: skip
-        super().__init__(model, client, shards, bounds, stats)
+    def __init__(self, model, client, shards, bounds, stats, timeout, trainer,
+                 local_steps, project):  # fmt: skip
+        super().__init__(model, client, shards, bounds, stats, timeout)
         self._trainer = copy.copy(trainer)
         self._local_steps = int(local_steps)
         self._project = project
@@ -219,40 +240,12 @@ class AveragingModel(ShardedModel):
         """Nothing: each shard prepares its own local steps."""
 
     def gradients(self, state, data, idx):
-        start = time.perf_counter()
         sent = copy.copy(state)
         sent.previous = None
         sent.objective_history = []
-        state_bytes = len(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL))
-        state_future = self._client.scatter(sent, broadcast=True, hash=False)
         seeds = state.rng.randint(np.iinfo(np.int32).max, size=len(self._shards))
-        futures = []
-        for s, (shard, (lo, hi)) in enumerate(
-            zip(self._shards, self._bounds, strict=True)
-        ):
-            part = idx[(idx >= lo) & (idx < hi)] - lo
-            if part.size:
-                futures.append(
-                    self._client.submit(
-                        _shard_local_steps,
-                        self._model_future,
-                        self._trainer,
-                        state_future,
-                        shard,
-                        part,
-                        self._local_steps,
-                        int(seeds[s]),
-                        pure=False,
-                    )  # fmt: skip
-                )
-        n_workers = len(self._client.scheduler_info(n_workers=-1)["workers"])
-        self._stats.bytes_sent += state_bytes * n_workers + idx.nbytes
-        parts = self._client.gather(futures)
-        self._stats.bytes_received += sum(
-            len(pickle.dumps(p, protocol=pickle.HIGHEST_PROTOCOL)) for p in parts
-        )
-        self._stats.n_steps += 1
-        self._stats.step_seconds.append(time.perf_counter() - start)
+        parts = self._round(_shard_local_steps, sent, idx, self._trainer,
+                            self._local_steps, seeds)  # fmt: skip
         return combine_sums(parts, lambda extras: [o for e in extras for o in e])
 
     def mean_gradients(self, state, sums):
@@ -288,7 +281,7 @@ def _average_optimizers(optimizers):
 
 
 def fit(estimator, X, *, client=None, rows_per_shard=None, sync="gradients",
-        local_steps=8, return_stats=False):  # fmt: skip
+        local_steps=8, timeout=600, return_stats=False):  # fmt: skip
     """Fit ``estimator`` on the rows of a dask array held on a cluster.
 
     Parameters
@@ -319,6 +312,9 @@ def fit(estimator, X, *, client=None, rows_per_shard=None, sync="gradients",
         accuracy).
     local_steps : int, default=8
         Steps per shard between averages (``sync="average"``).
+    timeout : float, default=600
+        Seconds a step may wait for the workers (a cluster that lost all its
+        workers, a worker restarting for ever) before the fit raises.
     return_stats : bool, default=False
         Also return a :class:`DistributedFitStats`.
 
@@ -364,12 +360,14 @@ def fit(estimator, X, *, client=None, rows_per_shard=None, sync="gradients",
     client = get_client(client)
     stats = DistributedFitStats()
     averaging = local_steps if sync == "average" else None
-    _fit_atomic(estimator, family, client, X, rows_per_shard, stats, averaging)
+    _fit_atomic(estimator, family, client, X, rows_per_shard, stats, averaging,
+                timeout)  # fmt: skip
     return (estimator, stats) if return_stats else estimator
 
 
 @atomic
-def _fit_atomic(estimator, family, client, X, rows_per_shard, stats, averaging):
+def _fit_atomic(estimator, family, client, X, rows_per_shard, stats, averaging,
+                timeout):  # fmt: skip
     start = time.perf_counter()
     estimator._validate_params()
     X = family.validate(estimator, as_dask_array(X, "X"), client)
@@ -380,12 +378,14 @@ def _fit_atomic(estimator, family, client, X, rows_per_shard, stats, averaging):
     stats.n_shards = len(shards)
     trainer, state, data = family.start(estimator, Rows(X))
     if averaging is None:
-        trainer.model = ShardedModel(trainer.model, client, shards, bounds, stats)
+        trainer.model = ShardedModel(
+            trainer.model, client, shards, bounds, stats, timeout
+        )
     else:
         worker_trainer = copy.copy(trainer)
         trainer.batch_size = trainer.batch_size * averaging
         trainer.model = AveragingModel(
-            trainer.model, client, shards, bounds, stats, worker_trainer,
+            trainer.model, client, shards, bounds, stats, timeout, worker_trainer,
             averaging, functools.partial(family.project, estimator),
         )  # fmt: skip
     try:

@@ -246,7 +246,7 @@ def test_worker_killed_mid_fit(data):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                sd.fit(est, da.from_array(data, chunks=50), client=c)
+                sd.fit(est, da.from_array(data, chunks=50), client=c, timeout=60)
         except RuntimeError as exc:
             print("the fit raised:", exc)
             assert "nothing was fitted" in str(exc)
