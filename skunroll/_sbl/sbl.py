@@ -23,10 +23,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from .._kernels._cg import RUNNING, cg_dense, cg_rows_start, cg_rows_step
+from .._kernels._cg import cg_dense
 from .._parallel import _thread_pool, single_threaded_blas
 from .._training import atomic
 from .._validation import FLOAT_DTYPES, N_JOBS
+from ._krylov import block_cg
 
 SOLVERS = ("auto", "em", "cofem")
 AUTO_EM_MAX_SIZE = 1000
@@ -258,47 +259,17 @@ def _cg_operator_in_units(design, mask, lam, beta, dinv, B, X, tol, max_iter):
     """Block PCG with the products done by ``design`` (sparse or operator).
 
     Same recursion as :func:`skunroll._kernels._cg.cg_dense` (the per-row
-    update is its numba kernel); pruned coefficients (``mask`` False) have
-    zero right-hand sides and stay zero.
+    update is its numba kernel, the loop :func:`._krylov.block_cg`); pruned
+    coefficients (``mask`` False) have zero right-hand sides and stay zero.
     """
 
-    def apply(P):
+    def apply(P, rows):
         Q = beta * design.rmatmat(design.matmat(P))
         Q *= mask
         Q += lam * P
         return Q
 
-    m = B.shape[0]
-    rows = np.arange(m)
-    R = B - apply(X)
-    P = np.empty_like(R)
-    rz = np.empty(m)
-    bnorm2 = np.empty(m)
-    cg_rows_start(B, R, dinv, P, rz, bnorm2)
-    status = np.zeros(m, dtype=np.int8)
-    status[np.einsum("ij,ij->i", R, R) <= tol**2 * bnorm2] = 1
-    Xa = X.copy()
-    worst, n_iter = 0.0, 0
-    while True:
-        keep = status == RUNNING
-        stop = not keep.any() or n_iter >= max_iter
-        done = np.ones(rows.shape[0], bool) if stop else ~keep
-        if done.any():
-            X[rows[done]] = Xa[done]
-            ratio = np.sqrt(
-                np.einsum("ij,ij->i", R[done], R[done])
-                / np.maximum(bnorm2[done], 1e-300)
-            )
-            ratio[status[done] == 2] = np.inf
-            worst = max(worst, float(ratio.max()))
-        if done.all():
-            return n_iter, worst
-        if not keep.all():
-            rows, Xa, R, P = rows[keep], Xa[keep], R[keep], P[keep]
-            rz, bnorm2, status = rz[keep], bnorm2[keep], status[keep]
-        Q = apply(P)
-        cg_rows_step(P, Q, Xa, R, dinv, rz, bnorm2, tol**2, status)
-        n_iter += 1
+    return block_cg(apply, B, X, dinv, tol, max_iter)
 
 
 def _cg_dense(Phi, gram, lam, beta, dinv, B, X, tol, max_iter, n_jobs):
@@ -354,17 +325,21 @@ class _EStep:
     trace: float = None  # CoFEM: unclamped estimate of tr(diag(lambda) Sigma)
 
 
-def _estep_exact(Phi_a, gram_a, Y, lam_a, beta, full_sigma=False):
+def _estep_exact(Phi_a, gram_a, Y, lam_a, beta, full_sigma=False, logdet=False):
     """Exact posterior moments on the active columns (dense ``Phi_a``).
 
     ``(beta G + diag lam)^{-1}`` by Cholesky when there are at most as many
     active columns as samples (or the Gram matrix is given), else by the
     Woodbury identity with the ``n x n`` matrix ``I / beta + Phi L^{-1}
-    Phi^T``. Returns ``(mu (T, a), sigma_diag (a,), Sigma or None)``.
+    Phi^T``. Returns ``(mu (T, a), sigma_diag (a,), Sigma or None)``, and
+    with ``logdet=True`` also ``log det(I / beta + Phi L^{-1} Phi^T)``, the
+    log-determinant of the marginal covariance of ``y`` (from the same
+    Cholesky factor).
     """
     n, a = Phi_a.shape
     if a == 0:
-        return np.zeros((Y.shape[0], 0)), np.zeros(0), np.zeros((0, 0))
+        out = np.zeros((Y.shape[0], 0)), np.zeros(0), np.zeros((0, 0))
+        return (*out, -n * np.log(beta)) if logdet else out
     if gram_a is not None or a <= n:
         G = gram_a if gram_a is not None else Phi_a.T @ Phi_a
         H = beta * G
@@ -373,7 +348,11 @@ def _estep_exact(Phi_a, gram_a, Y, lam_a, beta, full_sigma=False):
         Linv = scipy.linalg.solve_triangular(L, np.eye(a), lower=True)
         sigma_diag = np.einsum("ij,ij->j", Linv, Linv)
         mu = beta * ((Y @ Phi_a) @ Linv.T) @ Linv
-        return mu, sigma_diag, (Linv.T @ Linv if full_sigma else None)
+        out = mu, sigma_diag, (Linv.T @ Linv if full_sigma else None)
+        if logdet:
+            ld = 2 * np.sum(np.log(np.diag(L))) - n * np.log(beta)
+            return (*out, ld - np.sum(np.log(lam_a)))
+        return out
     W = Phi_a / lam_a
     C = W @ Phi_a.T
     C[np.diag_indices(n)] += 1.0 / beta
@@ -386,7 +365,8 @@ def _estep_exact(Phi_a, gram_a, Y, lam_a, beta, full_sigma=False):
     if full_sigma:
         sigma = -(V.T @ V)
         sigma[np.diag_indices(a)] += 1.0 / lam_a
-    return mu, np.maximum(sigma_diag, 0.0), sigma
+    out = mu, np.maximum(sigma_diag, 0.0), sigma
+    return (*out, 2 * np.sum(np.log(np.diag(L)))) if logdet else out
 
 
 def _cholesky(H):
