@@ -296,16 +296,19 @@ def _estep_cofem_pairs(tasks, pairs, lam, active, beta, col2, PhiTY, probes, opt
 
 def _scaled_operator(tasks, beta, s, act, lam_eff, pair_of_row, task_of_row):
     """``apply(P, rows)`` of :func:`._krylov.block_cg` for the scaled systems
-    ``S (beta Phi_t^T Phi_t + diag lambda_k) S`` of a block of pairs (rows of
-    pruned coefficients: the identity)."""
+    ``S (beta Phi_t^T Phi_t + diag lambda_k) S`` of a block of pairs: ``beta
+    S G S p + (lambda / d) p`` on the active coefficients, the identity on
+    the pruned ones (two per-pair arrays, ``S`` zeroed where pruned and the
+    diagonal ``lambda / d`` or 1)."""
+    sa = s * act
+    c = np.where(act > 0, lam_eff * s**2, 1.0)
 
     def apply(P, rows):
         j = pair_of_row[rows]
-        V = P * s[j]
-        Q = beta * tasks.gram(V * act[j], task_of_row[rows]) * act[j]
-        Q += lam_eff[j] * V
-        Q *= s[j]
-        Q += P * (1.0 - act[j])
+        sa_j = sa[j]
+        Q = tasks.gram(P * sa_j, task_of_row[rows])
+        Q *= beta * sa_j
+        Q += c[j] * P
         return Q
 
     return apply
