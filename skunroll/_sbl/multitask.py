@@ -45,10 +45,12 @@ from .sbl import (
 )
 
 MODES = ("clustered", "joint", "separate")
-BLOCK_ENTRIES = 2**22
-"""CoFEM solves at most ``BLOCK_ENTRIES / n_features`` right-hand sides (a
-whole number of tasks, at least one) in one block CG: its work arrays are
-then about 32 MB each whatever ``p`` (p = 65,536: 64 rows, 5 tasks)."""
+BLOCK_ENTRIES = 2**19
+"""CoFEM solves at most ``BLOCK_ENTRIES / n_features`` right-hand sides (whole
+pairs of a task and a cluster, at least one) in one block CG: its work arrays
+(about 15 of that size, with the products' temporaries) are then about 4 MB
+each whatever ``p``, which bounds the E-step's memory (with 10 probes: 11 pairs
+a block at p = 4,096, one at p = 65,536)."""
 LOG_2PI = float(np.log(2 * np.pi))
 
 
@@ -96,7 +98,7 @@ class _Tasks:
             U = self.shared.matmat(P)
             if self.masks is not None:
                 U *= self.masks[task]
-            return self.shared.rmatmat(U).astype(np.float64)
+            return self.shared.rmatmat(U).astype(np.float64, copy=False)
         out = np.empty(P.shape, dtype=np.float64)
         for t, sel in self._task_groups(task):
             d = self.designs[t]
@@ -119,7 +121,7 @@ class _Tasks:
         """``||y_t - Phi_t mu||^2`` for the rows ``mu`` of ``M``."""
         M = M.astype(self.dtype, copy=False)
         if self.shared is not None:
-            U = self.shared.matmat(M).astype(np.float64)
+            U = self.shared.matmat(M).astype(np.float64, copy=False)
             R = np.vstack([self.Ys[t] for t in task]) - U
             if self.masks is not None:
                 R *= self.masks[task]
@@ -172,23 +174,21 @@ class _Tasks:
         return np.vstack(out)
 
     def dense(self, t):
-        """``Phi_t`` as a dense float64 array of its observed rows (exact EM)."""
+        """``Phi_t`` as a dense float64 array of its observed rows (exact EM).
+
+        The shared design is densified once; a task's rows are sliced from
+        it on each call (a copy of ``n_t x p``, cheap next to the E-step's
+        ``n_t^2 p``), not kept per task."""
+        if self.shared is not None:
+            if "shared" not in self._dense:
+                p = self.n_features
+                full = self.shared.columns(np.ones(p, dtype=bool))
+                self._dense["shared"] = full.astype(np.float64, copy=False)
+            full = self._dense["shared"]
+            return full if self.masks is None else full[self.masks[t] > 0]
         if t not in self._dense:
-            if self.shared is not None:
-                if "shared" not in self._dense:
-                    p = self.n_features
-                    self._dense["shared"] = self.shared.columns(
-                        np.ones(p, dtype=bool)
-                    ).astype(np.float64)
-                full = self._dense["shared"]
-                if self.masks is None:
-                    self._dense[t] = full
-                else:
-                    self._dense[t] = full[self.masks[t] > 0]
-            else:
-                d = self.designs[t]
-                cols = d.columns(np.ones(self.n_features, dtype=bool))
-                self._dense[t] = cols.astype(np.float64)
+            cols = self.designs[t].columns(np.ones(self.n_features, dtype=bool))
+            self._dense[t] = cols.astype(np.float64, copy=False)
         return self._dense[t]
 
     def observed_y(self, t):
