@@ -15,6 +15,7 @@ from ._conv.dict_learning import ConvolutionalDictionaryLearning, ConvolutionalD
 from ._dense.dict_learning import UnrolledDictionaryLearning
 from ._dense.mixmate import MixMateClustering
 from ._learned.coder import LearnedSparseCoder
+from ._sbl.multitask import ClusteredMultiTaskSBL
 from ._sbl.sbl import SparseBayesianLearning
 
 __version__ = "0.1.0.dev0"
@@ -32,4 +33,5 @@ __all__ = [
     "sparse_encode",
     "utils",
     "__version__",
+    "ClusteredMultiTaskSBL",
 ]
