@@ -154,9 +154,16 @@ class SpikeSorter(BaseEstimator):
     ----------
     templates_ : ndarray of shape (n_units, n_taps, n_channels)
         Mean waveform of every unit, in the recording's units (times ``gain``),
-        after filtering; the spike time is at index ``n_before_``.
+        after filtering, at ``sampling_frequency / decimation_``; the spike
+        time is at index ``n_before_``.
     n_before_ : int
-        Index of the spike time in every template (``ms_before`` in samples).
+        Index of the spike time in every template (``ms_before`` in samples
+        at ``sampling_frequency / decimation_``).
+    decimation_ : int
+        One sample in ``decimation_`` is kept after the band-pass (see
+        ``decimate``); templates and kernels are sampled at
+        ``sampling_frequency / decimation_``, spike times are in samples of
+        the input.
     noise_level_ : ndarray of shape (n_channels,)
         Robust noise level (MAD / 0.6745) of every channel after filtering, in
         the recording's units; 0 for a constant channel, which is ignored.
@@ -442,6 +449,7 @@ class SpikeSorter(BaseEstimator):
         C, T = XnT.shape
         self.n_channels_ = C
         self.n_before_ = nb
+        self.decimation_ = self._decimation()
         self._log(f"{T} samples x {C} channels in units of noise")
 
         H0 = self._starting_kernels(XnT, nb, L, rng)

@@ -43,6 +43,13 @@ def accuracies(gt, times, labels):
     return cmp.get_performance()["accuracy"].to_numpy(dtype=float)
 
 
+def same_spikes(a, b):
+    """Fraction of the spikes (time, unit) of either sorting found in both."""
+    sa = set(zip(a[0].tolist(), a[1].tolist(), strict=True))
+    sb = set(zip(b[0].tolist(), b[1].tolist(), strict=True))
+    return len(sa & sb) / max(len(sa), len(sb))
+
+
 def peak_to_peak_snr(X, gt):
     noise = np.median(np.abs(X - np.median(X, axis=0)), axis=0) / 0.6745
     sv = gt.to_spike_vector()
@@ -85,17 +92,23 @@ def test_same_spikes_in_any_unit(ground_truth, fitted):
     """µV x 1e3, x 1e-3 and int16 samples with their gain give the same spikes."""
     _, gt, X = ground_truth
     ref = (fitted.spike_times_, fitted.labels_)
+    X64 = X.astype(np.float64)
+    ref64 = SpikeSorter(FS, random_state=0).fit_predict(X64)
+    assert same_spikes(ref64, ref) >= 0.98
     for scale in (1e3, 1e-3):
-        got = SpikeSorter(FS, random_state=0).fit_predict(X * scale)
-        np.testing.assert_array_equal(got[0], ref[0])
-        np.testing.assert_array_equal(got[1], ref[1])
+        # in float64 the scaled recording normalises to the same float32 data
+        got = SpikeSorter(FS, random_state=0).fit_predict(X64 * scale)
+        np.testing.assert_array_equal(got[0], ref64[0])
+        np.testing.assert_array_equal(got[1], ref64[1])
+    # float32 x 1e3 is rounded (1 ulp): spikes at the threshold may flip
+    got = SpikeSorter(FS, random_state=0).fit_predict(X * np.float32(1e3))
+    assert same_spikes(got, ref) >= 0.98
     gain = 0.195  # µV per bit of an Intan board
     X16 = np.round(X / gain).astype(np.int16)
     sorter = SpikeSorter(FS, gain=gain, random_state=0)
     times, labels = sorter.fit_predict(X16)
-    acc = accuracies(gt, times, labels)
-    assert acc.min() >= 0.9
-    assert abs(len(times) - len(ref[0])) <= 0.02 * len(ref[0])
+    assert same_spikes((times, labels), ref) >= 0.98
+    assert accuracies(gt, times, labels).min() >= 0.9
     # the gain puts templates and noise levels back in µV
     np.testing.assert_allclose(sorter.noise_level_, fitted.noise_level_, rtol=0.05)
 
