@@ -36,7 +36,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._conv.dict_learning import ConvolutionalDictionaryLearning
-from .._parallel import N_JOBS
+from .._parallel import N_JOBS, single_threaded_blas
 from . import _cluster
 from . import _preprocess as _pre
 
@@ -432,7 +432,10 @@ class SpikeSorter(BaseEstimator):
         """
         self._validate_params()
         try:
-            self._fit(X)
+            # numba threads do the parallel work; BLAS threads on top of
+            # them (the mixtures, the PCA) only contend
+            with single_threaded_blas():
+                self._fit(X)
         except BaseException:
             # a failed fit leaves no half-fitted estimator
             for name in [n for n in vars(self) if n.endswith("_") or n in PRIVATE]:
@@ -518,7 +521,7 @@ class SpikeSorter(BaseEstimator):
 
     def _kernel_noise(self, XnT, H):
         """Robust noise level of every kernel's matched filter on the data."""
-        rows = _pre.subsample_rows(XnT.shape[1], 1 << 18, block=1 << 14)
+        rows = _pre.subsample_rows(XnT.shape[1], 1 << 17, block=1 << 14)
         sample = XnT[:, rows] if not isinstance(rows, slice) else XnT
         sigma = np.empty(H.shape[0])
         from scipy.signal import fftconvolve
@@ -752,9 +755,10 @@ class SpikeSorter(BaseEstimator):
         """
         check_is_fitted(self)
         self._t0 = time.perf_counter()
-        XnT = self._prepare(X, fitting=False)
-        events = self._deconvolve(XnT)
-        times, subs = self._label(XnT, events)
+        with single_threaded_blas():
+            XnT = self._prepare(X, fitting=False)
+            events = self._deconvolve(XnT)
+            times, subs = self._label(XnT, events)
         ok = subs >= 0
         return times[ok] * self._decimation(), subs[ok]
 
