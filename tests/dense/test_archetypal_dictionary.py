@@ -1,0 +1,117 @@
+"""UnrolledDictionaryLearning(dictionary="archetypal"): A-SAE and RA-SAE."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from skunroll import UnrolledDictionaryLearning
+from skunroll.datasets import make_archetypal_data
+from skunroll.metrics import explained_variance, matched_cosine
+
+
+def _fused(est):
+    U = est.archetype_weights_ @ est.candidates_ + est.relaxation_
+    return U / np.linalg.norm(U, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_archetypal_data(1500, 16, 6, noise=0.01, random_state=0)
+
+
+@pytest.mark.parametrize("delta", [0.0, 0.2])
+@pytest.mark.parametrize("encoder", ["ista", "fista"])
+def test_components_are_the_fused_relaxed_hull(data, delta, encoder):
+    X, A, _ = data
+    est = UnrolledDictionaryLearning(
+        6, alpha=0.02, positive_code=True, encoder=encoder, n_unroll=20,
+        dictionary="archetypal", delta=delta, max_iter=8, tol=0, random_state=0,
+    ).fit(X)  # fmt: skip
+    W, L = est.archetype_weights_, est.relaxation_
+    assert est.candidates_.shape == (24, 16)  # 4 per atom by default
+    assert W.shape == (6, 24) and L.shape == (6, 16)
+    assert W.min() >= 0
+    assert_allclose(W.sum(axis=1), 1.0, rtol=1e-10)
+    assert np.all(np.linalg.norm(L, axis=1) <= delta * (1 + 1e-10))
+    if delta == 0:
+        assert np.all(L == 0)
+    assert_allclose(est.components_, _fused(est), atol=1e-10)
+    assert_allclose(np.linalg.norm(est.components_, axis=1), 1.0)
+    # a relaxed fit has moved off the hull, within delta
+    if delta > 0:
+        assert np.linalg.norm(L, axis=1).max() > 0
+    # candidates are centroids of the data, scaled to unit norm
+    R2 = explained_variance(X, est.inverse_transform(est.transform(X)))
+    assert R2 > 0.95
+
+
+def test_recovers_planted_archetypes(data):
+    X, A, _ = data
+    for delta in (0.0, 0.1):
+        est = UnrolledDictionaryLearning(
+            6, alpha=0.02, positive_code=True, dictionary="archetypal",
+            delta=delta, max_iter=30, tol=0, random_state=0,
+        ).fit(X)  # fmt: skip
+        assert matched_cosine(A, est.components_) > 0.99
+
+
+def test_user_candidates_and_float32(data):
+    X, A, _ = data
+    C = 3.0 * A  # any scale: the candidates are used as unit directions
+    est = UnrolledDictionaryLearning(
+        6, alpha=0.02, positive_code=True, dictionary="archetypal", candidates=C,
+        max_iter=3, tol=0, random_state=0,
+    ).fit(X.astype(np.float32))  # fmt: skip
+    assert est.components_.dtype == np.float32
+    assert est.candidates_.dtype == np.float32
+    assert est.transform(X.astype(np.float32)).dtype == np.float32
+    assert_allclose(est.candidates_, A, atol=1e-6)
+    assert est.candidates_.shape == (6, 16)
+    assert np.all(C == 3.0 * A)  # the caller's array is not modified
+
+
+def test_partial_fit_and_redraw_stay_in_the_hull(data):
+    X, _, _ = data
+    est = UnrolledDictionaryLearning(
+        12, alpha=0.05, positive_code=True, dictionary="archetypal",
+        n_candidates=40, delta=0.05, random_state=0,
+    )  # fmt: skip
+    for start in range(0, 1500, 100):
+        est.partial_fit(X[start : start + 100])
+    assert est.n_redrawn_ > 0  # 12 atoms for 6 archetypes: duplicates re-drawn
+    assert est.archetype_weights_.min() >= 0
+    assert_allclose(est.archetype_weights_.sum(axis=1), 1.0, rtol=1e-10)
+    assert np.linalg.norm(est.relaxation_, axis=1).max() <= 0.05 * (1 + 1e-10)
+    assert_allclose(est.components_, _fused(est), atol=1e-10)
+
+
+def test_bad_input(data):
+    X, A, _ = data
+    with pytest.raises(ValueError, match="n_candidates=2000 is larger than the"):
+        UnrolledDictionaryLearning(4, dictionary="archetypal", n_candidates=2000).fit(X)
+    est = UnrolledDictionaryLearning(4, dictionary="archetypal", n_candidates=50)
+    with pytest.raises(ValueError, match="n_candidates=50"):
+        est.partial_fit(X[:20])
+    assert not hasattr(est, "components_")
+    with pytest.raises(ValueError, match="candidates has 3 features"):
+        UnrolledDictionaryLearning(
+            4, dictionary="archetypal", candidates=np.ones((5, 3))
+        ).fit(X)
+    with pytest.raises(ValueError, match="candidates"):
+        UnrolledDictionaryLearning(
+            4, dictionary="archetypal", candidates=np.full((5, 16), np.nan)
+        ).fit(X)
+    for bad in ({"positive_dict": True}, {"dict_init": A[:4]}):
+        with pytest.raises(ValueError, match="archetypal"):
+            UnrolledDictionaryLearning(4, dictionary="archetypal", **bad).fit(X)
+
+
+def test_refit_free_drops_archetypal_attributes(data):
+    X, _, _ = data
+    est = UnrolledDictionaryLearning(
+        4, dictionary="archetypal", max_iter=1, tol=0, random_state=0
+    ).fit(X)
+    assert hasattr(est, "candidates_")
+    est.set_params(dictionary="free").fit(X)
+    assert not hasattr(est, "candidates_")
+    assert not hasattr(est, "archetype_weights_")
