@@ -708,6 +708,8 @@ class UnrolledDictionaryLearning(
         dead = np.union1d(
             np.flatnonzero(state.usage == 0), _duplicates(state.D, state.usage)
         )
+        if state.candidates is not None:  # atoms snapped onto one vertex
+            dead = np.union1d(dead, archetypal.copies(state.D))
         state.usage[:] = 0
         state.samples_since_check = 0
         if dead.size == 0:

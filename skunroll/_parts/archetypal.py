@@ -38,6 +38,10 @@ from .._kernels._archetypal import project_simplex_rows
 SUBSAMPLE_PER_CANDIDATE = 20
 #: default number of candidates per atom (capped at the number of samples)
 CANDIDATES_PER_ATOM = 4
+#: atoms whose |cos| exceeds this are copies (the projection onto the simplex
+#: snaps atoms onto the same vertex, where they share its samples equally, so
+#: the usage rule of free dictionaries never re-draws them)
+COPY_COHERENCE = 0.99
 #: weight of the random (Dirichlet) part of an atom's initial weights when
 #: there are fewer candidates than atoms (so that atoms start distinct)
 INIT_MIX = 0.2
@@ -153,6 +157,13 @@ def refuse(params, C):
         params["Lambda"][dead] = 0.0
         norms = fuse(params["W"], C, params["Lambda"], params["D"])
     params["norms"] = norms
+
+
+def copies(D, threshold=COPY_COHERENCE):
+    """The later atom of every pair whose ``|cos|`` exceeds ``threshold``."""
+    cos = np.abs(D @ D.T)
+    _, second = np.nonzero(np.triu(cos > threshold, k=1))
+    return np.unique(second)
 
 
 def redraw(params, C, rows, targets):

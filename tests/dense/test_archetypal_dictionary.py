@@ -115,3 +115,19 @@ def test_refit_free_drops_archetypal_attributes(data):
     est.set_params(dictionary="free").fit(X)
     assert not hasattr(est, "candidates_")
     assert not hasattr(est, "archetype_weights_")
+
+
+def test_atoms_snapped_onto_one_candidate_are_redrawn(data):
+    """Copies share their samples equally, so the usage rule of free
+    dictionaries never re-draws them; the archetypal one does."""
+    X, A, _ = data
+    est = UnrolledDictionaryLearning(
+        6, alpha=0.02, positive_code=True, dictionary="archetypal",
+        candidates=np.repeat(A, 3, axis=0), max_iter=10, tol=0, random_state=0,
+    )  # fmt: skip
+    start = est._initial_state(X).D
+    cos = np.abs(start @ start.T)[np.triu_indices(6, 1)]
+    assert np.any(cos > 0.999)  # the initial atoms hold copies
+    est.fit(X)
+    assert est.n_redrawn_ > 0
+    assert matched_cosine(A, est.components_) > 0.999

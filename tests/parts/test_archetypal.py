@@ -145,3 +145,9 @@ def test_cancelling_candidates_restart_on_a_candidate():
     archetypal.refuse(params, C)
     assert_allclose(np.abs(params["D"]), [[1.0, 0.0]])
     assert params["norms"][0] == 1.0
+
+
+def test_copies_are_the_later_of_coherent_pairs():
+    D = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.995, 0.0999], [0.6, 0.8]])
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    assert archetypal.copies(D).tolist() == [2, 3]
