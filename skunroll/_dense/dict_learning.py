@@ -228,8 +228,10 @@ class UnrolledDictionaryLearning(
         Number of k-means candidates of ``dictionary="archetypal"`` (ignored
         otherwise, and when ``candidates`` is an array): centroids of a random
         subsample of at most ``20 n_candidates`` samples (of the first batch in
-        ``partial_fit``). ``None`` means ``4 n_components``, at most the number
-        of samples; a larger value than the number of samples is a ValueError.
+        ``partial_fit``). ``None`` means ``4 n_components``, at most 4096 and
+        at most the number of samples; a larger value than the number of
+        samples is a ValueError. ``W`` is a dense ``(n_components,
+        n_candidates)`` array, and Adam keeps two float64 moments of it.
     candidates : "kmeans" or array-like of shape (n_candidates, n_features), \
             default="kmeans"
         The candidate points ``C`` of ``dictionary="archetypal"``: k-means
@@ -554,10 +556,15 @@ class UnrolledDictionaryLearning(
         )
 
     def _optimizers(self, params):
-        """An optimiser per trained array: ``D``, or the archetypal ``W`` and
-        ``Lambda`` (``D`` is then fused from them)."""
-        names = ("D",) if len(params) == 1 else ("W", "Lambda")
-        return {name: OPTIMIZERS[self.optimizer](params[name].shape) for name in names}
+        """An optimiser per trained array: every one of ``params`` but, for
+        the archetypal dictionary, ``D`` and ``norms``, fused from ``W`` and
+        ``Lambda``."""
+        derived = ("D", "norms") if "W" in params else ()
+        return {
+            name: OPTIMIZERS[self.optimizer](value.shape)
+            for name, value in params.items()
+            if name not in derived
+        }
 
     def _candidates(self, X):
         """``candidates`` validated: "kmeans" or an array of X's width."""

@@ -36,8 +36,11 @@ from .._kernels._archetypal import project_simplex_rows
 
 #: k-means runs on at most this many samples per candidate
 SUBSAMPLE_PER_CANDIDATE = 20
-#: default number of candidates per atom (capped at the number of samples)
+#: default number of candidates per atom, capped at the number of samples and
+#: at MAX_DEFAULT_CANDIDATES: W (and Adam's two moments of it) is dense,
+#: n_components x n_candidates
 CANDIDATES_PER_ATOM = 4
+MAX_DEFAULT_CANDIDATES = 4096
 #: atoms whose |cos| exceeds this are copies (the projection onto the simplex
 #: snaps atoms onto the same vertex, where they share its samples equally, so
 #: the usage rule of free dictionaries never re-draws them)
@@ -48,7 +51,7 @@ INIT_MIX = 0.2
 
 
 def default_n_candidates(n_components, n_samples):
-    return min(n_samples, CANDIDATES_PER_ATOM * n_components)
+    return min(n_samples, CANDIDATES_PER_ATOM * n_components, MAX_DEFAULT_CANDIDATES)
 
 
 def _unit_rows(C, rng):
