@@ -172,3 +172,22 @@ def test_dictionary_stability():
         dictionary_stability(UnrolledDictionaryLearning(), b)
     with pytest.raises(ValueError, match="est_b"):
         dictionary_stability(a, np.ones(3))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(2, 10), m=st.integers(1, 6), m_hat=st.integers(1, 6),
+    seed=st.integers(0, 2**31 - 1),
+)  # fmt: skip
+def test_explained_variance_shapes(n, m, m_hat, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, m))
+    X_hat = rng.standard_normal((n, m_hat))
+    if m != m_hat:
+        with pytest.raises(ValueError, match="same shape"):
+            explained_variance(X, X_hat)
+        return
+    r2 = explained_variance(X, X_hat)
+    assert r2 <= 1.0
+    assert_allclose(r2, r2_score(X, X_hat, multioutput="variance_weighted"))
+    assert_allclose(explained_variance(X.astype(np.float32), X_hat), r2, rtol=1e-5)
