@@ -225,17 +225,20 @@ class UnrolledDictionaryLearning(
         more than ``"free"``. It takes neither ``positive_dict`` nor
         ``dict_init``.
     n_candidates : int, default=None
-        Number of k-means candidates of ``dictionary="archetypal"`` (ignored
-        otherwise, and when ``candidates`` is an array): centroids of a random
-        subsample of at most ``20 n_candidates`` samples (of the first batch in
-        ``partial_fit``). ``None`` means ``4 n_components``, at most 4096 and
-        at most the number of samples; a larger value than the number of
-        samples is a ValueError. ``W`` is a dense ``(n_components,
+        Number of candidates of ``dictionary="archetypal"`` (ignored
+        otherwise, and when ``candidates`` is an array), drawn from ``X`` (the
+        first batch in ``partial_fit``). ``None`` means ``4 n_components``,
+        at most 4096 and at most the number of samples; a larger value than
+        the number of samples is a ValueError. ``W`` is a dense ``(n_components,
         n_candidates)`` array, and Adam keeps two float64 moments of it.
-    candidates : "kmeans" or array-like of shape (n_candidates, n_features), \
-            default="kmeans"
-        The candidate points ``C`` of ``dictionary="archetypal"``: k-means
-        centroids, or the given points (scaled to unit norm; not modified).
+    candidates : {"kmeans", "samples"} or array-like of shape \
+            (n_candidates, n_features), default="kmeans"
+        The candidate points ``C`` of ``dictionary="archetypal"``, scaled to
+        unit norm: k-means centroids of a random subsample of at most
+        ``20 n_candidates`` samples (at most 30 Lloyd iterations), distinct
+        random samples (no clustering: the cheap choice at scale, where
+        k-means of thousands of centroids takes minutes), or the given points
+        (not modified).
     delta : float, default=0.0
         Radius of the relaxation of ``dictionary="archetypal"``: 0 keeps the
         atoms in the cone of the candidates (A-SAE), a positive value lets each
@@ -356,7 +359,7 @@ class UnrolledDictionaryLearning(
         "callback": [callable, None],
         "dictionary": [StrOptions({"free", "archetypal"})],
         "n_candidates": [Interval(Integral, 1, None, closed="left"), None],
-        "candidates": [StrOptions({"kmeans"}), "array-like"],
+        "candidates": [StrOptions({"kmeans", "samples"}), "array-like"],
         "delta": [Interval(Real, 0, None, closed="left")],
     }
 

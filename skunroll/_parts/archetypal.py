@@ -34,8 +34,11 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .._kernels._archetypal import project_simplex_rows
 
-#: k-means runs on at most this many samples per candidate
+#: k-means runs on at most this many samples per candidate, for at most
+#: KMEANS_MAX_ITER Lloyd iterations (candidates need not be converged
+#: centroids; on the benchmark's data k-means stopped after 6 to 17)
 SUBSAMPLE_PER_CANDIDATE = 20
+KMEANS_MAX_ITER = 30
 #: default number of candidates per atom, capped at the number of samples and
 #: at MAX_DEFAULT_CANDIDATES: W (and Adam's two moments of it) is dense,
 #: n_components x n_candidates
@@ -65,22 +68,25 @@ def _unit_rows(C, rng):
     return C
 
 
-def candidate_points(X, n_candidates, rng):
-    """Unit-norm k-means centroids of a random subsample of ``X``: at most
-    ``SUBSAMPLE_PER_CANDIDATE * n_candidates`` samples; the subsample itself
-    when it has no more points than ``n_candidates``."""
+def candidate_points(X, n_candidates, rng, method="kmeans"):
+    """Unit-norm candidates: k-means centroids of a random subsample of
+    ``X`` (at most ``SUBSAMPLE_PER_CANDIDATE * n_candidates`` samples; the
+    subsample itself when it has no more points than ``n_candidates``), or
+    distinct random samples (``method="samples"``)."""
     n_samples = X.shape[0]
-    n_sub = min(n_samples, SUBSAMPLE_PER_CANDIDATE * n_candidates)
+    n_sub = n_candidates if method == "samples" else n_samples
+    n_sub = min(n_sub, SUBSAMPLE_PER_CANDIDATE * n_candidates)
     rows = np.sort(rng.choice(n_samples, size=n_sub, replace=False))
-    sub = np.asarray(X[rows], dtype=np.float64)
+    sub = np.asarray(X[rows])
     if n_sub <= n_candidates:
         C = sub
     else:
         with warnings.catch_warnings():  # duplicate points: fewer distinct ones
             warnings.simplefilter("ignore", ConvergenceWarning)
             kmeans = KMeans(
-                n_candidates, n_init=1, random_state=rng.randint(2**31 - 1)
-            ).fit(sub)
+                n_candidates, n_init=1, max_iter=KMEANS_MAX_ITER,
+                random_state=rng.randint(2**31 - 1),
+            ).fit(sub)  # fmt: skip
         C = kmeans.cluster_centers_
     return _unit_rows(np.array(C, dtype=X.dtype), rng)
 
@@ -183,8 +189,8 @@ def redraw(params, C, rows, targets):
 
 def initial_parameters(X, n_components, n_candidates, candidates, rng):
     """The parameters ``{"D", "W", "Lambda", "norms"}`` and the unit candidates
-    ``C``: k-means centroids of ``X`` (``candidates="kmeans"``) or the
-    given array."""
+    ``C``: k-means centroids of ``X`` (``candidates="kmeans"``), random
+    samples of it (``"samples"``) or the given array."""
     if isinstance(candidates, str):
         if n_candidates is None:
             n_candidates = default_n_candidates(n_components, X.shape[0])
@@ -192,10 +198,10 @@ def initial_parameters(X, n_components, n_candidates, candidates, rng):
             raise ValueError(
                 f"n_candidates={n_candidates} is larger than the number of "
                 f"samples n_samples={X.shape[0]}: the candidates are k-means "
-                "centroids of the samples. Lower n_candidates or pass more "
+                "centroids or samples of X. Lower n_candidates or pass more "
                 "samples (in partial_fit, the first call's batch)."
             )
-        C = candidate_points(X, n_candidates, rng)
+        C = candidate_points(X, n_candidates, rng, candidates)
     else:
         C = _unit_rows(np.array(candidates, dtype=X.dtype, order="C"), rng)
     W = initial_weights(n_components, C.shape[0], rng, X.dtype)

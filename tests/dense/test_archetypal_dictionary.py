@@ -131,3 +131,15 @@ def test_atoms_snapped_onto_one_candidate_are_redrawn(data):
     est.fit(X)
     assert est.n_redrawn_ > 0
     assert matched_cosine(A, est.components_) > 0.999
+
+
+def test_candidates_drawn_from_samples(data):
+    X, _, _ = data
+    est = UnrolledDictionaryLearning(
+        4, dictionary="archetypal", candidates="samples", n_candidates=10,
+        max_iter=1, tol=0, random_state=0,
+    ).fit(X)  # fmt: skip
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    # every candidate is a (unit-scaled) sample
+    assert np.all(np.max(est.candidates_ @ unit.T, axis=1) > 1 - 1e-12)
+    assert len(np.unique(est.candidates_.round(10), axis=0)) == 10
