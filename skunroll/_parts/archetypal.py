@@ -58,7 +58,11 @@ def default_n_candidates(n_components, n_samples):
 
 
 def _unit_rows(C, rng):
-    """Rows scaled to unit norm; a zero row becomes a random unit vector."""
+    """Rows scaled to unit norm (by their largest entry first, so that no
+    scale of the data overflows or underflows); a zero row becomes a random
+    unit vector."""
+    peak = np.abs(C).max(axis=1, keepdims=True)
+    C /= np.where(peak > 0, peak, 1).astype(C.dtype)
     norms = np.linalg.norm(C, axis=1)
     zero = ~(norms > 0)
     if np.any(zero):
@@ -78,6 +82,9 @@ def candidate_points(X, n_candidates, rng, method="kmeans"):
     n_sub = min(n_sub, SUBSAMPLE_PER_CANDIDATE * n_candidates)
     rows = np.sort(rng.choice(n_samples, size=n_sub, replace=False))
     sub = np.asarray(X[rows])
+    peak = float(np.abs(sub).max()) if sub.size else 0.0
+    if peak > 0 and np.isfinite(peak):  # k-means squares distances: scale-free
+        sub = sub / 2.0 ** np.round(np.log2(peak))  # (a power of two: exact)
     if n_sub <= n_candidates:
         C = sub
     else:

@@ -143,3 +143,20 @@ def test_candidates_drawn_from_samples(data):
     # every candidate is a (unit-scaled) sample
     assert np.all(np.max(est.candidates_ @ unit.T, axis=1) > 1 - 1e-12)
     assert len(np.unique(est.candidates_.round(10), axis=0)) == 10
+
+
+@pytest.mark.parametrize("scale", [1e-150, 2.0**-300, 2.0**300, 1e150])
+def test_any_scale_of_the_data(data, scale):
+    """``c X`` with ``alpha = c alpha``: the same candidates and atoms (bit
+    for bit under powers of two), as for the free dictionary."""
+    X, A, _ = data
+    kw = {"dictionary": "archetypal", "delta": 0.1, "max_iter": 2, "tol": 0}
+    ref = UnrolledDictionaryLearning(6, alpha=0.02, random_state=0, **kw).fit(X)
+    est = UnrolledDictionaryLearning(6, alpha=0.02 * scale, random_state=0, **kw).fit(
+        scale * X
+    )
+    if np.frexp(scale)[0] == 0.5:
+        assert np.array_equal(est.candidates_, ref.candidates_)
+        assert np.array_equal(est.components_, ref.components_)
+    assert_allclose(est.candidates_, ref.candidates_, atol=1e-6)
+    assert_allclose(est.components_, ref.components_, atol=1e-5)
