@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 from skunroll import UnrolledDictionaryLearning
@@ -160,3 +162,29 @@ def test_any_scale_of_the_data(data, scale):
         assert np.array_equal(est.components_, ref.components_)
     assert_allclose(est.candidates_, ref.candidates_, atol=1e-6)
     assert_allclose(est.components_, ref.components_, atol=1e-5)
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    n=st.integers(1, 12), m=st.integers(1, 5), k=st.integers(1, 6),
+    n_candidates=st.integers(1, 15), dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**31 - 1),
+)  # fmt: skip
+def test_shapes_dtypes_and_too_many_candidates(n, m, k, n_candidates, dtype, seed):
+    X = np.random.default_rng(seed).standard_normal((n, m)).astype(dtype)
+    est = UnrolledDictionaryLearning(
+        k, dictionary="archetypal", n_candidates=n_candidates, delta=0.1,
+        max_iter=1, tol=0, n_unroll=3, random_state=0,
+    )  # fmt: skip
+    if n_candidates > n:
+        with pytest.raises(ValueError, match=f"n_candidates={n_candidates}"):
+            est.fit(X)
+        assert not hasattr(est, "components_")
+        return
+    est.fit(X)
+    assert est.components_.shape == (k, m)
+    assert est.components_.dtype == dtype
+    assert est.archetype_weights_.shape == (k, n_candidates)
+    assert est.candidates_.shape == (n_candidates, m)
+    assert np.all(np.isfinite(est.components_))
+    assert_allclose(np.linalg.norm(est.components_, axis=1), 1.0, rtol=1e-5)
