@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -25,7 +26,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from .._coding.sparse_coding import _sparse_encode
 from .._parallel import N_JOBS, single_threaded_blas
 from .._parts.dictionaries import project_rows
-from .._parts.encoders import encoder_step
+from .._parts.encoders import ENCODERS, encoder_step
 from .._parts.likelihoods import LIKELIHOODS, check_counts, curvature, mean
 from .._parts.priors import (
     LASSO_PRIORS,
@@ -44,7 +45,7 @@ from .._training import (
     with_callbacks,
 )
 from .._training.optim import OPTIMIZERS
-from .._validation import FLOAT_DTYPES, check_dictionary
+from .._validation import FLOAT_DTYPES, check_dictionary, check_n_nonzero_coefs
 from ..utils import _lipschitz_from_gram, _smaller_gram
 from .network import Network, forward_backward
 
@@ -66,6 +67,7 @@ RARE_USAGE = 0.5
 ``RARE_USAGE`` times the median atom (two copies of one atom split its
 samples; two coherent true atoms are both used fully)."""
 TRANSFORM_ALGORITHMS = ("unrolled", "lasso", "fista", "ista", "omp")
+TRANSFORM_OUTPUTS = ("dense", "sparse")
 
 
 @dataclass
@@ -287,7 +289,11 @@ class UnrolledDictionaryLearning(
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "n_unroll": [Interval(Integral, 1, None, closed="left")],
-        "encoder": [StrOptions({"fista", "ista"})],
+        "encoder": [StrOptions(set(ENCODERS))],
+        "n_nonzero_coefs": [Interval(Integral, 1, None, closed="left"), None],
+        "fit_intercept": ["boolean"],
+        "transform_tol": [Interval(Real, 0, 1, closed="left")],
+        "transform_output": [StrOptions(set(TRANSFORM_OUTPUTS))],
         "gradient": [StrOptions(set(GRADIENTS))],
         "prior": [StrOptions(set(PRIORS), deprecated={"nonneg_l1"})],
         "positive_code": ["boolean"],
@@ -319,6 +325,10 @@ class UnrolledDictionaryLearning(
         alpha=0.1,
         n_unroll=30,
         encoder="fista",
+        n_nonzero_coefs=None,
+        fit_intercept=False,
+        transform_tol=0.0,
+        transform_output="dense",
         gradient="auto",
         prior="l1",
         positive_code=False,
@@ -346,6 +356,10 @@ class UnrolledDictionaryLearning(
         self.alpha = alpha
         self.n_unroll = n_unroll
         self.encoder = encoder
+        self.n_nonzero_coefs = n_nonzero_coefs
+        self.fit_intercept = fit_intercept
+        self.transform_tol = transform_tol
+        self.transform_output = transform_output
         self.gradient = gradient
         self.prior = prior
         self.positive_code = positive_code
@@ -431,7 +445,7 @@ class UnrolledDictionaryLearning(
             state = self._initial_state(X)
         else:
             state = copy.deepcopy(self._state)
-            state.net = self._network(state.D.shape[0])
+            state.net = self._network(*state.D.shape)
         X = X.astype(state.D.dtype, copy=False)  # the dtype of the first call
         with single_threaded_blas():
             self._trainer().partial_fit(state, X)
@@ -442,12 +456,50 @@ class UnrolledDictionaryLearning(
         return Trainer.for_estimator(self, what="dictionary")
 
     def _validate_X(self, X, reset):
-        X = validate_data(self, X, dtype=FLOAT_DTYPES, order="C", reset=reset)
-        check_counts(X, self.likelihood, self.n_trials)
+        X = validate_data(
+            self, X, dtype=FLOAT_DTYPES, order="C", reset=reset,
+            accept_sparse="csr" if self._autoencoder else False,
+        )  # fmt: skip
+        if not sp.issparse(X):
+            check_counts(X, self.likelihood, self.n_trials)
         return X
 
-    def _network(self, n_components, alpha=None):
+    @property
+    def _autoencoder(self):
+        """A sparse-autoencoder encoder (``mp``, ``topk``, ``relu``)."""
+        return ENCODERS[self.encoder].autoencoder
+
+    @property
+    def _penalised(self):
+        """Whether the objective of a sparse-autoencoder encoder has the
+        penalty ``alpha ||z||_1``: with ``gradient="ae-lasso"`` (and
+        ``"dec"`` or ``"auto"`` for ReLU, whose sparsity comes from it)."""
+        if self.encoder == "relu":
+            return self.gradient != "ae-ls"
+        return self.gradient == "ae-lasso"
+
+    def _n_nonzero_coefs(self, n_components, n_features):
+        """Steps of ``mp``, kept atoms of ``topk`` (0 for the others)."""
+        if not ENCODERS[self.encoder].sparsity_steps:
+            return 0
+        if self.n_nonzero_coefs is None:
+            return max(1, min(n_components, n_features // 10))
+        return check_n_nonzero_coefs(self.n_nonzero_coefs, n_components)
+
+    def _network(self, n_components, n_features=None, alpha=None):
         alpha = self.alpha if alpha is None else alpha
+        if self._autoencoder:
+            return Network(
+                n_unroll=1,
+                encoder=self.encoder,
+                prior=self._kernel_prior,
+                alpha=float(alpha) if self._penalised else 0.0,
+                negative_alpha=0.0,
+                groups=None,
+                n_nonzero_coefs=self._n_nonzero_coefs(n_components, n_features),
+                tol=float(self.transform_tol),
+                positive=self._kernel_prior == "nonneg_l1",
+            )
         return Network(
             n_unroll=self.n_unroll,
             encoder=self.encoder,
@@ -466,9 +518,12 @@ class UnrolledDictionaryLearning(
         n_components = self.n_components
         if n_components is None:
             n_components = X.shape[1] if self.dict_init is None else len(self.dict_init)
-        net = self._network(n_components)
+        net = self._network(n_components, n_features=X.shape[1])
+        params = {}
+        if self._autoencoder and self.fit_intercept:
+            params["b"] = np.asarray(X.mean(axis=0), dtype=X.dtype).ravel()
         if self.dict_init is None:
-            D = _dictionary_from_samples(X, n_components, rng)
+            D = _dictionary_from_samples(X, n_components, rng, params.get("b"))
         else:
             D = check_dictionary(self.dict_init, dtype=X.dtype, n_features=X.shape[1])
             if D.shape[0] != n_components:
@@ -478,15 +533,25 @@ class UnrolledDictionaryLearning(
                 )
             D = D.copy()
         project_rows(D, self.positive_dict, rng)
+        params["D"] = D
+        if ENCODERS[self.encoder].kind == "shallow":
+            params["b_enc"] = np.zeros(n_components, dtype=X.dtype)
+        gradient = self.gradient
+        if gradient == "auto":
+            gradient = "dec" if not self._autoencoder else "ae-ls"
+            if self._autoencoder and self._penalised:
+                gradient = "ae-lasso"
         return _TrainingState(
-            params={"D": D},
-            optimizers={"D": OPTIMIZERS[self.optimizer](D.shape)},
+            params=params,
+            optimizers={
+                k: OPTIMIZERS[self.optimizer](p.shape) for k, p in params.items()
+            },
             rng=rng,
             learning_rate=float(self.learning_rate),
             curvature=curvature(self.likelihood, self.n_trials, X),
             power_vector=rng.standard_normal(min(D.shape)),
             usage=np.zeros(n_components, dtype=np.int64),
-            gradient="dec" if self.gradient == "auto" else self.gradient,
+            gradient=gradient,
             net=net,
         )
 
@@ -500,6 +565,21 @@ class UnrolledDictionaryLearning(
 
     def _check_compatible(self):
         kernel_prior(self.prior, self.positive_code)  # raises if incompatible
+        if self._autoencoder and (
+            self.likelihood != "gaussian" or self._kernel_prior not in LASSO_PRIORS
+        ):
+            raise ValueError(
+                f"encoder={self.encoder!r} is a sparse autoencoder with the "
+                "Gaussian likelihood and no prior of its own; it needs "
+                "likelihood='gaussian' and prior='l1' (positive_code chooses "
+                f"the sign), got likelihood={self.likelihood!r}, "
+                f"prior={self.prior!r}."
+            )
+        if self.fit_intercept and not self._autoencoder:
+            raise ValueError(
+                "fit_intercept=True (a learned pre-bias) needs one of the "
+                f"encoders 'mp', 'topk', 'relu'; got encoder={self.encoder!r}."
+            )
         exact = self.transform_algorithm != "unrolled"
         if exact and (
             self.likelihood != "gaussian" or self._kernel_prior not in LASSO_PRIORS
@@ -526,6 +606,8 @@ class UnrolledDictionaryLearning(
         """Summed objective and ``D``-gradient of the minibatch ``X[idx]``:
         the objective the gradient descends (ae-ls ignores the penalty)."""
         X_batch = X[idx]
+        if state.net.autoencoder:
+            return self._autoencoder_gradients(state, X_batch)
         res = forward_backward(
             X_batch,
             state.D,
@@ -543,18 +625,46 @@ class UnrolledDictionaryLearning(
             extra=(X_batch, res.codes),
         )
 
+    def _autoencoder_gradients(self, state, X_batch):
+        """``gradients`` of the sparse-autoencoder encoders: the dictionary,
+        the pre-bias ``b`` and the encoder bias ``b_enc`` (shallow)."""
+        res = forward_backward(
+            X_batch, state.D, state.net, 1.0, state.gradient, self.n_jobs,
+            intercept=state.params.get("b"),
+            encoder_bias=state.params.get("b_enc"),
+        )  # fmt: skip
+        grads = {"D": res.grad}
+        if "b" in state.params:
+            grads["b"] = res.grad_intercept
+        if "b_enc" in state.params:
+            grads["b_enc"] = res.grad_encoder_bias
+        return Sums(
+            objective=res.data_loss + res.penalty,
+            n=X_batch.shape[0],
+            grads=grads,
+            finite=bool(np.isfinite(res.penalty)),
+            extra=(X_batch, res.codes, res.row_loss),
+        )
+
     def apply(self, state, X, idx, grads, sums):
         """The optimiser's step, the projection onto unit-norm (non-negative)
         atoms and the re-drawing of dead atoms."""
-        X_batch, codes = sums.extra
-        state.optimizers["D"].step(state.D, grads["D"], state.learning_rate)
+        X_batch, codes = sums.extra[:2]
+        for name, param in state.params.items():
+            state.optimizers[name].step(param, grads[name], state.learning_rate)
         project_rows(state.D, self.positive_dict, state.rng)
-        state.usage += np.count_nonzero(codes, axis=0)
         state.samples_since_check += X_batch.shape[0]
+        if sp.issparse(codes):
+            state.usage += np.bincount(codes.indices, minlength=state.D.shape[0])
+            self._redraw_unused(state, X_batch, codes, sums.extra[2])
+            return
+        state.usage += np.count_nonzero(codes, axis=0)
         self._maybe_redraw(state, X_batch, codes, state.epoch_units)
 
     def reset_optimizers(self, state):
-        state.optimizers = {"D": OPTIMIZERS[self.optimizer](state.D.shape)}
+        state.optimizers = {
+            k: OPTIMIZERS[self.optimizer](p.shape) for k, p in state.params.items()
+        }
 
     def callback_info(self, state):
         return {"components": state.D}
@@ -573,10 +683,16 @@ class UnrolledDictionaryLearning(
         return state.switched_at
 
     def fitted_attributes(self, state):
+        b = state.params.get("b")
+        b_enc = state.params.get("b_enc")
         return {
             "_state": state,
             "_net": state.net,
             "components_": state.D.copy(),
+            "intercept_": np.zeros(state.D.shape[1], state.D.dtype)
+            if b is None
+            else b.copy(),
+            "encoder_bias_": None if b_enc is None else b_enc.copy(),
             "n_components_": state.D.shape[0],
             "step_size_": self._encoder_step(state, state.power_vector.copy()),
             "objective_history_": np.asarray(state.objective_history),
@@ -595,9 +711,44 @@ class UnrolledDictionaryLearning(
         self.__dict__.update(attributes)
 
     def _encoder_step(self, state, power_vector=None):
+        if state.net.autoencoder:
+            return np.nan  # no step
         v = state.power_vector if power_vector is None else power_vector
         lipschitz = _lipschitz_from_gram(_smaller_gram(state.D), v=v)
         return encoder_step(lipschitz, state.curvature)
+
+    def _redraw_unused(self, state, X_batch, codes, row_loss):
+        """Sparse-autoencoder encoders: atoms unused over a whole epoch
+        (``20 n_components`` samples in ``partial_fit``) restart as the
+        residuals ``x - b - z D`` of the worst-reconstructed samples of this
+        minibatch (largest loss first; random directions if there are more
+        dead atoms than samples), with a zero encoder bias and fresh
+        optimiser moments."""
+        k = state.D.shape[0]
+        period = state.epoch_units if state.epoch_units is not None else 20 * k
+        if state.samples_since_check < period:
+            return
+        dead = np.flatnonzero(state.usage == 0)
+        state.usage[:] = 0
+        state.samples_since_check = 0
+        if dead.size == 0:
+            return
+        worst = np.argsort(row_loss, kind="stable")[::-1][: dead.size]
+        worst = np.sort(worst[row_loss[worst] > 0])
+        rows = X_batch[worst]
+        rows = rows.toarray() if sp.issparse(rows) else np.array(rows)
+        residual = rows - codes[worst] @ state.D - state.params.get("b", 0.0)
+        state.D[dead[: worst.size]] = residual
+        state.D[dead[worst.size :]] = state.rng.standard_normal(
+            (dead.size - worst.size, state.D.shape[1])
+        )
+        for name in ("D", "b_enc"):
+            if name == "b_enc" and name in state.params:
+                state.params[name][dead] = 0.0
+            if hasattr(state.optimizers.get(name), "reset_rows"):
+                state.optimizers[name].reset_rows(dead)
+        project_rows(state.D, self.positive_dict, state.rng)
+        state.n_redrawn += dead.size
 
     def _maybe_redraw(self, state, X_batch, codes, n_samples):
         """Re-draw atoms unused over the last ``20 n_components`` samples
@@ -631,7 +782,11 @@ class UnrolledDictionaryLearning(
     @property
     def _auto_switches(self):
         """``"auto"`` refines with ae-ls for the Gaussian likelihood only."""
-        return self.gradient == "auto" and self.likelihood == "gaussian"
+        return (
+            self.gradient == "auto"
+            and self.likelihood == "gaussian"
+            and not self._autoencoder
+        )
 
     def _end_period(self, state, objective):
         """``gradient="auto"``: move from dec to ae-ls once the objective of
@@ -668,11 +823,28 @@ class UnrolledDictionaryLearning(
         X = self._validate_X(X, reset=False)
         D = self.components_.astype(X.dtype, copy=False)
         alpha = self.alpha if self.transform_alpha is None else self.transform_alpha
+        net = self._network(*D.shape, alpha=alpha)
+        if self.transform_algorithm == "unrolled" and self._autoencoder:
+            codes = forward_backward(
+                X, D, net, 1.0, "forward", self.n_jobs,
+                intercept=self.intercept_, encoder_bias=self.encoder_bias_,
+            ).codes  # fmt: skip
+            return codes if self.transform_output == "sparse" else codes.toarray()
         if self.transform_algorithm == "unrolled":
-            net = self._network(D.shape[0], alpha)
-            return forward_backward(
+            codes = forward_backward(
                 X, D, net, self.step_size_, "forward", self.n_jobs
             ).codes
+        else:
+            codes = self._exact_codes(X, D, alpha)
+        return sp.csr_matrix(codes) if self.transform_output == "sparse" else codes
+
+    def _exact_codes(self, X, D, alpha):
+        """The codes of an exact solver of ``sparse_encode`` (of ``X`` minus
+        the pre-bias, densified)."""
+        if sp.issparse(X):
+            X = X.toarray()
+        if self._autoencoder:
+            X = X - self.intercept_.astype(X.dtype, copy=False)
         return _sparse_encode(
             X,
             D,
@@ -701,14 +873,17 @@ class UnrolledDictionaryLearning(
             ``codes @ components_``).
         """
         check_is_fitted(self)
-        codes = check_array(X, dtype=FLOAT_DTYPES, input_name="X")
+        codes = check_array(
+            X, dtype=FLOAT_DTYPES, input_name="X", accept_sparse=("csr", "csc")
+        )
         if codes.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {codes.shape[1]} columns (shape {codes.shape}); expected "
                 f"n_components_={self.n_components_} codes."
             )
         D = self.components_.astype(codes.dtype, copy=False)
-        return mean(codes @ D, self._net.likelihood, self._net.n_trials)
+        eta = np.asarray(codes @ D) + self.intercept_.astype(codes.dtype, copy=False)
+        return mean(eta, self._net.likelihood, self._net.n_trials)
 
     def score(self, X, y=None):
         """Minus the mean objective of the fitted network on ``X``.
@@ -732,7 +907,10 @@ class UnrolledDictionaryLearning(
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         D = self.components_.astype(X.dtype, copy=False)
-        res = forward_backward(X, D, self._net, self.step_size_, "forward", self.n_jobs)
+        res = forward_backward(
+            X, D, self._net, self.step_size_, "forward", self.n_jobs,
+            intercept=self.intercept_, encoder_bias=self.encoder_bias_,
+        )  # fmt: skip
         return -(res.data_loss + res.penalty) / X.shape[0]
 
     @property
@@ -743,6 +921,7 @@ class UnrolledDictionaryLearning(
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.non_deterministic = False
+        tags.input_tags.sparse = self._autoencoder
         return tags
 
 
@@ -755,12 +934,16 @@ def _duplicates(D, usage, threshold=DUPLICATE_COHERENCE):
     return candidates[usage[candidates] < RARE_USAGE * np.median(usage)]
 
 
-def _dictionary_from_samples(X, n_components, rng):
-    """Distinct random samples of ``X`` as atoms (Gaussian ones if too few)."""
+def _dictionary_from_samples(X, n_components, rng, intercept=None):
+    """Distinct random samples of ``X`` (minus ``intercept``) as atoms
+    (Gaussian ones if too few)."""
     n_samples, n_features = X.shape
     D = rng.standard_normal((n_components, n_features)).astype(X.dtype)
     take = min(n_samples, n_components)
     rows = rng.choice(n_samples, size=take, replace=False)
-    nonzero = np.any(X[rows] != 0, axis=1)
-    D[:take][nonzero] = X[rows][nonzero]
+    samples = X[rows].toarray() if sp.issparse(X) else X[rows]
+    if intercept is not None:
+        samples = samples - intercept
+    nonzero = np.any(samples != 0, axis=1)
+    D[:take][nonzero] = samples[nonzero]
     return D
