@@ -239,8 +239,10 @@ def _autoencoder_forward_backward(
             np.zeros(k),
         )
         if pursuit:
+            Ai = A.view(np.int32 if dt == np.float32 else np.int64)
+            mask = Ai.dtype.type(-1 if net.positive else np.iinfo(Ai.dtype).max)
             _p.mp_chunk(
-                X_c, A, D, gram, b, net.n_nonzero_coefs, net.positive, net.tol,
+                X_c, A, Ai, D, gram, b, net.n_nonzero_coefs, mask, net.tol,
                 net.alpha, code, idx, val, nnz, row_loss[sl], grads[0], grads[1],
                 losses,
             )  # fmt: skip

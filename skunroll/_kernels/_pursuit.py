@@ -76,38 +76,58 @@ def _residual(x, b, D, sel, amp, count, r):
     return loss
 
 
-BLOCK = 16
+BLOCK = 64
 """The correlations are scanned in blocks of this many atoms: the update
-``c -= a G_j`` keeps each block's largest key (vectorised), and the argmax
-looks at the blocks' maxima, then inside the best block."""
+``c -= a G_j`` keeps each block's largest key, and the argmax looks at the
+blocks' maxima, then inside the best block. The keys are compared as
+integers: the bits of a float ``v`` read as a signed integer (the same width)
+order the non-negative floats as the floats do, so ``bits & mask`` is the key
+of ``|v|`` (mask: all bits but the sign) or of ``v`` kept when positive (mask:
+all bits; a negative float reads as a negative integer). Integer maxima
+vectorise; floating-point ones do not here."""
 
 
 @njit(nogil=True, cache=True, fastmath=True)
-def _update(c, a, g, positive, bmax):
-    """``c -= a g`` and the largest key (``c_j``, or ``|c_j|``) of every block."""
-    k = c.shape[0]
-    for q in range(bmax.shape[0]):
-        lo = q * BLOCK
-        hi = min(lo + BLOCK, k)
-        top = 0.0 * c[0]
-        for j in range(lo, hi):
-            v = c[j] - a * g[j]
-            c[j] = v
-            key = v if positive else abs(v)
-            top = key if key > top else top
-        bmax[q] = top
-
-
-@njit(nogil=True, cache=True, fastmath=True)
-def _block_max(c, positive, bmax):
-    _update(c, 0.0 * c[0], c, positive, bmax)
+def _axpy(c, a, g):
+    for j in range(c.shape[0]):
+        c[j] -= a * g[j]
 
 
 @njit(nogil=True, cache=True)
-def _locate(c, positive, bmax):
+def _block_keys(ci, mask, bmax):
+    """The largest key of every block (full blocks with a fixed trip count,
+    which vectorises, then the tail)."""
+    k = ci.shape[0]
+    full = k // BLOCK
+    zero = mask ^ mask
+    for q in range(full):
+        lo = q * BLOCK
+        top = zero
+        for j in range(lo, lo + BLOCK):
+            v = ci[j] & mask
+            top = v if v > top else top
+        bmax[q] = top
+    if full < bmax.shape[0]:
+        top = zero
+        for j in range(full * BLOCK, k):
+            v = ci[j] & mask
+            top = v if v > top else top
+        bmax[full] = top
+
+
+@njit(nogil=True, cache=True)
+def _update(c, ci, a, g, mask, bmax):
+    """``c -= a g`` and the largest key of every block (``ci`` is ``c`` read
+    as integers, ``mask`` as above)."""
+    _axpy(c, a, g)
+    _block_keys(ci, mask, bmax)
+
+
+@njit(nogil=True, cache=True)
+def _locate(ci, mask, bmax):
     """The first atom of largest positive key, or -1 if no key is positive."""
     best_block = -1
-    top = 0.0
+    top = mask ^ mask
     for q in range(bmax.shape[0]):
         if bmax[q] > top:
             top = bmax[q]
@@ -115,22 +135,23 @@ def _locate(c, positive, bmax):
     if best_block < 0:
         return -1
     lo = best_block * BLOCK
-    for j in range(lo, min(lo + BLOCK, c.shape[0])):
-        key = c[j] if positive else abs(c[j])
-        if key == top:
+    for j in range(lo, min(lo + BLOCK, ci.shape[0])):
+        if ci[j] & mask == top:
             return j
     return -1
 
 
 @njit(nogil=True, cache=True)
 def mp_chunk(
-    X, C, D, gram, b, n_steps, positive, tol, alpha, mode,
+    X, C, Ci, D, gram, b, n_steps, mask, tol, alpha, mode,
     idx_out, val_out, nnz_out, row_loss, grad, grad_b, losses,
 ):  # fmt: skip
     """Unrolled matching pursuit over a chunk of rows (see the module docstring).
 
     ``C`` holds ``(X - b) D^T`` on entry and is overwritten (the running
-    correlations). ``idx_out``/``val_out`` (n, n_steps) receive each row's
+    correlations); ``Ci`` is ``C`` viewed as integers of its width and
+    ``mask`` of that type selects the keys: all bits but the sign (signed
+    pursuit) or all bits (``positive``), see ``BLOCK``. ``idx_out``/``val_out`` (n, n_steps) receive each row's
     atoms and coefficients sorted by atom, ``nnz_out`` their number,
     ``row_loss`` ``0.5 ||r_s||^2``. ``losses[0] +=`` the summed loss,
     ``losses[1] +=`` ``alpha sum |z|``. ``mode`` DEC adds the gradient with
@@ -145,10 +166,11 @@ def mp_chunk(
     amp = np.zeros(n_steps, dtype=dt)
     r = np.zeros(m, dtype=dt)
     p = np.zeros(m, dtype=dt)
-    bmax = np.zeros(-(-k // BLOCK), dtype=dt)
+    bmax = np.zeros(-(-k // BLOCK), dtype=Ci.dtype)
     for i in range(X.shape[0]):
         x = X[i]
         c = C[i]
+        ci = Ci[i]
         xn2 = 0.0
         rn2 = 0.0
         for f in range(m):
@@ -156,11 +178,11 @@ def mp_chunk(
             rn2 += (x[f] - b[f]) * (x[f] - b[f])
         threshold = tol * tol * xn2
         s = 0
-        _block_max(c, positive, bmax)
+        _block_keys(ci, mask, bmax)
         for _ in range(n_steps):
             if rn2 <= threshold:
                 break
-            best = _locate(c, positive, bmax)
+            best = _locate(ci, mask, bmax)
             if best < 0 or active[best]:
                 break
             a = c[best]
@@ -169,7 +191,7 @@ def mp_chunk(
             amp[s] = a
             s += 1
             g = gram[best]
-            _update(c, a, g, positive, bmax)
+            _update(c, ci, a, g, mask, bmax)
             rn2 -= a * a * (2.0 - g[best])
         for t in range(s):
             active[sel[t]] = False
