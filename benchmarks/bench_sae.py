@@ -26,6 +26,15 @@ Parts (select with ``--part``):
        The data: 4,096 unit-norm Gaussian atoms, 32-sparse codes with
        |coefficients| in [0.5, 1.5], Gaussian noise 0.05, float32.
 
+``d``  Dead atoms: a planted 128-atom dictionary in 64 dimensions, 4-sparse
+       codes, 20,000 samples; ``encoder="mp"`` and ``"topk"`` started from
+       Gaussian atoms of which a quarter lie outside the span of the data
+       (orthogonal to the first 48 features, where the data live), so no
+       code uses them. Per epoch: the fraction of atoms no code uses, R^2
+       and the recovery rate of the planted atoms, with the re-draw as
+       shipped and with it switched off (``_redraw_unused`` replaced by a
+       no-op in this process), medians over 3 seeds.
+
 Run: ``python benchmarks/bench_sae.py --part c`` (``--n-samples`` to shrink),
 ``python benchmarks/bench_sae.py --part a``. Numba compilation is excluded
 (a small warm-up fit first). Record the load (``uptime``) with the figures:
@@ -40,11 +49,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 
 import numpy as np
 import scipy.sparse as sp
 
 N_JOBS = 2
+EPOCHS_D = (1, 2, 4, 8)
 
 
 # ----------------------------------------------------------------- part (c)
@@ -71,6 +82,15 @@ def throughput_data(n_samples, n_features, n_atoms, k, seed=0):
 
 def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def traced_peak_mb(fn):
+    """Peak of the memory numpy and Python allocate while ``fn`` runs (MB)."""
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
 
 
 def worker(method, path, n_atoms, k, batch_size, sk_batches, sk_transform):
@@ -105,6 +125,8 @@ def worker(method, path, n_atoms, k, batch_size, sk_batches, sk_transform):
             / np.sum((X - X.mean(axis=0)) ** 2)
         )
         out["extrapolated"] = False
+        out["step_traced_mb"] = traced_peak_mb(lambda: dl.partial_fit(X[:batch_size]))
+        out["transform_traced_mb"] = traced_peak_mb(lambda: dl.transform(X))
     else:
         from sklearn.decomposition import MiniBatchDictionaryLearning
 
@@ -124,6 +146,8 @@ def worker(method, path, n_atoms, k, batch_size, sk_batches, sk_transform):
         t0 = time.perf_counter()
         mb.transform(X[:m])
         out["transform_s"] = (time.perf_counter() - t0) * n / m
+        out["step_traced_mb"] = traced_peak_mb(lambda: mb.partial_fit(X[-256:]))
+        out["transform_traced_mb"] = traced_peak_mb(lambda: mb.transform(X[:m]))
         out["extrapolated"] = (
             f"epoch from the median of {sk_batches} minibatches x "
             f"{-(-n // 256)}; transform from {m} samples"
@@ -157,8 +181,11 @@ def part_c(args):
             print(f"  {method}: done, load {os.getloadavg()[0]:.2f}", flush=True)
     sk = next((r for r in results if r["method"] == "sklearn"), None)
     print()
-    print(f"| method | s / epoch | s / transform (sparse) | peak MB (data {results[0]['data_mb']:.0f}) | epoch speed-up vs sklearn | transform speed-up |")  # noqa: E501
-    print("|---|---|---|---|---|---|")
+    print(
+        "| method | s / epoch | s / transform | epoch speed-up vs sklearn | "
+        "transform speed-up | peak RSS MB | traced MB: step / transform |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         up = up_t = ""
         if sk is not None and r is not sk:
@@ -168,8 +195,9 @@ def part_c(args):
             r["method"], "sklearn MiniBatchDL (lars fit, omp transform)"
         )
         print(
-            f"| {name} | {r['epoch_s']:.1f} | {r['transform_s']:.1f} | "
-            f"{r['peak_mb']:.0f} | {up} | {up_t} |"
+            f"| {name} | {r['epoch_s']:.1f} | {r['transform_s']:.1f} | {up} | "
+            f"{up_t} | {r['peak_mb']:.0f} | {r['step_traced_mb']:.0f} / "
+            f"{r['transform_traced_mb']:.0f} |"
         )
     for r in results:
         if r.get("extrapolated"):
@@ -179,6 +207,14 @@ def part_c(args):
                 f"{r['method']}: R2 after one epoch {r['r2']:.3f}, "
                 f"nnz per code {r['nnz_per_row']:.1f}"
             )
+    print(
+        f"RSS after loading the data (imports, numba, X): "
+        f"{results[0]['data_mb']:.0f} MB; traced MB: peak numpy/Python "
+        "allocations of one training step (partial_fit of a minibatch: "
+        f"{args.batch_size} rows for skunroll, 256 for sklearn) and of the "
+        "transform (skunroll: all samples, CSR output; sklearn: the timed "
+        "samples, dense output)"
+    )
     print(f"load after: {os.getloadavg()}")
 
 
@@ -238,13 +274,65 @@ def part_a(args):
         print(f"| {coherence:.1f} | {name} | {cos:.3f} | {r2:.3f} |")
 
 
+# ----------------------------------------------------------------- part (d)
+
+
+def part_d(args):
+    from skunroll import UnrolledDictionaryLearning
+    from skunroll._dense import dict_learning
+    from skunroll.datasets import make_dictionary, make_sparse_coded_data
+    from skunroll.metrics import recovery_rate
+
+    shipped = dict_learning.UnrolledDictionaryLearning._redraw_unused
+    print("| encoder | re-draw | epoch | unused atoms | R^2 | recovery rate |")
+    print("|---|---|---|---|---|---|")
+    for encoder in ("mp", "topk"):
+        for redraw in (True, False):
+            table = np.zeros((3, len(EPOCHS_D), 3))
+            for seed in range(3):
+                rng = np.random.default_rng(seed)
+                D = make_dictionary(128, 48, random_state=seed)
+                D = np.hstack([D, np.zeros((128, 16))])
+                X, _, _ = make_sparse_coded_data(
+                    20_000, D, n_nonzero_coefs=4, noise=0.01, random_state=seed
+                )
+                init = rng.standard_normal((128, 64))
+                init[:32, :48] = 0.0  # outside the data's span: never used
+                init /= np.linalg.norm(init, axis=1, keepdims=True)
+                dict_learning.UnrolledDictionaryLearning._redraw_unused = (
+                    shipped if redraw else lambda *a: None
+                )
+                for e, n_epochs in enumerate(EPOCHS_D):
+                    # the same seed: fit(max_iter=e) is the first e epochs of
+                    # the longest run
+                    dl = UnrolledDictionaryLearning(
+                        128, encoder=encoder, n_nonzero_coefs=4, dict_init=init,
+                        max_iter=n_epochs, tol=0, learning_rate=0.01,
+                        random_state=seed,
+                    ).fit(X)  # fmt: skip
+                    codes = dl.transform(X)
+                    unused = float(np.mean(np.count_nonzero(codes, axis=0) == 0))
+                    residual = X - dl.inverse_transform(codes)
+                    r2 = 1 - np.sum(residual**2) / np.sum((X - X.mean(axis=0)) ** 2)
+                    table[seed, e] = unused, r2, recovery_rate(D, dl.components_)
+            dict_learning.UnrolledDictionaryLearning._redraw_unused = shipped
+            med = np.median(table, axis=0)
+            for e, n_epochs in enumerate(EPOCHS_D):
+                u, r2, rec = med[e]
+                print(
+                    f"| {encoder} | {'on' if redraw else 'off'} | {n_epochs} | "
+                    f"{u:.3f} | {r2:.3f} | {rec:.3f} |",
+                    flush=True,
+                )
+
+
 def _dense(codes):
     return codes.toarray() if sp.issparse(codes) else codes
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["a", "c"], default="c")
+    parser.add_argument("--part", choices=["a", "c", "d"], default="c")
     parser.add_argument("--n-samples", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--methods", nargs="+", default=["mp", "topk", "sklearn"])
@@ -266,6 +354,8 @@ def main():
         )  # fmt: skip
     elif args.part == "c":
         part_c(args)
+    elif args.part == "d":
+        part_d(args)
     else:
         part_a(args)
 

@@ -123,9 +123,57 @@ class UnrolledDictionaryLearning(
         the convention of SPAMS' ``lambda1`` and scikit-learn's ``alpha``.
     n_unroll : int, default=30
         Depth ``T`` of the encoder.
-    encoder : {"fista", "ista"}, default="fista"
+    encoder : {"fista", "ista", "mp", "topk", "relu"}, default="fista"
         Unrolled algorithm; FISTA adds the usual momentum (which does not depend
-        on ``D``).
+        on ``D``). The others are the sparse-autoencoder (SAE) encoders of
+        Costa et al. [4]_, with the decoder ``z D + b`` (``b`` the pre-bias,
+        see ``fit_intercept``) and atoms kept at unit norm:
+
+        - ``"mp"``: matching pursuit unrolled for ``n_nonzero_coefs`` steps.
+          From ``r = x - b``, each step takes the atom of largest ``|c_j|``
+          (largest ``c_j`` with ``positive_code``) in ``c = r D^T``, sets
+          ``z_j = c_j`` and ``r -= c_j d_j``; the correlations are updated
+          with rows of the Gram matrix (``c -= c_j G_j``). A sample stops
+          earlier when ``||r|| <= transform_tol ||x||``, when the chosen atom
+          is already active or when no correlation is left. Trained on the
+          reconstruction error alone, by the gradient through the steps with
+          the selections held fixed.
+        - ``"topk"``: ``z = TopK((x - b) D^T + b_enc)``, the
+          ``n_nonzero_coefs`` largest ``|.|`` (largest positive values with
+          ``positive_code``), with a learned encoder bias ``b_enc``; trained
+          on the reconstruction error.
+        - ``"relu"``: ``z = ReLU((x - b) D^T + b_enc)``, trained on the
+          reconstruction error plus ``alpha ||z||_1``.
+
+        The SAE encoders need the Gaussian likelihood and ``prior="l1"``;
+        ``n_unroll`` and the encoder step play no part; ``gradient`` is
+        ``"dec"`` (codes held fixed) or the gradient through the encoder
+        (``"auto"``, ``"ae-ls"``: the reconstruction error; ``"ae-lasso"``:
+        plus ``alpha ||z||_1``; ``"auto"`` means ``"ae-lasso"`` for ReLU).
+        They accept scipy sparse ``X`` (densified 512 rows at a time) and
+        return sparse codes with ``transform_output="sparse"``.
+    n_nonzero_coefs : int, default=None
+        Steps of ``encoder="mp"`` (at most as many atoms per code) and atoms
+        kept by ``encoder="topk"``; ignored by the other encoders. ``None``
+        means ``max(1, n_features // 10)`` (scikit-learn's OMP default),
+        capped at ``n_components``. Larger than ``n_components`` is a
+        ValueError.
+    fit_intercept : bool, default=False
+        Learn a pre-bias ``b`` (n_features,), subtracted before encoding and
+        added by the decoder, initialised at the mean of ``X`` (of the first
+        ``partial_fit`` call). SAE encoders only (a ValueError otherwise).
+    transform_tol : float in [0, 1), default=0.0
+        ``encoder="mp"`` stops a sample once its residual norm is at most
+        ``transform_tol * ||x||``, in training and in ``transform`` (the
+        network is the same).
+    transform_output : {"dense", "sparse"}, default="dense"
+        Type of the codes returned by ``transform``: a dense ndarray, or a
+        scipy CSR matrix (every encoder; the SAE encoders build it chunk by
+        chunk without a dense ``(n_samples, n_components)`` array). A
+        parameter rather than ``set_output``, which scikit-learn keeps for
+        the dense containers (pandas, polars); with
+        ``set_output(transform="pandas")`` dense codes become a DataFrame
+        and sparse ones raise scikit-learn's ValueError.
     gradient : {"auto", "ae-ls", "ae-lasso", "dec"}, default="auto"
         Gradient of the dictionary update [1]_. ``"ae-ls"``: the gradient of the
         data loss through all ``T`` encoder steps; ``"ae-lasso"``: the same
@@ -179,8 +227,10 @@ class UnrolledDictionaryLearning(
         ``fit`` stops when the mean training objective of an epoch changes by
         less than ``tol`` relative to the previous epoch.
     dict_init : ndarray of shape (n_components, n_features), default=None
-        Initial dictionary (rows are renormalised; not modified). ``None``
-        draws distinct samples of ``X`` (unit-normalised), as SPAMS does.
+        Initial dictionary (rows are renormalised to unit norm: atoms of
+        any norm are accepted and only their direction is used; the array
+        is not modified). ``None`` draws distinct samples of ``X`` (minus the
+        pre-bias with ``fit_intercept``, unit-normalised), as SPAMS does.
     positive_dict : bool, default=False
         Keep the atoms non-negative.
     transform_algorithm : {"unrolled", "lasso", "fista", "ista", "omp"}, \
@@ -215,10 +265,17 @@ class UnrolledDictionaryLearning(
     ----------
     components_ : ndarray of shape (n_components, n_features)
         The learned atoms (unit-norm rows).
+    intercept_ : ndarray of shape (n_features,)
+        The learned pre-bias ``b`` (zeros without ``fit_intercept``), added
+        by ``inverse_transform``.
+    encoder_bias_ : ndarray of shape (n_components,) or None
+        The encoder bias ``b_enc`` of ``encoder="topk"`` and ``"relu"``
+        (None for the others).
     n_components_ : int
         Number of atoms.
     step_size_ : float
-        Encoder step ``1 / (c ||D||_2^2)`` of the fitted dictionary.
+        Encoder step ``1 / (c ||D||_2^2)`` of the fitted dictionary (NaN for
+        the SAE encoders, which have none).
     objective_history_ : ndarray of shape (`n_iter_`,)
         Mean training objective per sample of every epoch (of every
         ``partial_fit`` call): the objective the gradient in use descends,
@@ -230,7 +287,8 @@ class UnrolledDictionaryLearning(
         Number of minibatch updates.
     n_redrawn_ : int
         Number of atoms re-drawn because they fell out of use or duplicated
-        another atom.
+        another atom (SAE encoders: because no code used them for a whole
+        epoch, see Notes).
     learning_rate_ : float
         Learning rate in use at the end (lower than ``learning_rate`` after
         the ``"auto"`` switch, or if a non-finite objective forced it down).
@@ -264,6 +322,23 @@ class UnrolledDictionaryLearning(
     ``"dec"`` there. ``tol`` stopped ``fit`` after 7 epochs on the 128-atom
     benchmark and after 10 to 25 on small coherent problems.
 
+    Dead atoms of the SAE encoders: an atom that no code of a whole epoch
+    used (of the last ``20 n_components`` samples in ``partial_fit``) is
+    re-drawn, at the end of that epoch, as the residual ``x - b - z D`` of
+    one of the worst-reconstructed samples of the last minibatch (largest
+    loss first; a random direction if there are more dead atoms than
+    samples), with a zero encoder bias and fresh Adam moments. The
+    near-duplicate rule of the proximal encoders is not applied: coherent
+    atoms (a parent and its children) are what these encoders are for.
+
+    Memory of the SAE encoders: the correlations of one chunk of 512 rows
+    (``512 x n_components``), the Gram matrix ``D D^T`` for ``"mp"``
+    (``n_components^2``, 64 MB in float32 for 4,096 atoms, 1 GB for 16,384),
+    and the codes as ``n_nonzero_coefs`` (index, value) pairs per sample;
+    never a dense ``(n_samples, n_components)`` array unless
+    ``transform_output="dense"`` asks for one. ``partial_fit`` over chunks of
+    a ``numpy.memmap`` streams activations that do not fit in memory.
+
     References
     ----------
     .. [1] Tolooshams & Ba, "Stable and interpretable unrolled dictionary
@@ -271,6 +346,9 @@ class UnrolledDictionaryLearning(
     .. [2] Tolooshams, Dey & Ba, "Deep residual autoencoders for expectation
        maximization-inspired dictionary learning", IEEE TNNLS 32(6), 2020.
     .. [3] Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015.
+    .. [4] Costa, Fel, Lubana, Tolooshams & Ba, "From flat to hierarchical:
+       extracting sparse representations with matching pursuit", NeurIPS
+       2025.
 
     Examples
     --------

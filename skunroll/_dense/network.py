@@ -179,13 +179,17 @@ _SAE_MODES = {"forward": _p.FORWARD, "dec": _p.DEC, "ae-ls": _p.AE, "ae-lasso": 
 
 
 def gram_matrix(D, n_jobs=None, block=512):
-    """``D D^T`` by blocks of rows on the package's threads."""
+    """``D D^T`` by blocks of rows on the package's threads: each block row
+    computes its upper part (``D_i D_{j >= i}^T``, half the products) and
+    mirrors it below the diagonal."""
     k = D.shape[0]
     G = np.empty((k, k), dtype=D.dtype)
 
     def run(c):
-        rows = slice(c * block, min((c + 1) * block, k))
-        np.dot(D[rows], D.T, out=G[rows])
+        lo, hi = c * block, min((c + 1) * block, k)
+        upper = np.dot(D[lo:hi], D[lo:].T)
+        G[lo:hi, lo:] = upper
+        G[hi:, lo:hi] = upper[:, hi - lo :].T
 
     map_in_order(run, -(-k // block), n_jobs)
     return G

@@ -151,8 +151,9 @@ def mp_chunk(
     ``C`` holds ``(X - b) D^T`` on entry and is overwritten (the running
     correlations); ``Ci`` is ``C`` viewed as integers of its width and
     ``mask`` of that type selects the keys: all bits but the sign (signed
-    pursuit) or all bits (``positive``), see ``BLOCK``. ``idx_out``/``val_out`` (n, n_steps) receive each row's
-    atoms and coefficients sorted by atom, ``nnz_out`` their number,
+    pursuit) or all bits (``positive``), see ``BLOCK``.
+    ``idx_out``/``val_out`` (n, n_steps) receive each row's atoms and
+    coefficients sorted by atom, ``nnz_out`` their number,
     ``row_loss`` ``0.5 ||r_s||^2``. ``losses[0] +=`` the summed loss,
     ``losses[1] +=`` ``alpha sum |z|``. ``mode`` DEC adds the gradient with
     the codes held fixed, AE the gradient through the steps (with the penalty
