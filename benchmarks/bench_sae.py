@@ -35,6 +35,15 @@ Parts (select with ``--part``):
        shipped and with it switched off (``_redraw_unused`` replaced by a
        no-op in this process), medians over 3 seeds.
 
+``s``  Streaming: a ``numpy.memmap`` of 1,000,000 x 768 float32 (3 GB, written
+       to a temporary file chunk by chunk with the data of part (c)),
+       ``partial_fit`` of ``encoder="mp"`` with 16,384 atoms, k = 32, over
+       float32 chunks of 4,096 rows read from it (``--stream-chunks`` of
+       them, spread over the file; 0 means all), then a sparse transform of
+       100,000 rows read from it: seconds per chunk, the epoch they
+       extrapolate to, and the peak resident memory against the size of the
+       file and of dense codes.
+
 Run: ``python benchmarks/bench_sae.py --part c`` (``--n-samples`` to shrink),
 ``python benchmarks/bench_sae.py --part a``. Numba compilation is excluded
 (a small warm-up fit first). Record the load (``uptime``) with the figures:
@@ -274,6 +283,62 @@ def part_a(args):
         print(f"| {coherence:.1f} | {name} | {cos:.3f} | {r2:.3f} |")
 
 
+# ----------------------------------------------------------------- part (s)
+
+
+def part_s(args):
+    from skunroll import UnrolledDictionaryLearning
+
+    n, m, atoms, k, chunk = 1_000_000, 768, 16_384, 32, 4096
+    print(f"part (s): memmap {n} x {m} float32, {atoms} atoms, k = {k}")
+    print(f"load before: {os.getloadavg()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "activations.f32")
+        mm = np.memmap(path, dtype=np.float32, mode="w+", shape=(n, m))
+        for start in range(0, n, 100_000):
+            mm[start : start + 100_000] = throughput_data(100_000, m, 4096, k, start)
+        mm.flush()
+        del mm
+        mm = np.memmap(path, dtype=np.float32, mode="r", shape=(n, m))
+        rss0 = peak_mb()
+        dl = UnrolledDictionaryLearning(
+            atoms, encoder="mp", n_nonzero_coefs=k, fit_intercept=True, tol=0,
+            learning_rate=1e-3, n_jobs=N_JOBS, random_state=0,
+            transform_output="sparse",
+        )  # fmt: skip
+        starts = np.arange(0, n - chunk + 1, chunk)
+        if args.stream_chunks:
+            starts = starts[:: max(1, len(starts) // args.stream_chunks)]
+            starts = starts[: args.stream_chunks]
+        times = []
+        for start in starts:
+            t0 = time.perf_counter()
+            dl.partial_fit(mm[start : start + chunk])
+            times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        codes = dl.transform(mm[:100_000])
+        t_transform = time.perf_counter() - t0
+        per_chunk = float(np.median(times[1:] if len(times) > 1 else times))
+        print(
+            f"partial_fit: {len(times)} chunks of {chunk}, median "
+            f"{per_chunk:.2f} s per chunk (first, with initialisation, "
+            f"{times[0]:.2f} s) -> {per_chunk * n / chunk / 60:.1f} min per "
+            f"epoch of {n} samples (extrapolated)"
+        )
+        print(
+            f"transform of 100,000 rows, CSR output: {t_transform:.1f} s, "
+            f"{codes.nnz / 100_000:.1f} nonzeros per code, "
+            f"{(codes.data.nbytes + codes.indices.nbytes) / 2**20:.0f} MB"
+        )
+        print(
+            f"peak RSS {peak_mb():.0f} MB (before training {rss0:.0f} MB); "
+            f"memmap file {n * m * 4 / 2**30:.1f} GB; dense float32 codes of "
+            f"the file would be {n * atoms * 4 / 2**30:.0f} GB; the Gram "
+            f"matrix of {atoms} atoms is {atoms**2 * 4 / 2**30:.1f} GB"
+        )
+    print(f"load after: {os.getloadavg()}")
+
+
 # ----------------------------------------------------------------- part (d)
 
 
@@ -332,7 +397,8 @@ def _dense(codes):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["a", "c", "d"], default="c")
+    parser.add_argument("--part", choices=["a", "c", "d", "s"], default="c")
+    parser.add_argument("--stream-chunks", type=int, default=12)
     parser.add_argument("--n-samples", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--methods", nargs="+", default=["mp", "topk", "sklearn"])
@@ -356,6 +422,8 @@ def main():
         part_c(args)
     elif args.part == "d":
         part_d(args)
+    elif args.part == "s":
+        part_s(args)
     else:
         part_a(args)
 

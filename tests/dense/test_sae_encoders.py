@@ -372,3 +372,20 @@ def test_n_nonzero_coefs_default_and_check_after_set_params(planted):
     dl.set_params(n_nonzero_coefs=100)
     with pytest.raises(ValueError, match="n_nonzero_coefs=100"):
         dl.transform(X[:5])
+
+
+def test_tied_topk_leaves_the_true_atoms_where_mp_stays():
+    """The bias of a shallow encoder (user guide): started at the planted atoms,
+    TopK's own loss moves them away; matching pursuit keeps them."""
+    D = make_dictionary(16, 32, random_state=0)
+    X, _, _ = make_sparse_coded_data(4000, D, n_nonzero_coefs=3, noise=0.01,
+                                     random_state=0)  # fmt: skip
+    errors = {}
+    for encoder in ("topk", "mp"):
+        dl = UnrolledDictionaryLearning(
+            16, encoder=encoder, n_nonzero_coefs=3, dict_init=D, optimizer="sgd",
+            learning_rate=0.3, max_iter=10, tol=0, random_state=0,
+        ).fit(X)  # fmt: skip
+        errors[encoder] = atom_recovery_errors(D, dl.components_).mean()
+    assert errors["topk"] > 0.1
+    assert errors["mp"] < 0.3 * errors["topk"]
