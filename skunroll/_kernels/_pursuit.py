@@ -12,7 +12,8 @@ updates the correlations with a row of the Gram matrix, ``c <- c - a_t G_{j_t}``
 (never ``r D^T`` again). A sample stops after ``n_steps`` steps, when its
 residual norm falls to ``tol ||x||`` (``||r||^2`` is updated in closed form,
 ``||r - a d||^2 = ||r||^2 - a^2 (2 - G_jj)``), when the chosen atom is already
-active, or when no correlation is left (no positive one with ``positive``).
+active, or when no correlation is left (none above ``64 eps ||x - b||``,
+which is rounding; no positive one with ``positive``).
 
 Its loss is ``L = 0.5 ||r_s||^2`` (``s`` steps taken). The backward pass holds
 the selections fixed and runs back through the steps with the adjoint
@@ -178,6 +179,8 @@ def mp_chunk(
             xn2 += x[f] * x[f]
             rn2 += (x[f] - b[f]) * (x[f] - b[f])
         threshold = tol * tol * xn2
+        # a correlation this small is rounding: the residual is orthogonal
+        tiny = 64.0 * np.finfo(dt).eps * np.sqrt(rn2)
         s = 0
         _block_keys(ci, mask, bmax)
         for _ in range(n_steps):
@@ -187,6 +190,8 @@ def mp_chunk(
             if best < 0 or active[best]:
                 break
             a = c[best]
+            if abs(a) <= tiny:
+                break
             active[best] = True
             sel[s] = best
             amp[s] = a

@@ -52,6 +52,7 @@ def _run(X, D, net, mode="forward", b=None, b_enc=None):
 def _numpy_mp(x, D, b, k, positive, tol):
     """Matching pursuit as written in the issue, recomputing r D^T each step."""
     r = x - b
+    tiny = 64 * np.finfo(x.dtype).eps * np.linalg.norm(r)
     z = np.zeros(D.shape[0])
     for _ in range(k):
         if r @ r <= tol**2 * (x @ x):
@@ -59,7 +60,7 @@ def _numpy_mp(x, D, b, k, positive, tol):
         c = D @ r
         key = c if positive else np.abs(c)
         j = int(np.argmax(key))
-        if not key[j] > 0 or z[j] != 0:
+        if not key[j] > tiny or z[j] != 0:
             break
         z[j] = c[j]
         r = r - c[j] * D[j]
@@ -81,6 +82,17 @@ def test_mp_matches_a_numpy_pursuit(positive, tol):
     assert stopped_early.any()  # by the tolerance or an already-active atom
     if positive:
         assert codes.data.min() > 0
+
+
+def test_mp_stops_when_the_residual_is_orthogonal_to_every_atom():
+    """Correlations left by rounding are not selected: two orthogonal atoms
+    explain x exactly after two steps, and the other atoms are orthogonal."""
+    Q = np.linalg.qr(np.random.default_rng(0).standard_normal((6, 6)))[0]
+    D = np.eye(6)[:4] @ Q  # orthonormal atoms in general position
+    x = np.array([[3.0, -2.0, 0.0, 0.0, 0.5, 0.0]]) @ Q
+    codes = _run(x, D, _net("mp", k=4)).codes
+    np.testing.assert_array_equal(codes.indices, [0, 1])
+    np.testing.assert_allclose(codes.data, [3.0, -2.0])
 
 
 def test_mp_stops_on_an_already_active_atom():
