@@ -102,6 +102,14 @@ def traced_peak_mb(fn):
     return peak / 2**20
 
 
+def write_memmap(path, n=1_000_000, m=768, k=32):
+    """The file of part (s), written 100,000 rows at a time."""
+    mm = np.memmap(path, dtype=np.float32, mode="w+", shape=(n, m))
+    for start in range(0, n, 100_000):
+        mm[start : start + 100_000] = throughput_data(100_000, m, 4096, k, start)
+    mm.flush()
+
+
 def worker(method, path, n_atoms, k, batch_size, sk_batches, sk_transform):
     """One method on the saved data, in its own process; prints JSON."""
     from skunroll import UnrolledDictionaryLearning
@@ -294,11 +302,9 @@ def part_s(args):
     print(f"load before: {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "activations.f32")
-        mm = np.memmap(path, dtype=np.float32, mode="w+", shape=(n, m))
-        for start in range(0, n, 100_000):
-            mm[start : start + 100_000] = throughput_data(100_000, m, 4096, k, start)
-        mm.flush()
-        del mm
+        # written by another process, so that this one's peak RSS is training's
+        cmd = [sys.executable, __file__, "--worker", "write", "--data", path]
+        subprocess.run(cmd, check=True)
         mm = np.memmap(path, dtype=np.float32, mode="r", shape=(n, m))
         rss0 = peak_mb()
         dl = UnrolledDictionaryLearning(
@@ -331,7 +337,8 @@ def part_s(args):
             f"{(codes.data.nbytes + codes.indices.nbytes) / 2**20:.0f} MB"
         )
         print(
-            f"peak RSS {peak_mb():.0f} MB (before training {rss0:.0f} MB); "
+            f"peak RSS {peak_mb():.0f} MB (before training {rss0:.0f} MB; the "
+            "pages of the memmap read count in it); "
             f"memmap file {n * m * 4 / 2**30:.1f} GB; dense float32 codes of "
             f"the file would be {n * atoms * 4 / 2**30:.0f} GB; the Gram "
             f"matrix of {atoms} atoms is {atoms**2 * 4 / 2**30:.1f} GB"
@@ -413,7 +420,9 @@ def main():
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
+    if args.worker == "write":
+        write_memmap(args.data)
+    elif args.worker:
         worker(
             args.worker, args.data, 4096, 32, args.batch_size,
             args.sklearn_batches, args.sklearn_transform,
