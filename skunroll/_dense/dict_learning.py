@@ -903,10 +903,17 @@ class UnrolledDictionaryLearning(
         alpha = self.alpha if self.transform_alpha is None else self.transform_alpha
         net = self._network(*D.shape, alpha=alpha)
         if self.transform_algorithm == "unrolled" and self._autoencoder:
-            codes = forward_backward(
+            res = forward_backward(
                 X, D, net, 1.0, "forward", self.n_jobs,
                 intercept=self.intercept_, encoder_bias=self.encoder_bias_,
-            ).codes  # fmt: skip
+            )  # fmt: skip
+            if not np.isfinite(res.data_loss):
+                raise ValueError(
+                    f"X overflows {X.dtype} in the encoder (non-finite "
+                    "correlations or reconstructions); scale X down or use "
+                    "float64."
+                )
+            codes = res.codes
             return codes if self.transform_output == "sparse" else codes.toarray()
         if self.transform_algorithm == "unrolled":
             codes = forward_backward(

@@ -175,9 +175,10 @@ def mp_chunk(
         ci = Ci[i]
         xn2 = 0.0
         rn2 = 0.0
-        for f in range(m):
-            xn2 += x[f] * x[f]
-            rn2 += (x[f] - b[f]) * (x[f] - b[f])
+        for f in range(m):  # in float64: float32 data near its range overflow
+            xf = np.float64(x[f])
+            xn2 += xf * xf
+            rn2 += (xf - b[f]) * (xf - b[f])
         threshold = tol * tol * xn2
         # a correlation this small is rounding: the residual is orthogonal
         tiny = 64.0 * np.finfo(dt).eps * np.sqrt(rn2)
@@ -190,6 +191,9 @@ def mp_chunk(
             if best < 0 or active[best]:
                 break
             a = c[best]
+            if not np.isfinite(a):  # (X - b) D^T overflowed: no code, inf loss
+                losses[0] = np.inf
+                break
             if abs(a) <= tiny:
                 break
             active[best] = True

@@ -401,3 +401,19 @@ def test_tied_topk_leaves_the_true_atoms_where_mp_stays():
         errors[encoder] = atom_recovery_errors(D, dl.components_).mean()
     assert errors["topk"] > 0.1
     assert errors["mp"] < 0.3 * errors["topk"]
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("encoder", SAE)
+def test_data_overflowing_float32_raise_and_leave_nothing_fitted(encoder):
+    rng = np.random.default_rng(0)
+    X = (3e38 * np.sign(rng.standard_normal((50, 6)))).astype(np.float32)
+    dl = _sae(encoder, n_components=4, n_nonzero_coefs=2, max_iter=1)
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        with pytest.raises(FloatingPointError, match="Nothing was fitted"):
+            dl.fit(X)
+    assert not hasattr(dl, "components_")
+    ok = _sae(encoder, n_components=4, n_nonzero_coefs=2, max_iter=1).fit(X * 1e-38)
+    with pytest.raises(ValueError, match="overflows float32"):
+        ok.transform(X)
