@@ -887,13 +887,14 @@ class UnrolledDictionaryLearning(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Data to encode.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to encode (sparse for the SAE encoders only).
 
         Returns
         -------
-        codes : ndarray of shape (n_samples, n_components)
-            Codes, in the dtype of ``X``.
+        codes : ndarray or scipy CSR matrix of shape (n_samples, n_components)
+            Codes, in the dtype of ``X``; a CSR matrix with
+            ``transform_output="sparse"``.
         """
         check_is_fitted(self)
         self._validate_params()  # set_params may have changed them
@@ -948,14 +949,14 @@ class UnrolledDictionaryLearning(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_components)
-            Codes, as returned by ``transform``.
+        X : {array-like, sparse matrix} of shape (n_samples, n_components)
+            Codes, as returned by ``transform`` (dense or CSR).
 
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features)
             Reconstruction (the identity, ``exp`` or ``n_trials * sigmoid`` of
-            ``codes @ components_``).
+            ``codes @ components_ + intercept_``).
         """
         check_is_fitted(self)
         codes = check_array(
