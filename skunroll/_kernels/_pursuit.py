@@ -200,6 +200,8 @@ def mp_chunk(
             sel[s] = best
             amp[s] = a
             s += 1
+            if s == n_steps:
+                break  # the correlations after the last step are not needed
             g = gram[best]
             _update(c, ci, a, g, mask, bmax)
             rn2 -= a * a * (2.0 - g[best])
