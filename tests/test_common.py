@@ -67,6 +67,11 @@ DL_PARAMS = [
     {"transform_algorithm": "lasso"},
     {"dictionary": "archetypal"},
     {"dictionary": "archetypal", "delta": 0.2, "encoder": "ista", "gradient": "ae-ls"},
+    {"encoder": "mp", "n_nonzero_coefs": 1, "fit_intercept": True},
+    {"encoder": "mp", "positive_code": True, "transform_output": "sparse"},
+    {"encoder": "topk", "n_nonzero_coefs": 1, "batch_size": 4},
+    {"encoder": "relu", "fit_intercept": True, "gradient": "dec"},
+    {"encoder": "mp", "dictionary": "archetypal", "n_nonzero_coefs": 1},
 ]
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -26,7 +27,7 @@ from .._coding.sparse_coding import _sparse_encode
 from .._parallel import N_JOBS, single_threaded_blas
 from .._parts import archetypal
 from .._parts.dictionaries import project_rows
-from .._parts.encoders import encoder_step
+from .._parts.encoders import ENCODERS, encoder_step
 from .._parts.likelihoods import LIKELIHOODS, check_counts, curvature, mean
 from .._parts.priors import (
     LASSO_PRIORS,
@@ -45,7 +46,7 @@ from .._training import (
     with_callbacks,
 )
 from .._training.optim import OPTIMIZERS
-from .._validation import FLOAT_DTYPES, check_dictionary
+from .._validation import FLOAT_DTYPES, check_dictionary, check_n_nonzero_coefs
 from ..utils import _lipschitz_from_gram, _smaller_gram
 from .network import Network, forward_backward
 
@@ -67,6 +68,7 @@ RARE_USAGE = 0.5
 ``RARE_USAGE`` times the median atom (two copies of one atom split its
 samples; two coherent true atoms are both used fully)."""
 TRANSFORM_ALGORITHMS = ("unrolled", "lasso", "fista", "ista", "omp")
+TRANSFORM_OUTPUTS = ("dense", "sparse")
 
 
 @dataclass
@@ -125,9 +127,57 @@ class UnrolledDictionaryLearning(
         the convention of SPAMS' ``lambda1`` and scikit-learn's ``alpha``.
     n_unroll : int, default=30
         Depth ``T`` of the encoder.
-    encoder : {"fista", "ista"}, default="fista"
+    encoder : {"fista", "ista", "mp", "topk", "relu"}, default="fista"
         Unrolled algorithm; FISTA adds the usual momentum (which does not depend
-        on ``D``).
+        on ``D``). The others are the sparse-autoencoder (SAE) encoders of
+        Costa et al. [4]_, with the decoder ``z D + b`` (``b`` the pre-bias,
+        see ``fit_intercept``) and atoms kept at unit norm:
+
+        - ``"mp"``: matching pursuit unrolled for ``n_nonzero_coefs`` steps.
+          From ``r = x - b``, each step takes the atom of largest ``|c_j|``
+          (largest ``c_j`` with ``positive_code``) in ``c = r D^T``, sets
+          ``z_j = c_j`` and ``r -= c_j d_j``; the correlations are updated
+          with rows of the Gram matrix (``c -= c_j G_j``). A sample stops
+          earlier when ``||r|| <= transform_tol ||x||``, when the chosen atom
+          is already active or when no correlation is left. Trained on the
+          reconstruction error alone, by the gradient through the steps with
+          the selections held fixed.
+        - ``"topk"``: ``z = TopK((x - b) D^T + b_enc)``, the
+          ``n_nonzero_coefs`` largest ``|.|`` (largest positive values with
+          ``positive_code``), with a learned encoder bias ``b_enc``; trained
+          on the reconstruction error.
+        - ``"relu"``: ``z = ReLU((x - b) D^T + b_enc)``, trained on the
+          reconstruction error plus ``alpha ||z||_1``.
+
+        The SAE encoders need the Gaussian likelihood and ``prior="l1"``;
+        ``n_unroll`` and the encoder step play no part; ``gradient`` is
+        ``"dec"`` (codes held fixed) or the gradient through the encoder
+        (``"auto"``, ``"ae-ls"``: the reconstruction error; ``"ae-lasso"``:
+        plus ``alpha ||z||_1``; ``"auto"`` means ``"ae-lasso"`` for ReLU).
+        They accept scipy sparse ``X`` (densified 512 rows at a time) and
+        return sparse codes with ``transform_output="sparse"``.
+    n_nonzero_coefs : int, default=None
+        Steps of ``encoder="mp"`` (at most as many atoms per code) and atoms
+        kept by ``encoder="topk"``; ignored by the other encoders. ``None``
+        means ``max(1, n_features // 10)`` (scikit-learn's OMP default),
+        capped at ``n_components``. Larger than ``n_components`` is a
+        ValueError.
+    fit_intercept : bool, default=False
+        Learn a pre-bias ``b`` (n_features,), subtracted before encoding and
+        added by the decoder, initialised at the mean of ``X`` (of the first
+        ``partial_fit`` call). SAE encoders only (a ValueError otherwise).
+    transform_tol : float in [0, 1), default=0.0
+        ``encoder="mp"`` stops a sample once its residual norm is at most
+        ``transform_tol * ||x||``, in training and in ``transform`` (the
+        network is the same).
+    transform_output : {"dense", "sparse"}, default="dense"
+        Type of the codes returned by ``transform``: a dense ndarray, or a
+        scipy CSR matrix (every encoder; the SAE encoders build it chunk by
+        chunk without a dense ``(n_samples, n_components)`` array). A
+        parameter rather than ``set_output``, which scikit-learn keeps for
+        the dense containers (pandas, polars); with
+        ``set_output(transform="pandas")`` dense codes become a DataFrame
+        and sparse ones raise scikit-learn's ValueError.
     gradient : {"auto", "ae-ls", "ae-lasso", "dec"}, default="auto"
         Gradient of the dictionary update [1]_. ``"ae-ls"``: the gradient of the
         data loss through all ``T`` encoder steps; ``"ae-lasso"``: the same
@@ -181,8 +231,10 @@ class UnrolledDictionaryLearning(
         ``fit`` stops when the mean training objective of an epoch changes by
         less than ``tol`` relative to the previous epoch.
     dict_init : ndarray of shape (n_components, n_features), default=None
-        Initial dictionary (rows are renormalised; not modified). ``None``
-        draws distinct samples of ``X`` (unit-normalised), as SPAMS does.
+        Initial dictionary (rows are renormalised to unit norm: atoms of
+        any norm are accepted and only their direction is used; the array
+        is not modified). ``None`` draws distinct samples of ``X`` (minus the
+        pre-bias with ``fit_intercept``, unit-normalised), as SPAMS does.
     positive_dict : bool, default=False
         Keep the atoms non-negative.
     transform_algorithm : {"unrolled", "lasso", "fista", "ista", "omp"}, \
@@ -259,10 +311,17 @@ class UnrolledDictionaryLearning(
     relaxation_ : ndarray of shape (n_components, n_features)
         Only with ``dictionary="archetypal"``: ``Lambda``, rows of norm at most
         ``delta``.
+    intercept_ : ndarray of shape (n_features,)
+        The learned pre-bias ``b`` (zeros without ``fit_intercept``), added
+        by ``inverse_transform``.
+    encoder_bias_ : ndarray of shape (n_components,) or None
+        The encoder bias ``b_enc`` of ``encoder="topk"`` and ``"relu"``
+        (None for the others).
     n_components_ : int
         Number of atoms.
     step_size_ : float
-        Encoder step ``1 / (c ||D||_2^2)`` of the fitted dictionary.
+        Encoder step ``1 / (c ||D||_2^2)`` of the fitted dictionary (NaN for
+        the SAE encoders, which have none).
     objective_history_ : ndarray of shape (`n_iter_`,)
         Mean training objective per sample of every epoch (of every
         ``partial_fit`` call): the objective the gradient in use descends,
@@ -274,7 +333,8 @@ class UnrolledDictionaryLearning(
         Number of minibatch updates.
     n_redrawn_ : int
         Number of atoms re-drawn because they fell out of use or duplicated
-        another atom.
+        another atom (SAE encoders: because no code used them for a whole
+        epoch, see Notes).
     learning_rate_ : float
         Learning rate in use at the end (lower than ``learning_rate`` after
         the ``"auto"`` switch, or if a non-finite objective forced it down).
@@ -308,6 +368,23 @@ class UnrolledDictionaryLearning(
     ``"dec"`` there. ``tol`` stopped ``fit`` after 7 epochs on the 128-atom
     benchmark and after 10 to 25 on small coherent problems.
 
+    Dead atoms of the SAE encoders: an atom that no code of a whole epoch
+    used (of the last ``20 n_components`` samples in ``partial_fit``) is
+    re-drawn, at the end of that epoch, as the residual ``x - b - z D`` of
+    one of the worst-reconstructed samples of the last minibatch (largest
+    loss first; a random direction if there are more dead atoms than
+    samples), with a zero encoder bias and fresh Adam moments. The
+    near-duplicate rule of the proximal encoders is not applied: coherent
+    atoms (a parent and its children) are what these encoders are for.
+
+    Memory of the SAE encoders: the correlations of one chunk of 512 rows
+    (``512 x n_components``), the Gram matrix ``D D^T`` for ``"mp"``
+    (``n_components^2``, 64 MB in float32 for 4,096 atoms, 1 GB for 16,384),
+    and the codes as ``n_nonzero_coefs`` (index, value) pairs per sample;
+    never a dense ``(n_samples, n_components)`` array unless
+    ``transform_output="dense"`` asks for one. ``partial_fit`` over chunks of
+    a ``numpy.memmap`` streams activations that do not fit in memory.
+
     References
     ----------
     .. [1] Tolooshams & Ba, "Stable and interpretable unrolled dictionary
@@ -318,6 +395,9 @@ class UnrolledDictionaryLearning(
     .. [4] Fel, Lubana, Prince, Kowal, Boutin, Papadimitriou, Wang, Wattenberg,
        Ba & Konkle, "Archetypal SAE: adaptive and stable dictionary learning
        for concept extraction in large vision models", ICML 2025.
+    .. [5] Costa, Fel, Lubana, Tolooshams & Ba, "From flat to hierarchical:
+       extracting sparse representations with matching pursuit", NeurIPS
+       2025.
 
     Examples
     --------
@@ -336,7 +416,11 @@ class UnrolledDictionaryLearning(
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "n_unroll": [Interval(Integral, 1, None, closed="left")],
-        "encoder": [StrOptions({"fista", "ista"})],
+        "encoder": [StrOptions(set(ENCODERS))],
+        "n_nonzero_coefs": [Interval(Integral, 1, None, closed="left"), None],
+        "fit_intercept": ["boolean"],
+        "transform_tol": [Interval(Real, 0, 1, closed="left")],
+        "transform_output": [StrOptions(set(TRANSFORM_OUTPUTS))],
         "gradient": [StrOptions(set(GRADIENTS))],
         "prior": [StrOptions(set(PRIORS), deprecated={"nonneg_l1"})],
         "positive_code": ["boolean"],
@@ -372,6 +456,10 @@ class UnrolledDictionaryLearning(
         alpha=0.1,
         n_unroll=30,
         encoder="fista",
+        n_nonzero_coefs=None,
+        fit_intercept=False,
+        transform_tol=0.0,
+        transform_output="dense",
         gradient="auto",
         prior="l1",
         positive_code=False,
@@ -403,6 +491,10 @@ class UnrolledDictionaryLearning(
         self.alpha = alpha
         self.n_unroll = n_unroll
         self.encoder = encoder
+        self.n_nonzero_coefs = n_nonzero_coefs
+        self.fit_intercept = fit_intercept
+        self.transform_tol = transform_tol
+        self.transform_output = transform_output
         self.gradient = gradient
         self.prior = prior
         self.positive_code = positive_code
@@ -492,7 +584,7 @@ class UnrolledDictionaryLearning(
             state = self._initial_state(X)
         else:
             state = copy.deepcopy(self._state)
-            state.net = self._network(state.D.shape[0])
+            state.net = self._network(*state.D.shape)
         X = X.astype(state.D.dtype, copy=False)  # the dtype of the first call
         with single_threaded_blas():
             self._trainer().partial_fit(state, X)
@@ -503,12 +595,50 @@ class UnrolledDictionaryLearning(
         return Trainer.for_estimator(self, what="dictionary")
 
     def _validate_X(self, X, reset):
-        X = validate_data(self, X, dtype=FLOAT_DTYPES, order="C", reset=reset)
-        check_counts(X, self.likelihood, self.n_trials)
+        X = validate_data(
+            self, X, dtype=FLOAT_DTYPES, order="C", reset=reset,
+            accept_sparse="csr" if self._autoencoder else False,
+        )  # fmt: skip
+        if not sp.issparse(X):
+            check_counts(X, self.likelihood, self.n_trials)
         return X
 
-    def _network(self, n_components, alpha=None):
+    @property
+    def _autoencoder(self):
+        """A sparse-autoencoder encoder (``mp``, ``topk``, ``relu``)."""
+        return ENCODERS[self.encoder].autoencoder
+
+    @property
+    def _penalised(self):
+        """Whether the objective of a sparse-autoencoder encoder has the
+        penalty ``alpha ||z||_1``: with ``gradient="ae-lasso"`` (and
+        ``"dec"`` or ``"auto"`` for ReLU, whose sparsity comes from it)."""
+        if self.encoder == "relu":
+            return self.gradient != "ae-ls"
+        return self.gradient == "ae-lasso"
+
+    def _n_nonzero_coefs(self, n_components, n_features):
+        """Steps of ``mp``, kept atoms of ``topk`` (0 for the others)."""
+        if not ENCODERS[self.encoder].sparsity_steps:
+            return 0
+        if self.n_nonzero_coefs is None:
+            return max(1, min(n_components, n_features // 10))
+        return check_n_nonzero_coefs(self.n_nonzero_coefs, n_components)
+
+    def _network(self, n_components, n_features=None, alpha=None):
         alpha = self.alpha if alpha is None else alpha
+        if self._autoencoder:
+            return Network(
+                n_unroll=1,
+                encoder=self.encoder,
+                prior=self._kernel_prior,
+                alpha=float(alpha) if self._penalised else 0.0,
+                negative_alpha=0.0,
+                groups=None,
+                n_nonzero_coefs=self._n_nonzero_coefs(n_components, n_features),
+                tol=float(self.transform_tol),
+                positive=self._kernel_prior == "nonneg_l1",
+            )
         return Network(
             n_unroll=self.n_unroll,
             encoder=self.encoder,
@@ -527,15 +657,19 @@ class UnrolledDictionaryLearning(
         n_components = self.n_components
         if n_components is None:
             n_components = X.shape[1] if self.dict_init is None else len(self.dict_init)
-        net = self._network(n_components)
+        net = self._network(n_components, n_features=X.shape[1])
+        params = {}
+        if self._autoencoder and self.fit_intercept:
+            params["b"] = np.asarray(X.mean(axis=0), dtype=X.dtype).ravel()
         candidates = None
         if self.dictionary == "archetypal":
-            params, candidates = archetypal.initial_parameters(
+            arch, candidates = archetypal.initial_parameters(
                 X, n_components, self.n_candidates, self._candidates(X), rng
             )
+            params.update(arch)
             D = params["D"]
         elif self.dict_init is None:
-            D = _dictionary_from_samples(X, n_components, rng)
+            D = _dictionary_from_samples(X, n_components, rng, params.get("b"))
         else:
             D = check_dictionary(self.dict_init, dtype=X.dtype, n_features=X.shape[1])
             if D.shape[0] != n_components:
@@ -546,7 +680,14 @@ class UnrolledDictionaryLearning(
             D = D.copy()
         if candidates is None:
             project_rows(D, self.positive_dict, rng)
-            params = {"D": D}
+            params["D"] = D
+        if ENCODERS[self.encoder].kind == "shallow":
+            params["b_enc"] = np.zeros(n_components, dtype=X.dtype)
+        gradient = self.gradient
+        if gradient == "auto":
+            gradient = "dec" if not self._autoencoder else "ae-ls"
+            if self._autoencoder and self._penalised:
+                gradient = "ae-lasso"
         return _TrainingState(
             params=params,
             optimizers=self._optimizers(params),
@@ -555,7 +696,7 @@ class UnrolledDictionaryLearning(
             curvature=curvature(self.likelihood, self.n_trials, X),
             power_vector=rng.standard_normal(min(D.shape)),
             usage=np.zeros(n_components, dtype=np.int64),
-            gradient="dec" if self.gradient == "auto" else self.gradient,
+            gradient=gradient,
             net=net,
             candidates=candidates,
         )
@@ -601,6 +742,21 @@ class UnrolledDictionaryLearning(
                 "candidates; it takes neither positive_dict=True nor dict_init "
                 "(pass candidates= to choose the hull)."
             )
+        if self._autoencoder and (
+            self.likelihood != "gaussian" or self._kernel_prior not in LASSO_PRIORS
+        ):
+            raise ValueError(
+                f"encoder={self.encoder!r} is a sparse autoencoder with the "
+                "Gaussian likelihood and no prior of its own; it needs "
+                "likelihood='gaussian' and prior='l1' (positive_code chooses "
+                f"the sign), got likelihood={self.likelihood!r}, "
+                f"prior={self.prior!r}."
+            )
+        if self.fit_intercept and not self._autoencoder:
+            raise ValueError(
+                "fit_intercept=True (a learned pre-bias) needs one of the "
+                f"encoders 'mp', 'topk', 'relu'; got encoder={self.encoder!r}."
+            )
         exact = self.transform_algorithm != "unrolled"
         if exact and (
             self.likelihood != "gaussian" or self._kernel_prior not in LASSO_PRIORS
@@ -626,10 +782,10 @@ class UnrolledDictionaryLearning(
     def prepare(self, state, idx):
         """The encoder's step (warm-started power iteration on ``D``) and
         whether atoms are due to be re-drawn after this minibatch."""
-        state.step = self._encoder_step(state)
-        state.redraw_due = state.samples_since_check + idx.size >= _redraw_period(
-            state.D.shape[0], state.epoch_units
-        )
+        autoencoder = state.net.autoencoder
+        state.step = 1.0 if autoencoder else self._encoder_step(state)
+        period = _redraw_period(state.D.shape[0], state.epoch_units, autoencoder)
+        state.redraw_due = state.samples_since_check + idx.size >= period
 
     def gradients(self, state, X, idx):
         """Summed objective and ``D``-gradient of the minibatch ``X[idx]``:
@@ -637,6 +793,8 @@ class UnrolledDictionaryLearning(
         atoms' usage, and when atoms are due to be re-drawn, the residuals of
         the worst-reconstructed samples."""
         X_batch = X[idx]
+        if state.net.autoencoder:
+            return self._autoencoder_gradients(state, X_batch)
         res = forward_backward(
             X_batch, state.D, state.net, state.step, state.gradient, self.n_jobs
         )
@@ -650,6 +808,44 @@ class UnrolledDictionaryLearning(
             grads={"D": res.grad},
             finite=bool(np.isfinite(res.penalty)),
             stats={"usage": np.count_nonzero(res.codes, axis=0)},
+            extra=worst,
+        )
+
+    def _autoencoder_gradients(self, state, X_batch):
+        """``gradients`` of the sparse-autoencoder encoders: the dictionary,
+        the pre-bias ``b`` and the encoder bias ``b_enc`` (shallow); the
+        atoms' usage, and when atoms are due to be re-drawn, the residuals
+        ``x - b - z D`` of the worst-reconstructed samples."""
+        res = forward_backward(
+            X_batch, state.D, state.net, 1.0, state.gradient, self.n_jobs,
+            intercept=state.params.get("b"),
+            encoder_bias=state.params.get("b_enc"),
+        )  # fmt: skip
+        grads = {"D": res.grad}
+        if "b" in state.params:
+            grads["b"] = res.grad_intercept
+        if "b_enc" in state.params:
+            grads["b_enc"] = res.grad_encoder_bias
+        codes = res.codes
+        if sp.issparse(codes):
+            usage = np.bincount(codes.indices, minlength=state.D.shape[0])
+        else:
+            usage = np.count_nonzero(codes, axis=0)
+        worst = None
+        if state.redraw_due:
+
+            def residuals(rows):
+                x = X_batch[rows]
+                x = x.toarray() if sp.issparse(x) else np.array(x)
+                return x - codes[rows] @ state.D - state.params.get("b", 0.0)
+
+            worst = _worst(residuals, res.row_loss, state.D.shape[0])
+        return Sums(
+            objective=res.data_loss + res.penalty,
+            n=X_batch.shape[0],
+            grads=grads,
+            finite=bool(np.isfinite(res.penalty)),
+            stats={"usage": usage},
             extra=worst,
         )
 
@@ -668,6 +864,11 @@ class UnrolledDictionaryLearning(
                 state.params, state.candidates, grads["D"], state.optimizers,
                 state.learning_rate, self.delta,
             )  # fmt: skip
+        for name in ("b", "b_enc"):  # the SAE encoders' biases
+            if name in grads:
+                state.optimizers[name].step(
+                    state.params[name], grads[name], state.learning_rate
+                )
         state.usage += sums.stats["usage"]
         state.samples_since_check += sums.n
         if state.redraw_due:
@@ -693,10 +894,16 @@ class UnrolledDictionaryLearning(
         return state.switched_at
 
     def fitted_attributes(self, state):
+        b = state.params.get("b")
+        b_enc = state.params.get("b_enc")
         return {
             "_state": state,
             "_net": state.net,
             "components_": state.D.copy(),
+            "intercept_": np.zeros(state.D.shape[1], state.D.dtype)
+            if b is None
+            else b.copy(),
+            "encoder_bias_": None if b_enc is None else b_enc.copy(),
             "n_components_": state.D.shape[0],
             "step_size_": self._encoder_step(state, state.power_vector.copy()),
             "objective_history_": np.asarray(state.objective_history),
@@ -718,33 +925,44 @@ class UnrolledDictionaryLearning(
         self.__dict__.update(attributes)
 
     def _encoder_step(self, state, power_vector=None):
+        if state.net.autoencoder:
+            return np.nan  # no step
         v = state.power_vector if power_vector is None else power_vector
         lipschitz = _lipschitz_from_gram(_smaller_gram(state.D), v=v)
         return encoder_step(lipschitz, state.curvature)
 
     def _redraw(self, state, worst):
-        """Re-draw atoms unused over the last ``20 n_components`` samples
-        (or an epoch if shorter), and rarely used near-duplicates, from the
-        residuals of the worst-reconstructed samples of this minibatch
-        (``worst``: their residuals and norms, worst first)."""
-        dead = np.union1d(
-            np.flatnonzero(state.usage == 0), _duplicates(state.D, state.usage)
-        )
+        """Re-draw dead atoms from the residuals of the worst-reconstructed
+        samples of this minibatch (``worst``: their residuals and losses,
+        worst first; random directions if there are more dead atoms than
+        samples), with fresh optimiser moments (and a zero encoder bias).
+
+        Dead: unused over the last ``20 n_components`` samples or an epoch,
+        whichever is shorter (the SAE encoders: over a whole epoch, or
+        ``20 n_components`` samples in ``partial_fit``); for the proximal
+        encoders also the rarely used near-duplicates (coherent atoms, a
+        parent and its children, are what the SAE encoders are for); for the
+        archetypal dictionary also atoms snapped onto one vertex."""
+        dead = np.flatnonzero(state.usage == 0)
+        if not state.net.autoencoder:
+            dead = np.union1d(dead, _duplicates(state.D, state.usage))
         if state.candidates is not None:  # atoms snapped onto one vertex
             dead = np.union1d(dead, archetypal.copies(state.D))
         state.usage[:] = 0
         state.samples_since_check = 0
         if dead.size == 0:
             return
-        residual, norms, _ = worst
-        take = residual[: dead.size][norms[: dead.size] > 0]
+        residual, losses, _ = worst
+        take = residual[: dead.size][losses[: dead.size] > 0]
         state.D[dead[: take.shape[0]]] = take
         state.D[dead[take.shape[0] :]] = state.rng.standard_normal(
             (dead.size - take.shape[0], state.D.shape[1])
         )
-        for optimizer in state.optimizers.values():
-            if hasattr(optimizer, "reset_rows"):
-                optimizer.reset_rows(dead)
+        if "b_enc" in state.params:
+            state.params["b_enc"][dead] = 0.0
+        for name in ("D", "W", "Lambda", "b_enc"):  # the arrays with a row per atom
+            if hasattr(state.optimizers.get(name), "reset_rows"):
+                state.optimizers[name].reset_rows(dead)
         if state.candidates is None:
             project_rows(state.D, self.positive_dict, state.rng)
         else:  # onto the candidates closest to the residuals drawn above
@@ -754,7 +972,11 @@ class UnrolledDictionaryLearning(
     @property
     def _auto_switches(self):
         """``"auto"`` refines with ae-ls for the Gaussian likelihood only."""
-        return self.gradient == "auto" and self.likelihood == "gaussian"
+        return (
+            self.gradient == "auto"
+            and self.likelihood == "gaussian"
+            and not self._autoencoder
+        )
 
     def _end_period(self, state, objective):
         """``gradient="auto"``: move from dec to ae-ls once the objective of
@@ -777,13 +999,14 @@ class UnrolledDictionaryLearning(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Data to encode.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to encode (sparse for the SAE encoders only).
 
         Returns
         -------
-        codes : ndarray of shape (n_samples, n_components)
-            Codes, in the dtype of ``X``.
+        codes : ndarray or scipy CSR matrix of shape (n_samples, n_components)
+            Codes, in the dtype of ``X``; a CSR matrix with
+            ``transform_output="sparse"``.
         """
         check_is_fitted(self)
         self._validate_params()  # set_params may have changed them
@@ -791,11 +1014,35 @@ class UnrolledDictionaryLearning(
         X = self._validate_X(X, reset=False)
         D = self.components_.astype(X.dtype, copy=False)
         alpha = self.alpha if self.transform_alpha is None else self.transform_alpha
+        net = self._network(*D.shape, alpha=alpha)
+        if self.transform_algorithm == "unrolled" and self._autoencoder:
+            res = forward_backward(
+                X, D, net, 1.0, "forward", self.n_jobs,
+                intercept=self.intercept_, encoder_bias=self.encoder_bias_,
+            )  # fmt: skip
+            if not np.isfinite(res.data_loss):
+                raise ValueError(
+                    f"X overflows {X.dtype} in the encoder (non-finite "
+                    "correlations or reconstructions); scale X down or use "
+                    "float64."
+                )
+            codes = res.codes
+            return codes if self.transform_output == "sparse" else codes.toarray()
         if self.transform_algorithm == "unrolled":
-            net = self._network(D.shape[0], alpha)
-            return forward_backward(
+            codes = forward_backward(
                 X, D, net, self.step_size_, "forward", self.n_jobs
             ).codes
+        else:
+            codes = self._exact_codes(X, D, alpha)
+        return sp.csr_matrix(codes) if self.transform_output == "sparse" else codes
+
+    def _exact_codes(self, X, D, alpha):
+        """The codes of an exact solver of ``sparse_encode`` (of ``X`` minus
+        the pre-bias, densified)."""
+        if sp.issparse(X):
+            X = X.toarray()
+        if self._autoencoder:
+            X = X - self.intercept_.astype(X.dtype, copy=False)
         return _sparse_encode(
             X,
             D,
@@ -814,24 +1061,27 @@ class UnrolledDictionaryLearning(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_components)
-            Codes, as returned by ``transform``.
+        X : {array-like, sparse matrix} of shape (n_samples, n_components)
+            Codes, as returned by ``transform`` (dense or CSR).
 
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features)
             Reconstruction (the identity, ``exp`` or ``n_trials * sigmoid`` of
-            ``codes @ components_``).
+            ``codes @ components_ + intercept_``).
         """
         check_is_fitted(self)
-        codes = check_array(X, dtype=FLOAT_DTYPES, input_name="X")
+        codes = check_array(
+            X, dtype=FLOAT_DTYPES, input_name="X", accept_sparse=("csr", "csc")
+        )
         if codes.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {codes.shape[1]} columns (shape {codes.shape}); expected "
                 f"n_components_={self.n_components_} codes."
             )
         D = self.components_.astype(codes.dtype, copy=False)
-        return mean(codes @ D, self._net.likelihood, self._net.n_trials)
+        eta = np.asarray(codes @ D) + self.intercept_.astype(codes.dtype, copy=False)
+        return mean(eta, self._net.likelihood, self._net.n_trials)
 
     def score(self, X, y=None):
         """Minus the mean objective of the fitted network on ``X``.
@@ -855,7 +1105,10 @@ class UnrolledDictionaryLearning(
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         D = self.components_.astype(X.dtype, copy=False)
-        res = forward_backward(X, D, self._net, self.step_size_, "forward", self.n_jobs)
+        res = forward_backward(
+            X, D, self._net, self.step_size_, "forward", self.n_jobs,
+            intercept=self.intercept_, encoder_bias=self.encoder_bias_,
+        )  # fmt: skip
         return -(res.data_loss + res.penalty) / X.shape[0]
 
     @property
@@ -866,14 +1119,25 @@ class UnrolledDictionaryLearning(
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.non_deterministic = False
+        tags.input_tags.sparse = self._autoencoder
         return tags
 
 
-def _redraw_period(n_components, n_samples):
+def _redraw_period(n_components, n_samples, autoencoder=False):
     """Samples between checks for dead atoms: ``20 n_components``, or an
-    epoch (``n_samples``; None in ``partial_fit``) if shorter."""
+    epoch (``n_samples``; None in ``partial_fit``) if shorter; for the SAE
+    encoders an epoch (``20 n_components`` in ``partial_fit``)."""
     period = 20 * n_components
-    return period if n_samples is None else min(period, n_samples)
+    if n_samples is None:
+        return period
+    return n_samples if autoencoder else min(period, n_samples)
+
+
+def _worst(residuals, losses, n_components):
+    """``(residuals(rows), losses[rows], n_components)`` of the (at most
+    ``n_components``) rows of largest loss, worst first."""
+    order = np.argsort(losses, kind="stable")[::-1][:n_components]
+    return residuals(order), losses[order], n_components
 
 
 def _worst_residuals(X_batch, codes, D, net):
@@ -881,8 +1145,7 @@ def _worst_residuals(X_batch, codes, D, net):
     worst-reconstructed samples, worst first, and ``n_components``."""
     residual = X_batch - mean(codes @ D, net.likelihood, net.n_trials)
     norms = np.linalg.norm(residual, axis=1)
-    order = np.argsort(norms, kind="stable")[::-1][: D.shape[0]]
-    return residual[order], norms[order], D.shape[0]
+    return _worst(lambda rows: residual[rows], norms, D.shape[0])
 
 
 def _merge_worst(parts):
@@ -916,12 +1179,16 @@ def _duplicates(D, usage, threshold=DUPLICATE_COHERENCE):
     return candidates[usage[candidates] < RARE_USAGE * np.median(usage)]
 
 
-def _dictionary_from_samples(X, n_components, rng):
-    """Distinct random samples of ``X`` as atoms (Gaussian ones if too few)."""
+def _dictionary_from_samples(X, n_components, rng, intercept=None):
+    """Distinct random samples of ``X`` (minus ``intercept``) as atoms
+    (Gaussian ones if too few)."""
     n_samples, n_features = X.shape
     D = rng.standard_normal((n_components, n_features)).astype(X.dtype)
     take = min(n_samples, n_components)
     rows = rng.choice(n_samples, size=take, replace=False)
-    nonzero = np.any(X[rows] != 0, axis=1)
-    D[:take][nonzero] = X[rows][nonzero]
+    samples = X[rows].toarray() if sp.issparse(X) else X[rows]
+    if intercept is not None:
+        samples = samples - intercept
+    nonzero = np.any(samples != 0, axis=1)
+    D[:take][nonzero] = samples[nonzero]
     return D

@@ -16,6 +16,13 @@ whose first non-zero momentum is ``b_2``); every fixed-depth forward pass of
 the package (``sparse_encode(algorithm="unrolled")``,
 ``UnrolledSparseCoder``, the trained estimators' ``transform``) is the
 networks' one.
+
+The sparse-autoencoder encoders are entries of the same registry of another
+``kind``: ``"pursuit"`` (matching pursuit unrolled for ``n_nonzero_coefs``
+steps, Costa et al., NeurIPS 2025) and ``"shallow"`` (one layer,
+``z = TopK(x D^T + b_enc)`` or ``ReLU(x D^T + b_enc)``, the baselines of that
+paper). They have no step and no momentum; their kernels are in
+``_kernels/_pursuit.py`` and ``_dense/network.py`` dispatches on ``kind``.
 """
 
 import math
@@ -26,11 +33,27 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Encoder:
-    """An unrolled proximal-gradient encoder (``accelerated``: FISTA's
-    momentum, else ISTA)."""
+    """An encoder of the unrolled networks.
+
+    ``kind`` is ``"proximal"`` (ISTA, FISTA with ``accelerated``: the
+    proximal-gradient recursion above), ``"pursuit"`` (matching pursuit) or
+    ``"shallow"`` (one layer; ``top_k`` keeps the ``n_nonzero_coefs``
+    largest pre-activations, else ReLU). ``sparsity_steps``: the encoder takes
+    ``n_nonzero_coefs`` (a number of steps or of kept atoms)."""
 
     name: str
-    accelerated: bool
+    accelerated: bool = False
+    kind: str = "proximal"
+    top_k: bool = False
+
+    @property
+    def sparsity_steps(self):
+        return self.kind == "pursuit" or self.top_k
+
+    @property
+    def autoencoder(self):
+        """A sparse-autoencoder encoder (no step, a pre-bias, sparse codes)."""
+        return self.kind != "proximal"
 
     def momentum(self, n_unroll):
         """Momentum ``b_t`` of each of the ``n_unroll`` steps (float64)."""
@@ -40,6 +63,9 @@ class Encoder:
 ENCODERS = {
     "ista": Encoder("ista", accelerated=False),
     "fista": Encoder("fista", accelerated=True),
+    "mp": Encoder("mp", kind="pursuit"),
+    "topk": Encoder("topk", kind="shallow", top_k=True),
+    "relu": Encoder("relu", kind="shallow"),
 }
 
 
