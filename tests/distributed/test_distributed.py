@@ -94,6 +94,19 @@ def test_dense_redrawn_atoms_equal_local(client, data):
     np.testing.assert_allclose(est.components_, local.components_, atol=1e-10)
 
 
+def test_archetypal_fit_equals_local(client, data):
+    """The archetypal dictionary: candidates drawn from the cluster's rows
+    and synchronous training equal to the local fit."""
+    params = dict(dictionary="archetypal", delta=0.1, n_candidates=40)
+    local = _dl(**params).fit(data)
+    est = sd.fit(_dl(**params), da.from_array(data, chunks=90), client=client)
+    np.testing.assert_allclose(est.candidates_, local.candidates_, atol=1e-12)
+    np.testing.assert_allclose(est.archetype_weights_, local.archetype_weights_,
+                               atol=1e-10)  # fmt: skip
+    np.testing.assert_allclose(est.components_, local.components_, atol=1e-10)
+    assert est.n_redrawn_ == local.n_redrawn_
+
+
 def test_mixmate_fit_equals_local(client, data):
     rng = np.random.default_rng(0)
     init = rng.standard_normal((2, 8, data.shape[1]))
