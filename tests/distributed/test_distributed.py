@@ -100,7 +100,6 @@ def test_dense_redrawn_atoms_equal_local(client, data):
         {"encoder": "mp", "n_nonzero_coefs": 3, "fit_intercept": True},
         {"encoder": "topk", "n_nonzero_coefs": 3},
         {"encoder": "relu", "fit_intercept": True},
-        {"dictionary": "archetypal", "n_candidates": 40},
         {"encoder": "mp", "n_nonzero_coefs": 2, "dictionary": "archetypal"},
     ],
 )
@@ -127,6 +126,19 @@ def test_sparse_codes_stay_sparse(client, data):
         sp.vstack([b.compute() for b in blocks]).toarray(),
         est.transform(data).toarray(),
     )
+
+
+def test_archetypal_fit_equals_local(client, data):
+    """The archetypal dictionary: candidates drawn from the cluster's rows
+    and synchronous training equal to the local fit."""
+    params = dict(dictionary="archetypal", delta=0.1, n_candidates=40)
+    local = _dl(**params).fit(data)
+    est = sd.fit(_dl(**params), da.from_array(data, chunks=90), client=client)
+    np.testing.assert_allclose(est.candidates_, local.candidates_, atol=1e-12)
+    np.testing.assert_allclose(est.archetype_weights_, local.archetype_weights_,
+                               atol=1e-10)  # fmt: skip
+    np.testing.assert_allclose(est.components_, local.components_, atol=1e-10)
+    assert est.n_redrawn_ == local.n_redrawn_
 
 
 def test_mixmate_fit_equals_local(client, data):
