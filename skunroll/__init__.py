@@ -9,7 +9,7 @@ runs them over chunks of samples.
 See the user guide in ``doc/`` and the examples in ``examples/``.
 """
 
-from . import datasets, metrics, utils
+from . import datasets, metrics, spikes, utils
 from ._coding.sparse_coding import UnrolledSparseCoder, sparse_encode
 from ._conv.dict_learning import ConvolutionalDictionaryLearning, ConvolutionalDL
 from ._dense.dict_learning import UnrolledDictionaryLearning
@@ -31,6 +31,7 @@ __all__ = [
     "datasets",
     "metrics",
     "sparse_encode",
+    "spikes",
     "utils",
     "__version__",
     "ClusteredMultiTaskSBL",

@@ -65,6 +65,8 @@ DL_PARAMS = [
     {"prior": "simplex", "n_components": 3},
     {"prior": "two_sided_gaussian", "batch_size": 4},
     {"transform_algorithm": "lasso"},
+    {"dictionary": "archetypal"},
+    {"dictionary": "archetypal", "delta": 0.2, "encoder": "ista", "gradient": "ae-ls"},
 ]
 
 

@@ -24,6 +24,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._coding.sparse_coding import _sparse_encode
 from .._parallel import N_JOBS, single_threaded_blas
+from .._parts import archetypal
 from .._parts.dictionaries import project_rows
 from .._parts.encoders import encoder_step
 from .._parts.likelihoods import LIKELIHOODS, check_counts, curvature, mean
@@ -82,6 +83,9 @@ class _TrainingState(TrainingState):
     gradient: str = "dec"
     previous_period_objective: float = np.nan
     switched_at: int = 0
+    step: float = None  # the encoder's step of the current minibatch
+    redraw_due: bool = False  # dead atoms re-drawn after the current minibatch
+    candidates: np.ndarray = None  # the archetypal dictionary's C; None: free
 
     @property
     def D(self):
@@ -208,11 +212,53 @@ class UnrolledDictionaryLearning(
         dict of ``n_iter`` (epoch), ``n_steps``, ``objective`` (of the
         minibatch), ``learning_rate``, ``elapsed`` (s) and ``components``
         (the current dictionary, read-only). Returning True stops training.
+    dictionary : {"free", "archetypal"}, default="free"
+        Parametrisation of the dictionary. ``"free"``: unit-norm atoms,
+        anywhere on the sphere (non-negative with ``positive_dict``).
+        ``"archetypal"`` (A-SAE / RA-SAE [4]_): ``D = normalise(W C + Lambda)``
+        with ``C`` fixed candidate points of the data scaled to unit norm, ``W``
+        row-stochastic (each atom a convex combination of candidates, kept on
+        the simplex by an exact Euclidean projection) and ``Lambda`` a
+        relaxation with ``||Lambda_i||_2 <= delta``; ``W`` and ``Lambda`` are
+        trained from the ``D``-gradient of the encoder, whichever it is. Atoms
+        are unit-norm as in ``"free"``: an atom is the direction of a point of
+        the relaxed convex hull of the candidates, and ``delta`` is relative to
+        unit norm. Each step costs ``O(n_components n_candidates n_features)``
+        more than ``"free"``. It takes neither ``positive_dict`` nor
+        ``dict_init``.
+    n_candidates : int, default=None
+        Number of candidates of ``dictionary="archetypal"`` (ignored
+        otherwise, and when ``candidates`` is an array), drawn from ``X`` (the
+        first batch in ``partial_fit``). ``None`` means ``4 n_components``,
+        at most 4096 and at most the number of samples; a larger value than
+        the number of samples is a ValueError. ``W`` is a dense ``(n_components,
+        n_candidates)`` array, and Adam keeps two float64 moments of it.
+    candidates : {"kmeans", "samples"} or array-like of shape \
+            (n_candidates, n_features), default="kmeans"
+        The candidate points ``C`` of ``dictionary="archetypal"``, scaled to
+        unit norm: k-means centroids of a random subsample of at most
+        ``20 n_candidates`` samples (at most 30 Lloyd iterations), distinct
+        random samples (no clustering: the cheap choice at scale, where
+        k-means of thousands of centroids takes minutes), or the given points
+        (not modified).
+    delta : float, default=0.0
+        Radius of the relaxation of ``dictionary="archetypal"``: 0 keeps the
+        atoms in the cone of the candidates (A-SAE), a positive value lets each
+        move by at most ``delta`` off it before normalisation (RA-SAE).
 
     Attributes
     ----------
     components_ : ndarray of shape (n_components, n_features)
-        The learned atoms (unit-norm rows).
+        The learned atoms (unit-norm rows); with ``dictionary="archetypal"``
+        the fused ``normalise(archetype_weights_ @ candidates_ +
+        relaxation_)``.
+    candidates_ : ndarray of shape (n_candidates, n_features)
+        Only with ``dictionary="archetypal"``: the unit-norm candidate points.
+    archetype_weights_ : ndarray of shape (n_components, n_candidates)
+        Only with ``dictionary="archetypal"``: ``W``, rows on the simplex.
+    relaxation_ : ndarray of shape (n_components, n_features)
+        Only with ``dictionary="archetypal"``: ``Lambda``, rows of norm at most
+        ``delta``.
     n_components_ : int
         Number of atoms.
     step_size_ : float
@@ -269,6 +315,9 @@ class UnrolledDictionaryLearning(
     .. [2] Tolooshams, Dey & Ba, "Deep residual autoencoders for expectation
        maximization-inspired dictionary learning", IEEE TNNLS 32(6), 2020.
     .. [3] Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015.
+    .. [4] Fel, Lubana, Prince, Kowal, Boutin, Papadimitriou, Wang, Wattenberg,
+       Ba & Konkle, "Archetypal SAE: adaptive and stable dictionary learning
+       for concept extraction in large vision models", ICML 2025.
 
     Examples
     --------
@@ -310,6 +359,10 @@ class UnrolledDictionaryLearning(
         "n_jobs": N_JOBS,
         "verbose": ["verbose"],
         "callback": [callable, None],
+        "dictionary": [StrOptions({"free", "archetypal"})],
+        "n_candidates": [Interval(Integral, 1, None, closed="left"), None],
+        "candidates": [StrOptions({"kmeans", "samples"}), "array-like"],
+        "delta": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(
@@ -341,6 +394,10 @@ class UnrolledDictionaryLearning(
         n_jobs=None,
         verbose=0,
         callback=None,
+        dictionary="free",
+        n_candidates=None,
+        candidates="kmeans",
+        delta=0.0,
     ):
         self.n_components = n_components
         self.alpha = alpha
@@ -368,6 +425,10 @@ class UnrolledDictionaryLearning(
         self.n_jobs = n_jobs
         self.verbose = verbose
         self.callback = callback
+        self.dictionary = dictionary
+        self.n_candidates = n_candidates
+        self.candidates = candidates
+        self.delta = delta
 
     # ------------------------------------------------------------ fitting
 
@@ -467,7 +528,13 @@ class UnrolledDictionaryLearning(
         if n_components is None:
             n_components = X.shape[1] if self.dict_init is None else len(self.dict_init)
         net = self._network(n_components)
-        if self.dict_init is None:
+        candidates = None
+        if self.dictionary == "archetypal":
+            params, candidates = archetypal.initial_parameters(
+                X, n_components, self.n_candidates, self._candidates(X), rng
+            )
+            D = params["D"]
+        elif self.dict_init is None:
             D = _dictionary_from_samples(X, n_components, rng)
         else:
             D = check_dictionary(self.dict_init, dtype=X.dtype, n_features=X.shape[1])
@@ -477,10 +544,12 @@ class UnrolledDictionaryLearning(
                     f"n_components={n_components}."
                 )
             D = D.copy()
-        project_rows(D, self.positive_dict, rng)
+        if candidates is None:
+            project_rows(D, self.positive_dict, rng)
+            params = {"D": D}
         return _TrainingState(
-            params={"D": D},
-            optimizers={"D": OPTIMIZERS[self.optimizer](D.shape)},
+            params=params,
+            optimizers=self._optimizers(params),
             rng=rng,
             learning_rate=float(self.learning_rate),
             curvature=curvature(self.likelihood, self.n_trials, X),
@@ -488,7 +557,31 @@ class UnrolledDictionaryLearning(
             usage=np.zeros(n_components, dtype=np.int64),
             gradient="dec" if self.gradient == "auto" else self.gradient,
             net=net,
+            candidates=candidates,
         )
+
+    def _optimizers(self, params):
+        """An optimiser per trained array: every one of ``params`` but, for
+        the archetypal dictionary, ``D`` and ``norms``, fused from ``W`` and
+        ``Lambda``."""
+        derived = ("D", "norms") if "W" in params else ()
+        return {
+            name: OPTIMIZERS[self.optimizer](value.shape)
+            for name, value in params.items()
+            if name not in derived
+        }
+
+    def _candidates(self, X):
+        """``candidates`` validated: "kmeans" or an array of X's width."""
+        if isinstance(self.candidates, str):
+            return self.candidates
+        C = check_array(self.candidates, dtype=FLOAT_DTYPES, input_name="candidates")
+        if C.shape[1] != X.shape[1]:
+            raise ValueError(
+                f"candidates has {C.shape[1]} features (shape {C.shape}); X has "
+                f"{X.shape[1]}."
+            )
+        return C
 
     @property
     def _kernel_prior(self):
@@ -500,6 +593,14 @@ class UnrolledDictionaryLearning(
 
     def _check_compatible(self):
         kernel_prior(self.prior, self.positive_code)  # raises if incompatible
+        if self.dictionary == "archetypal" and (
+            self.positive_dict or self.dict_init is not None
+        ):
+            raise ValueError(
+                "dictionary='archetypal' keeps the atoms in the hull of its "
+                "candidates; it takes neither positive_dict=True nor dict_init "
+                "(pass candidates= to choose the hull)."
+            )
         exact = self.transform_algorithm != "unrolled"
         if exact and (
             self.likelihood != "gaussian" or self._kernel_prior not in LASSO_PRIORS
@@ -522,39 +623,58 @@ class UnrolledDictionaryLearning(
     def n_units(self, X):
         return X.shape[0]
 
+    def prepare(self, state, idx):
+        """The encoder's step (warm-started power iteration on ``D``) and
+        whether atoms are due to be re-drawn after this minibatch."""
+        state.step = self._encoder_step(state)
+        state.redraw_due = state.samples_since_check + idx.size >= _redraw_period(
+            state.D.shape[0], state.epoch_units
+        )
+
     def gradients(self, state, X, idx):
         """Summed objective and ``D``-gradient of the minibatch ``X[idx]``:
-        the objective the gradient descends (ae-ls ignores the penalty)."""
+        the objective the gradient descends (ae-ls ignores the penalty); the
+        atoms' usage, and when atoms are due to be re-drawn, the residuals of
+        the worst-reconstructed samples."""
         X_batch = X[idx]
         res = forward_backward(
-            X_batch,
-            state.D,
-            state.net,
-            self._encoder_step(state),
-            state.gradient,
-            self.n_jobs,
+            X_batch, state.D, state.net, state.step, state.gradient, self.n_jobs
         )
         penalty = 0.0 if state.gradient == "ae-ls" else res.penalty
+        worst = None
+        if state.redraw_due:
+            worst = _worst_residuals(X_batch, res.codes, state.D, state.net)
         return Sums(
             objective=res.data_loss + penalty,
             n=X_batch.shape[0],
             grads={"D": res.grad},
             finite=bool(np.isfinite(res.penalty)),
-            extra=(X_batch, res.codes),
+            stats={"usage": np.count_nonzero(res.codes, axis=0)},
+            extra=worst,
         )
+
+    def combine_extra(self, extras):
+        """The worst residuals of a minibatch from those of its shards."""
+        return _merge_worst([e for e in extras if e is not None])
 
     def apply(self, state, X, idx, grads, sums):
         """The optimiser's step, the projection onto unit-norm (non-negative)
         atoms and the re-drawing of dead atoms."""
-        X_batch, codes = sums.extra
-        state.optimizers["D"].step(state.D, grads["D"], state.learning_rate)
-        project_rows(state.D, self.positive_dict, state.rng)
-        state.usage += np.count_nonzero(codes, axis=0)
-        state.samples_since_check += X_batch.shape[0]
-        self._maybe_redraw(state, X_batch, codes, state.epoch_units)
+        if state.candidates is None:
+            state.optimizers["D"].step(state.D, grads["D"], state.learning_rate)
+            project_rows(state.D, self.positive_dict, state.rng)
+        else:  # the D-gradient, whatever the encoder, pulled back to W, Lambda
+            archetypal.step(
+                state.params, state.candidates, grads["D"], state.optimizers,
+                state.learning_rate, self.delta,
+            )  # fmt: skip
+        state.usage += sums.stats["usage"]
+        state.samples_since_check += sums.n
+        if state.redraw_due:
+            self._redraw(state, sums.extra)
 
     def reset_optimizers(self, state):
-        state.optimizers = {"D": OPTIMIZERS[self.optimizer](state.D.shape)}
+        state.optimizers = self._optimizers(state.params)
 
     def callback_info(self, state):
         return {"components": state.D}
@@ -585,6 +705,7 @@ class UnrolledDictionaryLearning(
             "n_redrawn_": state.n_redrawn,
             "learning_rate_": state.learning_rate,
             "gradient_": state.gradient,
+            **_archetypal_attributes(state),
         }
 
     def _set_fitted(self, state):
@@ -592,6 +713,8 @@ class UnrolledDictionaryLearning(
         # the step from the warm-started power iteration (which a later
         # partial_fit continues from); fitted_attributes leaves it untouched
         attributes["step_size_"] = self._encoder_step(state)
+        for name in ARCHETYPAL_ATTRIBUTES:  # of an earlier archetypal fit
+            self.__dict__.pop(name, None)
         self.__dict__.update(attributes)
 
     def _encoder_step(self, state, power_vector=None):
@@ -599,33 +722,33 @@ class UnrolledDictionaryLearning(
         lipschitz = _lipschitz_from_gram(_smaller_gram(state.D), v=v)
         return encoder_step(lipschitz, state.curvature)
 
-    def _maybe_redraw(self, state, X_batch, codes, n_samples):
+    def _redraw(self, state, worst):
         """Re-draw atoms unused over the last ``20 n_components`` samples
         (or an epoch if shorter), and rarely used near-duplicates, from the
-        residuals of the worst-reconstructed samples of this minibatch."""
-        k = state.D.shape[0]
-        period = 20 * k if n_samples is None else min(20 * k, n_samples)
-        if state.samples_since_check < period:
-            return
+        residuals of the worst-reconstructed samples of this minibatch
+        (``worst``: their residuals and norms, worst first)."""
         dead = np.union1d(
             np.flatnonzero(state.usage == 0), _duplicates(state.D, state.usage)
         )
+        if state.candidates is not None:  # atoms snapped onto one vertex
+            dead = np.union1d(dead, archetypal.copies(state.D))
         state.usage[:] = 0
         state.samples_since_check = 0
         if dead.size == 0:
             return
-        net = state.net
-        residual = X_batch - mean(codes @ state.D, net.likelihood, net.n_trials)
-        norms = np.linalg.norm(residual, axis=1)
-        worst = np.argsort(norms)[::-1][: dead.size]
-        worst = worst[norms[worst] > 0]
-        state.D[dead[: worst.size]] = residual[worst]
-        state.D[dead[worst.size :]] = state.rng.standard_normal(
-            (dead.size - worst.size, state.D.shape[1])
+        residual, norms, _ = worst
+        take = residual[: dead.size][norms[: dead.size] > 0]
+        state.D[dead[: take.shape[0]]] = take
+        state.D[dead[take.shape[0] :]] = state.rng.standard_normal(
+            (dead.size - take.shape[0], state.D.shape[1])
         )
-        if hasattr(state.optimizers["D"], "reset_rows"):
-            state.optimizers["D"].reset_rows(dead)
-        project_rows(state.D, self.positive_dict, state.rng)
+        for optimizer in state.optimizers.values():
+            if hasattr(optimizer, "reset_rows"):
+                optimizer.reset_rows(dead)
+        if state.candidates is None:
+            project_rows(state.D, self.positive_dict, state.rng)
+        else:  # onto the candidates closest to the residuals drawn above
+            archetypal.redraw(state.params, state.candidates, dead, state.D[dead])
         state.n_redrawn += dead.size
 
     @property
@@ -744,6 +867,44 @@ class UnrolledDictionaryLearning(
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.non_deterministic = False
         return tags
+
+
+def _redraw_period(n_components, n_samples):
+    """Samples between checks for dead atoms: ``20 n_components``, or an
+    epoch (``n_samples``; None in ``partial_fit``) if shorter."""
+    period = 20 * n_components
+    return period if n_samples is None else min(period, n_samples)
+
+
+def _worst_residuals(X_batch, codes, D, net):
+    """Residuals and their norms of the (at most ``n_components``)
+    worst-reconstructed samples, worst first, and ``n_components``."""
+    residual = X_batch - mean(codes @ D, net.likelihood, net.n_trials)
+    norms = np.linalg.norm(residual, axis=1)
+    order = np.argsort(norms, kind="stable")[::-1][: D.shape[0]]
+    return residual[order], norms[order], D.shape[0]
+
+
+def _merge_worst(parts):
+    """The worst ``n_components`` of several ``_worst_residuals``."""
+    if len(parts) == 1:
+        return parts[0]
+    residual = np.concatenate([p[0] for p in parts])
+    norms = np.concatenate([p[1] for p in parts])
+    order = np.argsort(norms, kind="stable")[::-1][: parts[0][2]]
+    return residual[order], norms[order], parts[0][2]
+
+
+ARCHETYPAL_ATTRIBUTES = ("candidates_", "archetype_weights_", "relaxation_")
+
+
+def _archetypal_attributes(state):
+    if state.candidates is None:
+        return {}
+    values = (state.candidates, state.params["W"], state.params["Lambda"])
+    return {
+        name: v.copy() for name, v in zip(ARCHETYPAL_ATTRIBUTES, values, strict=True)
+    }
 
 
 def _duplicates(D, usage, threshold=DUPLICATE_COHERENCE):

@@ -14,7 +14,6 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
-from joblib import effective_n_jobs
 from scipy.sparse.linalg import LinearOperator
 from scipy.special import erfcx
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
@@ -24,7 +23,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._kernels._cg import cg_dense
-from .._parallel import _thread_pool, single_threaded_blas
+from .._parallel import _thread_pool, effective_threads, single_threaded_blas
 from .._training import atomic
 from .._validation import FLOAT_DTYPES, N_JOBS
 from ._krylov import block_cg
@@ -300,7 +299,7 @@ def _cg_dense_in_units(Phi, gram, lam, beta, dinv, B, X, tol, max_iter, n_jobs):
         return out
 
     m = B.shape[0]
-    n_threads = min(effective_n_jobs(n_jobs), m)
+    n_threads = min(effective_threads(n_jobs), m)
     bounds = np.linspace(0, m, n_threads + 1).astype(int)
     slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     slices = [sl for sl in slices if sl.stop > sl.start]
