@@ -7,6 +7,8 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.sparse.linalg import aslinearoperator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
@@ -233,3 +235,36 @@ def test_bad_input_raises_naming_the_argument():
     with pytest.raises(ValueError, match="mask is only for a shared Phi"):
         est.fit([Phi, Phi], [Y[:, 0], Y[:, 1]], mask=mask[:, :2])
     assert not hasattr(est, "coef_")  # failed fits leave nothing behind
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    n=st.integers(3, 12),
+    p=st.integers(2, 15),
+    T=st.integers(1, 4),
+    mode=st.sampled_from(["clustered", "joint", "separate"]),
+    solver=st.sampled_from(["em", "cofem"]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    masked=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_shapes_dtypes_and_finiteness(n, p, T, mode, solver, dtype, masked, seed):
+    rng = np.random.default_rng(seed)
+    Phi = rng.standard_normal((n, p)).astype(dtype)
+    Y = rng.standard_normal((n, T)).astype(dtype)
+    mask = None
+    if masked:
+        mask = rng.random((n, T)) < 0.7
+        mask[0] = True  # every task observes something
+    est = ClusteredMultiTaskSBL(2, mode=mode, solver=solver, max_iter=10,
+                                random_state=0)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(Phi, Y, mask=mask)
+    K = {"separate": T, "joint": 1}.get(mode, min(2, T))
+    assert est.coef_.shape == est.sigma_diag_.shape == (T, p)
+    assert est.coef_.dtype == dtype and est.predict(Phi).shape == (n, T)
+    assert est.lambda_.shape == (K, p) and est.responsibilities_.shape == (T, K)
+    assert est.labels_.shape == (T,) and np.isfinite(est.alpha_)
+    for value in (est.coef_, est.sigma_diag_, est.responsibilities_):
+        assert np.all(np.isfinite(value))
