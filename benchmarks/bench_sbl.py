@@ -20,7 +20,10 @@ The scale run: n = 16,384 and p = 65,536 with the DCT as a
 need 34 GB.
 
 Run: ``python benchmarks/bench_sbl.py [--quick] [--repeats R] [--no-scale]
-[--with-em]``. ``--quick`` skips ARDRegression and the scale run.
+[--with-em] [--defaults] [--default-seeds S ...]``. ``--quick`` skips
+ARDRegression and the scale runs; ``--defaults`` runs only the defaults run
+(issue 17: n = 16,384, p = 65,536, 800 non-zeros, the estimator's defaults,
+with and without the stall rule of its stopping test).
 """
 
 import argparse
@@ -209,6 +212,37 @@ def scale_problem(args):
     )
 
 
+def defaults_problem(args):
+    """The unseen problem of issue 17 (part 3): an 800-sparse signal, n =
+    16,384, p = 65,536, DCT operator, noise 0.01, the estimator's defaults
+    (``fit_intercept=True`` included), with the stall rule and without it
+    (``stall_tol=0``: the stopping rule of earlier versions), per seed."""
+    n, p, k = 16384, 65536, 800
+    rows_out = []
+    for seed in args.default_seeds:
+        op, rows, y, z = make_problem(n, p, k, seed=seed)
+        for name, params in (
+            ("defaults (tol and stall rule)", {}),
+            ("tol only (stall_tol=0, earlier default)", {"stall_tol": 0}),
+        ):
+            t, err, peak, exact, est = run(
+                lambda params=params, seed=seed, op=op, y=y: SparseBayesianLearning(
+                    random_state=seed, **params
+                ).fit(op, y),
+                z,
+            )
+            rows_out.append((f"seed {seed}: {name}", f"{t:.2f}", f"{err:.4f}",
+                             fmt_peak(peak, exact), str(est.n_iter_), "-"))  # fmt: skip
+            print(f"  seed {seed}, {name}: {t:.2f} s, rel. error {err:.4f}, peak "
+                  f"{fmt_peak(peak, exact)} MB, {est.n_iter_} iterations",
+                  flush=True)  # fmt: skip
+    table(
+        f"Defaults: n={n}, p={p}, {k} non-zeros, DCT LinearOperator, noise "
+        f"{NOISE}, SparseBayesianLearning(random_state=seed) (one run each)",
+        rows_out,
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -216,11 +250,21 @@ def main():
     parser.add_argument("--no-scale", action="store_true")
     parser.add_argument("--with-em", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--defaults",
+        action="store_true",
+        help="only the defaults run of issue 17 (800 non-zeros, p = 65,536)",
+    )
+    parser.add_argument("--default-seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
     print(f"numba compile / cache load: {warm_up():.1f} s")
+    if args.defaults:
+        defaults_problem(args)
+        return
     main_problem(args)
     if not (args.quick or args.no_scale):
         scale_problem(args)
+        defaults_problem(args)
 
 
 if __name__ == "__main__":

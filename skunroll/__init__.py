@@ -9,12 +9,13 @@ runs them over chunks of samples.
 See the user guide in ``doc/`` and the examples in ``examples/``.
 """
 
-from . import datasets, metrics, utils
+from . import datasets, metrics, spikes, utils
 from ._coding.sparse_coding import UnrolledSparseCoder, sparse_encode
 from ._conv.dict_learning import ConvolutionalDictionaryLearning, ConvolutionalDL
 from ._dense.dict_learning import UnrolledDictionaryLearning
 from ._dense.mixmate import MixMateClustering
 from ._learned.coder import LearnedSparseCoder
+from ._sbl.multitask import ClusteredMultiTaskSBL
 from ._sbl.sbl import SparseBayesianLearning
 
 __version__ = "0.1.0.dev0"
@@ -30,6 +31,8 @@ __all__ = [
     "datasets",
     "metrics",
     "sparse_encode",
+    "spikes",
     "utils",
     "__version__",
+    "ClusteredMultiTaskSBL",
 ]

@@ -1,13 +1,15 @@
 """The one parallel layer of skunroll: threads over chunks, BLAS kept serial.
 
 - :data:`N_JOBS`: the ``n_jobs`` parameter constraint (``0`` is an error).
-- :func:`n_threads`: how many threads ``n_jobs`` means for ``n_tasks`` tasks.
+- :func:`n_threads`: how many threads ``n_jobs`` means for ``n_tasks`` tasks
+  (:func:`effective_threads`: one inside a dask worker).
 - :func:`_thread_pool`: a persistent thread pool per thread count.
 - :func:`single_threaded_blas`: limit BLAS to one thread, safe when entered
   from several threads at once (process-wide lock and reference count).
 """
 
 import functools
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -38,10 +40,36 @@ def check_n_jobs(n_jobs):
         )
 
 
+def in_dask_worker():
+    """True in a task that a dask worker runs (``distributed.get_worker``)."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return False
+    try:
+        distributed.get_worker()
+    except ValueError:
+        return False
+    return True
+
+
+def effective_threads(n_jobs):
+    """``joblib.effective_n_jobs(n_jobs)``, but one inside a dask worker.
+
+    A dask worker runs one task per thread, its threads being its cores (its
+    nanny sets ``OMP_NUM_THREADS=1``); a fit or a transform that a worker
+    runs (``GridSearchCV`` under ``joblib.parallel_config(backend="dask")``,
+    :mod:`skunroll.distributed`) therefore stays on its task's thread, so
+    that workers do not oversubscribe the machine's cores.
+    """
+    if in_dask_worker():
+        return 1
+    return effective_n_jobs(n_jobs)
+
+
 def n_threads(n_jobs, n_tasks):
-    """Number of threads for ``n_tasks`` tasks: ``effective_n_jobs`` capped."""
+    """Number of threads for ``n_tasks`` tasks: ``effective_threads`` capped."""
     check_n_jobs(n_jobs)
-    return max(1, min(effective_n_jobs(n_jobs), int(n_tasks)))
+    return max(1, min(effective_threads(n_jobs), int(n_tasks)))
 
 
 @functools.cache
@@ -60,7 +88,7 @@ def map_in_order(fn, n_tasks, n_jobs):
     """``[fn(0), ..., fn(n_tasks - 1)]`` on the package's threads (at most
     ``n_jobs``), BLAS on one thread inside; the results come back in task
     order, so sums over them do not depend on ``n_jobs``."""
-    n_threads = min(effective_n_jobs(n_jobs), n_tasks)
+    n_threads = min(effective_threads(n_jobs), n_tasks)
     with single_threaded_blas():
         if n_threads > 1:
             return list(_thread_pool(n_threads).map(fn, range(n_tasks)))

@@ -9,7 +9,9 @@ uses, as scikit-learn does for its own ``SparseCoder``. No check is left unexerc
 ``UnrolledDictionaryLearning`` passes every check with no expected failure, in
 several configurations (priors, likelihood-free options, optimisers, exact
 transform). So do ``ConvolutionalDL``, which reads 2-D input as one-channel
-signals, ``MixMateClustering`` and ``SparseBayesianLearning``.
+signals, ``MixMateClustering`` and ``SparseBayesianLearning``, and
+``ClusteredMultiTaskSBL`` with one shared design (a multi-output regressor, a
+task per output).
 """
 
 import numpy as np
@@ -18,6 +20,7 @@ from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skunroll import (
+    ClusteredMultiTaskSBL,
     ConvolutionalDL,
     LearnedSparseCoder,
     MixMateClustering,
@@ -109,6 +112,10 @@ SBL = [
     SparseBayesianLearning(solver="cofem", fit_intercept=False, n_jobs=2, max_iter=50),
     SparseBayesianLearning(positive=True),
     SparseBayesianLearning(multitask="independent", fit_noise=False),
+    ClusteredMultiTaskSBL(),
+    ClusteredMultiTaskSBL(solver="cofem", max_iter=30, random_state=0),
+    ClusteredMultiTaskSBL(mode="joint", fit_noise=False),
+    ClusteredMultiTaskSBL(mode="separate", solver="cofem", max_iter=30),
 ]
 
 

@@ -39,13 +39,15 @@ def windows_at_peaks(X4, k, kshape, rng):
     """Windows centred on the ``k`` largest non-overlapping peaks of ``|X|``."""
     n, C, h, w = X4.shape
     kh, kw = kshape
-    energy = np.abs(X4).sum(axis=1)  # (n, h, w)
-    flat = energy.ravel()
-    order = np.argsort(flat)[::-1]
+    n_top = max(50 * k, 1000)
+    if hasattr(X4, "largest_energy"):  # rows held on a cluster (distributed)
+        order = X4.largest_energy(n_top)
+    else:
+        order = np.argsort(np.abs(X4).sum(axis=1).ravel())[::-1][:n_top]
     taken = []
     out = np.zeros((k, C, kh, kw))
-    for idx in order[: max(50 * k, 1000)]:
-        i, r, c = np.unravel_index(idx, energy.shape)
+    for idx in order:
+        i, r, c = np.unravel_index(idx, (n, h, w))
         r0 = int(np.clip(r - kh // 2, 0, h - kh))
         c0 = int(np.clip(c - kw // 2, 0, w - kw))
         if any(i == j and abs(r0 - a) < kh and abs(c0 - b) < kw for j, a, b in taken):

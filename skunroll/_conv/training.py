@@ -10,11 +10,11 @@ encoder, whose weights are the kernels; run by :mod:`.network`). This module
 holds one training step of that problem, the decoder update, for
 :class:`skunroll._training.Trainer`: the model (``Model``) and its state
 (``State``), the fixed segments of the training signals, the baseline's
-Newton step and the kernels' curvature (``decoder_step``), the optimiser
-step on the unit sphere with its projection (``kernel_step``), the
-smoothness penalty :math:`\frac{\mu}{2}\sum_k\|\nabla h_k\|^2` and the
-re-centring of the kernels in their windows during the first epochs
-(``align``).
+Newton step and the kernels' curvature (``decoder_sums``,
+``intercept_step``), the optimiser step on the unit sphere with its
+projection (``kernel_step``), the smoothness penalty
+:math:`\frac{\mu}{2}\sum_k\|\nabla h_k\|^2` and the re-centring of the
+kernels in their windows during the first epochs (``align``).
 """
 
 from dataclasses import dataclass
@@ -124,13 +124,21 @@ class Model:
         res = forward_backward(Xb, state.H, state.net, step, est.gradient,
                                est.n_jobs, Mb, init, state.intercept)  # fmt: skip
         penalty = 0.0 if est.gradient == "ae-ls" else res.penalty
+        energy, num, den = decoder_sums(
+            state, Xb, res.codes, est.likelihood, est.n_trials, est._fits_intercept()
+        )
         return Sums(
             objective=res.data_loss + penalty,
             n=idx.size,
             grads={"kernels": res.grad},
             finite=bool(np.isfinite(res.penalty)),
-            extra=(Xb, res.codes),
+            stats={"energy": energy, "intercept_num": num, "intercept_den": den},
+            extra=res.codes if state.codes is not None else None,
         )
+
+    def combine_extra(self, extras):
+        """The warm starts of a minibatch: its shards' codes, in order."""
+        return [z for codes in extras for z in codes]
 
     def mean_gradients(self, state, sums):
         """The minibatch means plus the (parameter-only) smoothness term."""
@@ -147,13 +155,14 @@ class Model:
         """The intercept's Newton step, the kernels' step and projection, and
         the warm starts of the next epoch."""
         est = self.est
-        Xb, codes = sums.extra
-        energy = decoder_step(state, Xb, codes, est.likelihood, est.n_trials,
-                              est._fits_intercept())  # fmt: skip
-        kernel_step(state, grads["kernels"], energy / sums.n, est.optimizer,
+        stats = sums.stats
+        if est._fits_intercept():
+            intercept_step(state, stats["intercept_num"], stats["intercept_den"],
+                           est.likelihood)  # fmt: skip
+        kernel_step(state, grads["kernels"], stats["energy"] / sums.n, est.optimizer,
                     est.rank1, est._positive_dict)  # fmt: skip
         if state.codes is not None:
-            for i, z in zip(idx, codes, strict=True):
+            for i, z in zip(idx, sums.extra, strict=True):
                 state.codes[i] = z
 
     def reset_optimizers(self, state):
@@ -224,30 +233,29 @@ def segments(X4, mask, kernel_size, segment_size):
     return segs, masks
 
 
-def decoder_step(state, Xb, codes, likelihood, n_trials, fit_intercept):
-    """The intercept's Newton step and the kernels' curvature scale.
+def decoder_sums(state, Xb, codes, likelihood, n_trials, fit_intercept):
+    """The kernels' curvature scale and the intercept's Newton step, as sums
+    over the segments ``Xb`` (so that shards of a minibatch add up).
 
     Returns the code energy of every kernel, ``sum_p z_kp^2`` (Gaussian),
     or for the count likelihoods the Gauss-Newton diagonal of the data
     loss in every kernel tap, ``sum_p z_kp^2 f'(eta_{p + tau})``: the rate
     under a response's peak is far higher than under its tail, and one
     curvature per kernel (their mean) overshot at the peak taps, so that
-    the kernels drifted away from planted ones. With
-    ``fit_intercept``, every channel's intercept then takes one Newton
-    step on the data loss at these codes, ``nu += sum(x - f(eta)) /
-    sum(f'(eta))`` (exact for the Gaussian; at most 1 in magnitude for the
-    count likelihoods, on their link scale).
+    the kernels drifted away from planted ones. Then, per channel, the
+    numerator ``sum(x - f(eta))`` and denominator ``sum(f'(eta))`` of the
+    intercept's Newton step (zeros without ``fit_intercept``).
     """
     gaussian = likelihood == "gaussian"
+    num = np.zeros_like(state.intercept)
+    den = np.zeros_like(state.intercept)
     if gaussian:
         energy = sum(np.einsum("kij,kij->k", z, z, dtype=np.float64) for z in codes)
         if not fit_intercept:
-            return energy
+            return energy, num, den
     else:
         energy = np.zeros(state.H.shape)  # the per-tap curvature
     H = state.H
-    num = np.zeros_like(state.intercept)
-    den = np.zeros_like(state.intercept)
     for x, z in zip(Xb, codes, strict=True):
         e = np.empty(x.shape, dtype=x.dtype)
         _k.synthesis(z, H.astype(x.dtype, copy=False), e)
@@ -257,12 +265,18 @@ def decoder_step(state, Xb, codes, likelihood, n_trials, fit_intercept):
         den += d.sum(axis=(1, 2))
         if not gaussian:
             _k.add_kernel_correlation(d.astype(z.dtype), z * z, 1.0, energy)
-    if fit_intercept:
-        step = num / np.maximum(den, 1e-12)
-        if not gaussian:  # a Newton step on a link scale, at most 1
-            step = np.clip(step, -1.0, 1.0)
-        state.intercept += step
-    return energy
+    return energy, num, den
+
+
+def intercept_step(state, num, den, likelihood):
+    """Every channel's intercept takes one Newton step on the data loss at
+    the minibatch's codes, ``nu += sum(x - f(eta)) / sum(f'(eta))`` (exact
+    for the Gaussian; at most 1 in magnitude for the count likelihoods, on
+    their link scale)."""
+    step = num / np.maximum(den, 1e-12)
+    if likelihood != "gaussian":  # a Newton step on a link scale, at most 1
+        step = np.clip(step, -1.0, 1.0)
+    state.intercept += step
 
 
 def kernel_step(state, grad, energy, optimizer, rank1, positive_dict):
@@ -273,7 +287,7 @@ def kernel_step(state, grad, energy, optimizer, rank1, positive_dict):
     turn it into a drift. For "sgd", the gradient is divided by
     ``energy`` (per signal): the code energy ``sum(z_k ** 2)`` of every
     kernel, or for the count likelihoods a curvature per kernel tap (see
-    :func:`decoder_step`), and the step is shortened to move the kernel by
+    :func:`decoder_sums`), and the step is shortened to move the kernel by
     at most ``MAX_MOVE`` (codes near zero would otherwise give huge steps).
     """
     H = state.H

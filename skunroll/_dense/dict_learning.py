@@ -84,6 +84,8 @@ class _TrainingState(TrainingState):
     gradient: str = "dec"
     previous_period_objective: float = np.nan
     switched_at: int = 0
+    step: float = None  # the encoder's step of the current minibatch
+    redraw_due: bool = False  # dead atoms re-drawn after the current minibatch
 
     @property
     def D(self):
@@ -680,32 +682,46 @@ class UnrolledDictionaryLearning(
     def n_units(self, X):
         return X.shape[0]
 
+    def prepare(self, state, idx):
+        """The encoder's step (warm-started power iteration on ``D``) and
+        whether atoms are due to be re-drawn after this minibatch."""
+        state.step = self._encoder_step(state)
+        k = state.D.shape[0]
+        if state.net.autoencoder:  # unused for a whole epoch (20 k samples)
+            period = 20 * k if state.epoch_units is None else state.epoch_units
+        else:
+            period = _redraw_period(k, state.epoch_units)
+        state.redraw_due = state.samples_since_check + idx.size >= period
+
     def gradients(self, state, X, idx):
         """Summed objective and ``D``-gradient of the minibatch ``X[idx]``:
-        the objective the gradient descends (ae-ls ignores the penalty)."""
+        the objective the gradient descends (ae-ls ignores the penalty); the
+        atoms' usage, and when atoms are due to be re-drawn, the residuals of
+        the worst-reconstructed samples."""
         X_batch = X[idx]
         if state.net.autoencoder:
             return self._autoencoder_gradients(state, X_batch)
         res = forward_backward(
-            X_batch,
-            state.D,
-            state.net,
-            self._encoder_step(state),
-            state.gradient,
-            self.n_jobs,
+            X_batch, state.D, state.net, state.step, state.gradient, self.n_jobs
         )
         penalty = 0.0 if state.gradient == "ae-ls" else res.penalty
+        worst = None
+        if state.redraw_due:
+            worst = _worst_residuals(X_batch, res.codes, state.D, state.net)
         return Sums(
             objective=res.data_loss + penalty,
             n=X_batch.shape[0],
             grads={"D": res.grad},
             finite=bool(np.isfinite(res.penalty)),
-            extra=(X_batch, res.codes),
+            stats={"usage": np.count_nonzero(res.codes, axis=0)},
+            extra=worst,
         )
 
     def _autoencoder_gradients(self, state, X_batch):
         """``gradients`` of the sparse-autoencoder encoders: the dictionary,
-        the pre-bias ``b`` and the encoder bias ``b_enc`` (shallow)."""
+        the pre-bias ``b`` and the encoder bias ``b_enc`` (shallow); the
+        atoms' usage and, when atoms are due to be re-drawn, the residuals
+        ``x - b - z D`` of the worst-reconstructed samples."""
         res = forward_backward(
             X_batch, state.D, state.net, 1.0, state.gradient, self.n_jobs,
             intercept=state.params.get("b"),
@@ -716,28 +732,38 @@ class UnrolledDictionaryLearning(
             grads["b"] = res.grad_intercept
         if "b_enc" in state.params:
             grads["b_enc"] = res.grad_encoder_bias
+        worst = None
+        if state.redraw_due:
+            worst = _worst_autoencoder_residuals(
+                X_batch, res.codes, res.row_loss, state.D, state.params.get("b")
+            )
         return Sums(
             objective=res.data_loss + res.penalty,
             n=X_batch.shape[0],
             grads=grads,
             finite=bool(np.isfinite(res.penalty)),
-            extra=(X_batch, res.codes, res.row_loss),
+            stats={"usage": np.bincount(res.codes.indices, minlength=state.D.shape[0])},
+            extra=worst,
         )
+
+    def combine_extra(self, extras):
+        """The worst residuals of a minibatch from those of its shards."""
+        return _merge_worst([e for e in extras if e is not None])
 
     def apply(self, state, X, idx, grads, sums):
         """The optimiser's step, the projection onto unit-norm (non-negative)
         atoms and the re-drawing of dead atoms."""
-        X_batch, codes = sums.extra[:2]
-        for name, param in state.params.items():
-            state.optimizers[name].step(param, grads[name], state.learning_rate)
+        for name in ("b", "b_enc"):  # the sparse autoencoders' biases
+            if name in state.params:
+                state.optimizers[name].step(
+                    state.params[name], grads[name], state.learning_rate
+                )
+        state.optimizers["D"].step(state.D, grads["D"], state.learning_rate)
         project_rows(state.D, self.positive_dict, state.rng)
-        state.samples_since_check += X_batch.shape[0]
-        if sp.issparse(codes):
-            state.usage += np.bincount(codes.indices, minlength=state.D.shape[0])
-            self._redraw_unused(state, X_batch, codes, sums.extra[2])
-            return
-        state.usage += np.count_nonzero(codes, axis=0)
-        self._maybe_redraw(state, X_batch, codes, state.epoch_units)
+        state.usage += sums.stats["usage"]
+        state.samples_since_check += sums.n
+        if state.redraw_due:
+            self._redraw(state, sums.extra)
 
     def reset_optimizers(self, state):
         state.optimizers = {
@@ -795,65 +821,35 @@ class UnrolledDictionaryLearning(
         lipschitz = _lipschitz_from_gram(_smaller_gram(state.D), v=v)
         return encoder_step(lipschitz, state.curvature)
 
-    def _redraw_unused(self, state, X_batch, codes, row_loss):
-        """Sparse-autoencoder encoders: atoms unused over a whole epoch
-        (``20 n_components`` samples in ``partial_fit``) restart as the
-        residuals ``x - b - z D`` of the worst-reconstructed samples of this
-        minibatch (largest loss first; random directions if there are more
-        dead atoms than samples), with a zero encoder bias and fresh
-        optimiser moments."""
-        k = state.D.shape[0]
-        period = state.epoch_units if state.epoch_units is not None else 20 * k
-        if state.samples_since_check < period:
-            return
-        dead = np.flatnonzero(state.usage == 0)
-        state.usage[:] = 0
-        state.samples_since_check = 0
-        if dead.size == 0:
-            return
-        worst = np.argsort(row_loss, kind="stable")[::-1][: dead.size]
-        worst = np.sort(worst[row_loss[worst] > 0])
-        rows = X_batch[worst]
-        rows = rows.toarray() if sp.issparse(rows) else np.array(rows)
-        residual = rows - codes[worst] @ state.D - state.params.get("b", 0.0)
-        state.D[dead[: worst.size]] = residual
-        state.D[dead[worst.size :]] = state.rng.standard_normal(
-            (dead.size - worst.size, state.D.shape[1])
-        )
-        for name in ("D", "b_enc"):
-            if name == "b_enc" and name in state.params:
-                state.params[name][dead] = 0.0
-            if hasattr(state.optimizers.get(name), "reset_rows"):
-                state.optimizers[name].reset_rows(dead)
-        project_rows(state.D, self.positive_dict, state.rng)
-        state.n_redrawn += dead.size
-
-    def _maybe_redraw(self, state, X_batch, codes, n_samples):
+    def _redraw(self, state, worst):
         """Re-draw atoms unused over the last ``20 n_components`` samples
         (or an epoch if shorter), and rarely used near-duplicates, from the
-        residuals of the worst-reconstructed samples of this minibatch."""
-        k = state.D.shape[0]
-        period = 20 * k if n_samples is None else min(20 * k, n_samples)
-        if state.samples_since_check < period:
-            return
-        dead = np.union1d(
-            np.flatnonzero(state.usage == 0), _duplicates(state.D, state.usage)
-        )
+        residuals of the worst-reconstructed samples of this minibatch
+        (``worst``: their residuals and norms, worst first).
+
+        Sparse-autoencoder encoders: atoms unused for a whole epoch
+        (``20 n_components`` samples in ``partial_fit``) restart as the
+        residuals ``x - b - z D`` of the worst-reconstructed samples (largest
+        loss first; random directions if there are more dead atoms than
+        samples) with a zero encoder bias; no near-duplicate rule."""
+        dead = np.flatnonzero(state.usage == 0)
+        if not state.net.autoencoder:
+            dead = np.union1d(dead, _duplicates(state.D, state.usage))
         state.usage[:] = 0
         state.samples_since_check = 0
         if dead.size == 0:
             return
-        net = state.net
-        residual = X_batch - mean(codes @ state.D, net.likelihood, net.n_trials)
-        norms = np.linalg.norm(residual, axis=1)
-        worst = np.argsort(norms)[::-1][: dead.size]
-        worst = worst[norms[worst] > 0]
-        state.D[dead[: worst.size]] = residual[worst]
-        state.D[dead[worst.size :]] = state.rng.standard_normal(
-            (dead.size - worst.size, state.D.shape[1])
+        residual, norms, _ = worst
+        take = residual[: dead.size][norms[: dead.size] > 0]
+        state.D[dead[: take.shape[0]]] = take
+        state.D[dead[take.shape[0] :]] = state.rng.standard_normal(
+            (dead.size - take.shape[0], state.D.shape[1])
         )
-        if hasattr(state.optimizers["D"], "reset_rows"):
-            state.optimizers["D"].reset_rows(dead)
+        if "b_enc" in state.params:
+            state.params["b_enc"][dead] = 0.0
+        for name in ("D", "b_enc"):  # the arrays with a row per atom
+            if hasattr(state.optimizers.get(name), "reset_rows"):
+                state.optimizers[name].reset_rows(dead)
         project_rows(state.D, self.positive_dict, state.rng)
         state.n_redrawn += dead.size
 
@@ -1009,6 +1005,45 @@ class UnrolledDictionaryLearning(
         tags.non_deterministic = False
         tags.input_tags.sparse = self._autoencoder
         return tags
+
+
+def _redraw_period(n_components, n_samples):
+    """Samples between checks for dead atoms: ``20 n_components``, or an
+    epoch (``n_samples``; None in ``partial_fit``) if shorter."""
+    period = 20 * n_components
+    return period if n_samples is None else min(period, n_samples)
+
+
+def _worst_residuals(X_batch, codes, D, net):
+    """Residuals and their norms of the (at most ``n_components``)
+    worst-reconstructed samples, worst first, and ``n_components``."""
+    residual = X_batch - mean(codes @ D, net.likelihood, net.n_trials)
+    norms = np.linalg.norm(residual, axis=1)
+    order = np.argsort(norms, kind="stable")[::-1][: D.shape[0]]
+    return residual[order], norms[order], D.shape[0]
+
+
+def _worst_autoencoder_residuals(X_batch, codes, row_loss, D, intercept):
+    """``_worst_residuals`` of the sparse-autoencoder encoders, from their
+    per-sample losses: ``x - b - z D`` of the (at most ``n_components``)
+    worst-reconstructed samples, worst first, their norms, ``n_components``."""
+    order = np.argsort(row_loss, kind="stable")[::-1][: D.shape[0]]
+    rows = X_batch[order]
+    rows = rows.toarray() if sp.issparse(rows) else np.asarray(rows)
+    residual = rows - codes[order] @ D
+    if intercept is not None:
+        residual -= intercept
+    return residual, np.sqrt(2.0 * row_loss[order]), D.shape[0]
+
+
+def _merge_worst(parts):
+    """The worst ``n_components`` of several ``_worst_residuals``."""
+    if len(parts) == 1:
+        return parts[0]
+    residual = np.concatenate([p[0] for p in parts])
+    norms = np.concatenate([p[1] for p in parts])
+    order = np.argsort(norms, kind="stable")[::-1][: parts[0][2]]
+    return residual[order], norms[order], parts[0][2]
 
 
 def _duplicates(D, usage, threshold=DUPLICATE_COHERENCE):

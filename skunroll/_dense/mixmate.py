@@ -500,6 +500,10 @@ class MixMateClustering(
             extra=contributes,
         )
 
+    def combine_extra(self, extras):
+        """A cluster contributes to a minibatch if it does to one shard."""
+        return [any(flags) for flags in zip(*extras, strict=True)]
+
     def apply(self, state, data, idx, grads, sums):
         """Adam's step of every contributing dictionary, its projection onto
         unit-norm atoms, then the encoder steps."""

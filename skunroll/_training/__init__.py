@@ -3,7 +3,14 @@ mechanics of a fit (atomic fits, scikit-learn's callback API)."""
 
 from ._base import CallbackSupportMixin, atomic, with_callbacks
 from .optim import OPTIMIZERS, SGD, Adam
-from .trainer import MAX_HALVINGS, Sums, Trainer, TrainingState, converged
+from .trainer import (
+    MAX_HALVINGS,
+    Sums,
+    Trainer,
+    TrainingState,
+    combine_sums,
+    converged,
+)
 
 __all__ = [
     "MAX_HALVINGS",
@@ -15,6 +22,7 @@ __all__ = [
     "Trainer",
     "TrainingState",
     "atomic",
+    "combine_sums",
     "converged",
     "with_callbacks",
 ]

@@ -12,8 +12,20 @@ The estimator supplies a *model* (usually itself) with:
 
 ``n_units(data)``
     number of training units (samples or signal segments);
+``prepare(state, idx)``
+    optional: what every unit's gradient needs and only the parameters (and
+    the minibatch's size) determine, stored on ``state`` (the encoder's step
+    from a warm-started power iteration, whether atoms are due to be
+    re-drawn); called once per step before ``gradients``;
 ``gradients(state, data, idx) -> Sums``
-    summed objective and summed gradients of the units ``idx``;
+    summed objective and summed gradients of the units ``idx``. It must not
+    modify ``state``, and ``apply`` must need nothing of the data but these
+    sums: summed over shards of the minibatch (``combine_sums``), they give
+    the step that the whole minibatch gives, which is how
+    :mod:`skunroll.distributed` trains on several machines;
+``combine_extra(extras)``
+    optional: merge the ``Sums.extra`` of shards of one minibatch (needed
+    when ``extra`` is not None);
 ``mean_gradients(state, sums) -> (objective, grads)``
     optional: the mean objective and gradients of a minibatch (default: the
     sums divided by ``sums.n``; add parameter-only terms here);
@@ -83,6 +95,36 @@ class Sums:
     finite: bool = True
     stats: dict = field(default_factory=dict)
     extra: object = None
+
+
+def combine_sums(parts, combine_extra=None):
+    """The ``Sums`` of a minibatch from those of its shards (in shard order):
+    objectives, counts, gradients and ``stats`` added, ``finite`` if every
+    part is, ``extra`` merged by ``combine_extra`` (a model's method; None
+    when no part has an ``extra``)."""
+    parts = list(parts)
+    if not parts:
+        raise ValueError("combine_sums needs at least one part")
+    grads = {k: sum(p.grads[k] for p in parts[1:]) + parts[0].grads[k]
+             for k in parts[0].grads}  # fmt: skip
+    stats = {}
+    for p in parts:
+        for key, value in p.stats.items():
+            stats[key] = stats[key] + value if key in stats else value
+    extras = [p.extra for p in parts]
+    extra = None
+    if any(e is not None for e in extras):
+        if combine_extra is None:
+            raise TypeError("these Sums carry extra but no combine_extra was given")
+        extra = combine_extra(extras)
+    return Sums(
+        objective=sum(p.objective for p in parts),
+        n=sum(p.n for p in parts),
+        grads=grads,
+        finite=all(p.finite for p in parts),
+        stats=stats,
+        extra=extra,
+    )
 
 
 def mean_gradients(sums):
@@ -164,6 +206,8 @@ class Trainer:
         """One minibatch update; the mean objective, or None when the step was
         non-finite and not applied (see ``recover``)."""
         model = self.model
+        if hasattr(model, "prepare"):
+            model.prepare(state, idx)
         sums = model.gradients(state, data, idx)
         mean_fn = getattr(model, "mean_gradients", None)
         objective, grads = mean_fn(state, sums) if mean_fn else mean_gradients(sums)

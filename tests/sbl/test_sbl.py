@@ -523,3 +523,52 @@ def test_subsampled_dct_is_the_rows_of_the_orthonormal_dct():
     np.testing.assert_allclose(op.matmat(np.eye(8)), dense, atol=1e-12)
     with pytest.raises(ValueError, match="rows"):
         subsampled_dct([0, 8], 8)
+
+
+def _history(changes):
+    return {"coef_change": list(changes)}
+
+
+def test_stall_rule_fires_only_when_the_change_stops_falling():
+    from skunroll._sbl.sbl import _stalled
+
+    opts = _Options("cofem", 10, 100, 5e-3, 1e-4, 100, True, None, 1e6, False,
+                    None, 0, stall=0.1)  # fmt: skip
+    # falling geometrically (by 20 % an iteration): no stall
+    assert not _stalled(_history(0.009 * 0.8 ** np.arange(6)), opts)
+    # flat, but above 2 tol: no stall (EM's early phase)
+    assert not _stalled(_history([0.02] * 6), opts)
+    # flat below 2 tol: stall; by less than 10 % over 3 iterations
+    assert _stalled(_history([0.0059, 0.0056, 0.0054, 0.0054]), opts)
+    assert not _stalled(_history([0.0066, 0.0056, 0.0054, 0.0059]), opts)
+    # too short a history, stall_tol=0, known noise: never
+    assert not _stalled(_history([0.006] * 3), opts)
+    assert not _stalled(_history([0.006] * 6), dataclasses.replace(opts, stall=0.0))
+    assert not _stalled(
+        _history([0.006] * 6), dataclasses.replace(opts, fit_noise=False)
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_stall_rule_stops_nearer_the_error_minimum(seed):
+    """Issue 17: with the noise learned and p > n, ``tol`` alone stopped
+    well past the error's minimum (the noise precision drifting up); the stall
+    rule stops earlier with a lower error, on planted DCT problems."""
+    from skunroll.utils import subsampled_dct
+
+    n, p, k = 512, 2048, 25
+    rng = np.random.default_rng(seed)
+    z = np.zeros(p)
+    z[rng.choice(p, k, replace=False)] = rng.standard_normal(k)
+    op = subsampled_dct(np.sort(rng.choice(p, n, replace=False)), p)
+    y = op.matvec(z) + 0.01 * rng.standard_normal(n)
+    fits = {}
+    for stall_tol in (0.1, 0.0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            sbl = SparseBayesianLearning(stall_tol=stall_tol, random_state=seed)
+            fits[stall_tol] = sbl.fit(op, y)
+    err = {s: np.linalg.norm(f.coef_ - z) / np.linalg.norm(z) for s, f in fits.items()}
+    assert fits[0.1].n_iter_ < fits[0.0].n_iter_
+    assert err[0.1] < 0.8 * err[0.0] and err[0.1] < 0.07
+    assert fits[0.1].history_["converged"]

@@ -1,0 +1,226 @@
+"""Spike sorting on SpikeInterface's ground-truth recordings, against its sorters.
+
+Recordings from ``spikeinterface.core.generate_ground_truth_recording`` (the
+field's standard simulator: templates from a monopolar model on a generated
+probe, Poisson trains with a refractory period, Gaussian noise of 5 µV) with
+1, 4 and 16 channels and 3 to 10 units, several seeds, are sorted by
+:func:`skunroll.spikes.spikeinterface.sort_recording` (``SpikeSorter``
+defaults) and by SpikeInterface's ``spykingcircus2``, ``tridesclous2`` and
+``simple`` (``si.run_sorter``, folders under /tmp, ``n_jobs`` threads), in
+this process on the same saved recording. Every sorting is scored by
+``compare_sorter_to_ground_truth`` (accuracy per ground-truth unit, spikes
+matched within 0.4 ms). A unit's peak-to-peak amplitude is measured on the
+recording (mean waveform at its ground-truth times, largest channel) in units
+of that channel's noise (MAD / 0.6745).
+
+Printed per recording: wall time, mean accuracy over all units, the smallest
+accuracy over the units of peak-to-peak >= 5x noise ("min acc >=5") and the
+number of those at >= 0.95; then a summary with medians and the ratio of
+wall times to spykingcircus2's.
+
+``--own`` also runs ``bench_convolutional``'s 17-minute single-channel
+recording (skunroll's own simulator): encode + detect events.
+
+Run: ``python benchmarks/bench_spike_sorting.py --quick`` (3 recordings of
+60 s: 1, 4, 16 channels, about 5 min on 2 cores) or without ``--quick``
+(9 recordings: 3 seeds x {1 ch 3 units 60 s, 4 ch 5 units 60 s, 16 ch 10
+units 300 s}).
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import time
+import warnings
+
+import numpy as np
+import spikeinterface.core as sc
+import spikeinterface.sorters as ss
+from spikeinterface.comparison import compare_sorter_to_ground_truth
+
+from skunroll.spikes.spikeinterface import sort_recording
+
+PEERS = ("spykingcircus2", "tridesclous2", "simple")
+ROOT = "/tmp/skunroll_bench_spikes"
+
+
+def recordings(quick, seeds):
+    # (channels, units, seconds, sampling rate)
+    if quick:
+        configs = [
+            (1, 3, 60.0, 10000.0),
+            (4, 5, 60.0, 30000.0),
+            (16, 10, 60.0, 30000.0),
+        ]
+    else:
+        configs = [
+            (1, 3, 60.0, 10000.0),
+            (4, 5, 60.0, 30000.0),
+            (16, 10, 300.0, 30000.0),
+        ]
+    for seed in seeds:
+        for C, U, dur, fs in configs:
+            yield C, U, dur, fs, seed
+
+
+def generate(C, U, dur, fs, seed):
+    probe = {
+        "num_columns": 1 if C == 1 else 2,
+        "xpitch": 20,
+        "ypitch": 20,
+        "contact_shapes": "circle",
+        "contact_shape_params": {"radius": 6},
+    }
+    rec, gt = sc.generate_ground_truth_recording(
+        durations=[dur],
+        sampling_frequency=fs,
+        num_channels=C,
+        num_units=U,
+        generate_probe_kwargs=probe,
+        seed=seed,
+    )
+    folder = os.path.join(ROOT, f"rec_{C}_{U}_{int(dur)}_{seed}")
+    rec = rec.save(folder=folder, overwrite=True, n_jobs=1, progress_bar=False)
+    return rec, gt
+
+
+def unit_snr(rec, gt):
+    """Peak-to-peak of every ground-truth unit's mean waveform on its largest
+    channel, in units of that channel's noise."""
+    X = rec.get_traces()
+    fs = rec.get_sampling_frequency()
+    noise = np.median(np.abs(X - np.median(X, axis=0)), axis=0) / 0.6745
+    nb, na = int(fs * 1e-3), int(fs * 2e-3)
+    sv = gt.to_spike_vector()
+    out = []
+    for u in range(len(gt.unit_ids)):
+        t = sv["sample_index"][sv["unit_index"] == u]
+        t = t[(t >= nb) & (t < len(X) - na)]
+        w = X[t[:, None] + np.arange(-nb, na)].mean(axis=0)
+        out.append(float(np.max((w.max(axis=0) - w.min(axis=0)) / noise)))
+    return np.array(out)
+
+
+def score(gt, sorting):
+    cmp = compare_sorter_to_ground_truth(gt, sorting, exhaustive_gt=True)
+    return cmp.get_performance()["accuracy"].to_numpy(dtype=float)
+
+
+def peer_params(name, fs):
+    """The peers' defaults, but their band-pass filters below the Nyquist
+    frequency at low sampling rates (their upper edges, 6-7 kHz, fail at
+    10 kHz)."""
+    if fs >= 15000:
+        return {}
+    high = 0.45 * fs
+    if name == "spykingcircus2":
+        filtering = ss.get_default_sorter_params(name)["filtering"]
+        return {"filtering": {**filtering, "freq_max": high}}
+    return {"freq_max": high}
+
+
+def run_peer(name, rec, n_jobs):
+    folder = os.path.join(ROOT, name)
+    t0 = time.perf_counter()
+    sorting = ss.run_sorter(
+        name,
+        rec,
+        folder=folder,
+        remove_existing_folder=True,
+        verbose=False,
+        job_kwargs={"n_jobs": n_jobs, "progress_bar": False},
+        **peer_params(name, rec.get_sampling_frequency()),
+    )
+    return sorting, time.perf_counter() - t0
+
+
+def run_skunroll(rec, n_jobs):
+    t0 = time.perf_counter()
+    sorting = sort_recording(rec, random_state=0, n_jobs=n_jobs)
+    return sorting, time.perf_counter() - t0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--peers", nargs="*", default=list(PEERS))
+    parser.add_argument(
+        "--own", action="store_true", help="also the 17-minute single-channel recording"
+    )
+    args = parser.parse_args()
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    warnings.filterwarnings("ignore")
+    os.makedirs(ROOT, exist_ok=True)
+    # compile skunroll's kernels first (numba cache), as the peers' are
+    rec, gt = generate(2, 2, 5.0, 30000.0, 99)
+    run_skunroll(rec, args.n_jobs)
+    print(
+        f"load {os.getloadavg()[0]:.2f}, {args.n_jobs} threads; accuracy per "
+        "ground-truth unit (compare_sorter_to_ground_truth)",
+        flush=True,
+    )
+    header = (
+        f"{'recording':<24} {'sorter':<15} {'wall s':>7} {'mean acc':>8} "
+        f"{'min acc >=5':>11} {'>=0.95':>7}  per-unit accuracy (ptp/noise)"
+    )
+    print(header)
+    results = {}
+    for C, U, dur, fs, seed in recordings(args.quick, seeds):
+        rec, gt = generate(C, U, dur, fs, seed)
+        snr = unit_snr(rec, gt)
+        big = snr >= 5
+        name = f"{C}ch {U}u {int(dur)}s s{seed}"
+        runs = [("skunroll", run_skunroll)] + [
+            (p, lambda r, j, p=p: run_peer(p, r, j)) for p in args.peers
+        ]
+        for sorter, fn in runs:
+            try:
+                sorting, wall = fn(rec, args.n_jobs)
+                acc = score(gt, sorting)
+            except Exception as exc:  # a peer that fails is reported, not fatal
+                print(
+                    f"{name:<24} {sorter:<15} failed: {type(exc).__name__}: "
+                    f"{str(exc)[:80]}",
+                    flush=True,
+                )
+                continue
+            results.setdefault(sorter, []).append((name, wall, acc, big))
+            low = acc[big].min() if big.any() else np.nan
+            units = " ".join(f"{a:.2f}({s:.0f})" for a, s in zip(acc, snr, strict=True))
+            print(
+                f"{name:<24} {sorter:<15} {wall:7.1f} {acc.mean():8.3f} {low:11.3f} "
+                f"{int((acc[big] >= 0.95).sum()):>3}/{int(big.sum()):<3}  {units}",
+                flush=True,
+            )
+        shutil.rmtree(
+            os.path.join(ROOT, f"rec_{C}_{U}_{int(dur)}_{seed}"), ignore_errors=True
+        )
+    print(
+        "\nsummary over recordings (medians; wall ratio to spykingcircus2 on the "
+        "same recording)"
+    )
+    ref = {r[0]: r[1] for r in results.get("spykingcircus2", [])}
+    for sorter, rows in results.items():
+        walls = np.array([r[1] for r in rows])
+        means = np.array([r[2].mean() for r in rows])
+        big_acc = np.concatenate([r[2][r[3]] for r in rows])
+        ratios = [r[1] / ref[r[0]] for r in rows if r[0] in ref]
+        ratio = f"{np.median(ratios):.2f}" if ratios else "-"
+        print(
+            f"  {sorter:<15} wall {np.median(walls):7.1f} s (x{ratio} sc2)  mean "
+            f"acc {means.mean():.3f}  units >=5x noise at >=0.95: "
+            f"{int((big_acc >= 0.95).sum())}/{big_acc.size}, min "
+            f"{big_acc.min() if big_acc.size else np.nan:.3f}"
+        )
+    if args.own:
+        sys.path.insert(0, os.path.dirname(__file__))
+        from bench_convolutional import spike_sorting
+
+        spike_sorting(repeats=3)
+
+
+if __name__ == "__main__":
+    main()
