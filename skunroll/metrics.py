@@ -13,21 +13,32 @@ convolutional kernels have shape ``(n_components, n_times)``,
 * :func:`support_f1` compares the supports of sparse codes.
 * :func:`clustering_accuracy` compares a clustering with class labels, up to a
   relabelling of the clusters.
+* :func:`explained_variance`, :func:`mean_l0`, :func:`dead_fraction`,
+  :func:`babel`, :func:`matched_cosine` and :func:`dictionary_stability` are
+  the scores of sparse autoencoders: reconstruction, sparsity, unused atoms,
+  cumulative coherence, and the agreement of two dictionaries.
 """
 
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from scipy import fft as sp_fft
 from scipy.optimize import linear_sum_assignment
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
-from sklearn.utils.validation import check_array
+from sklearn.utils.validation import check_array, check_is_fitted
 
 __all__ = [
     "atom_recovery_errors",
+    "babel",
     "clustering_accuracy",
+    "dead_fraction",
+    "dictionary_stability",
     "event_detection_f1",
+    "explained_variance",
+    "matched_cosine",
+    "mean_l0",
     "mutual_coherence",
     "recovery_rate",
     "restricted_isometry_constant",
@@ -784,3 +795,373 @@ def clustering_accuracy(y_true, y_pred, *, return_order=False):
     if return_order:
         return accuracy, cols[np.argsort(rows)]
     return accuracy
+
+
+# ------------------------------------------------- sparse autoencoders (SAEs)
+
+
+def _check_codes(codes):
+    """Codes as a finite 2-D float array or CSR matrix (not copied if CSR)."""
+    if sp.issparse(codes):
+        codes = sp.csr_matrix(codes)
+        if codes.ndim != 2:  # pragma: no cover - scipy sparse is 2-D
+            raise ValueError("codes must be 2-D.")
+        if not np.all(np.isfinite(codes.data)):
+            raise ValueError("codes has NaN or infinite values.")
+        if codes.shape[0] == 0 or codes.shape[1] == 0:
+            raise ValueError(f"codes is empty (shape {codes.shape}).")
+        return codes
+    return check_array(codes, dtype=[np.float64, np.float32], input_name="codes")
+
+
+def _nonzeros(codes):
+    """Boolean support of dense codes, or CSR codes without stored zeros."""
+    if sp.issparse(codes):
+        codes = codes.copy()
+        codes.data = (codes.data != 0).astype(np.int8)
+        codes.eliminate_zeros()
+        return codes
+    return codes != 0
+
+
+@validate_params(
+    {"X": ["array-like"], "X_hat": ["array-like"]},
+    prefer_skip_nested_validation=True,
+)
+def explained_variance(X, X_hat):
+    r"""Fraction of the variance of ``X`` explained by a reconstruction.
+
+    .. math::
+
+        R^2 = 1 - \frac{\|X - \hat X\|_F^2}{\|X - \bar X\|_F^2},
+
+    with :math:`\bar X` the mean of every feature (column) over the samples:
+    the variance of all features pooled, the ``multioutput="variance_weighted"``
+    :func:`sklearn.metrics.r2_score`. 1 is a perfect reconstruction, 0 that of
+    the per-feature mean; it is negative for a worse one.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        The data.
+    X_hat : array-like of shape (n_samples, n_features)
+        Its reconstruction, for instance ``est.inverse_transform(codes)``.
+
+    Returns
+    -------
+    r2 : float
+        The explained variance, at most 1.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, an array has NaN or infinite values, or every
+        feature of ``X`` is constant (fewer than two distinct samples), where
+        :math:`R^2` is undefined.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skunroll.metrics import explained_variance
+    >>> X = np.array([[0.0, 1.0], [2.0, 3.0]])
+    >>> explained_variance(X, X)
+    1.0
+    >>> explained_variance(X, np.array([[1.0, 2.0], [1.0, 2.0]]))
+    0.0
+    """
+    X = check_array(X, dtype=np.float64, input_name="X")
+    X_hat = check_array(X_hat, dtype=np.float64, input_name="X_hat")
+    if X.shape != X_hat.shape:
+        raise ValueError(
+            f"X and X_hat must have the same shape, got X of shape {X.shape} and "
+            f"X_hat of shape {X_hat.shape}."
+        )
+    # scaled by the largest entry, so that squares neither overflow nor underflow
+    scale = max(float(np.abs(X).max()), float(np.abs(X_hat).max()))
+    total = np.sum(np.square((X - X.mean(axis=0)) / scale)) if scale > 0 else 0.0
+    if not total > 0:
+        raise ValueError(
+            f"every feature of X (shape {X.shape}) is constant over the samples; "
+            "the explained variance is undefined."
+        )
+    return float(1.0 - np.sum(np.square((X - X_hat) / scale)) / total)
+
+
+@validate_params({"codes": ["array-like", "sparse matrix"]},
+                 prefer_skip_nested_validation=True)  # fmt: skip
+def mean_l0(codes):
+    """Mean number of non-zero codes per sample.
+
+    Parameters
+    ----------
+    codes : {array-like, sparse matrix} of shape (n_samples, n_components)
+        Codes, dense or sparse (stored zeros of a sparse matrix do not count).
+
+    Returns
+    -------
+    l0 : float
+        The mean over the samples of the number of non-zero entries.
+
+    Raises
+    ------
+    ValueError
+        If ``codes`` is not 2-D, is empty or has NaN or infinite values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skunroll.metrics import mean_l0
+    >>> mean_l0(np.array([[0.0, 1.0, 2.0], [0.0, 0.0, 3.0]]))
+    1.5
+    """
+    codes = _nonzeros(_check_codes(codes))
+    n_nonzero = codes.sum() if sp.issparse(codes) else np.count_nonzero(codes)
+    return float(n_nonzero / codes.shape[0])
+
+
+@validate_params({"codes": ["array-like", "sparse matrix"]},
+                 prefer_skip_nested_validation=True)  # fmt: skip
+def dead_fraction(codes):
+    """Fraction of the atoms that no sample uses.
+
+    Parameters
+    ----------
+    codes : {array-like, sparse matrix} of shape (n_samples, n_components)
+        Codes of some samples (for instance an epoch of training data), dense
+        or sparse (stored zeros do not count as use).
+
+    Returns
+    -------
+    fraction : float
+        The fraction in ``[0, 1]`` of the columns of ``codes`` that are zero
+        for every sample.
+
+    Raises
+    ------
+    ValueError
+        If ``codes`` is not 2-D, is empty or has NaN or infinite values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skunroll.metrics import dead_fraction
+    >>> dead_fraction(np.array([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 3.0, 0.0]]))
+    0.5
+    """
+    codes = _nonzeros(_check_codes(codes))
+    used = np.asarray(codes.sum(axis=0)).ravel() > 0
+    return float(1.0 - used.mean())
+
+
+@validate_params(
+    {"D": ["array-like"], "s": [Interval(Integral, 1, None, closed="left")]},
+    prefer_skip_nested_validation=True,
+)
+def babel(D, s):
+    r"""Cumulative coherence (Babel function) of a dictionary.
+
+    .. math::
+
+        \mu_1(s) = \max_{i} \max_{|S| = s,\ i \notin S}
+        \sum_{j \in S} \frac{|\langle d_i, d_j \rangle|}{\|d_i\| \, \|d_j\|},
+
+    the largest total coherence of one atom with ``s`` others [1]_: the sum of
+    the ``s`` largest off-diagonal entries of each row of the absolute Gram
+    matrix of the unit atoms, maximised over the rows. :math:`\mu_1(1)` is the
+    mutual coherence; orthogonal matching pursuit recovers every ``k``-sparse
+    code when :math:`\mu_1(k - 1) + \mu_1(k) < 1`.
+
+    Parameters
+    ----------
+    D : array-like of shape (n_components, n_features)
+        Dictionary, atoms as rows, of any non-zero norms.
+    s : int
+        Number of other atoms, at most ``n_components - 1``.
+
+    Returns
+    -------
+    mu : float
+        :math:`\mu_1(s)`, in ``[0, s]``.
+
+    Raises
+    ------
+    ValueError
+        If ``D`` is not 2-D, has NaN or infinite values or a zero atom, or if
+        ``s`` is not below the number of atoms.
+
+    See Also
+    --------
+    mutual_coherence : :math:`\mu_1(1)`.
+
+    References
+    ----------
+    .. [1] Tropp, "Greed is good: algorithmic results for sparse
+       approximation", IEEE Trans. Inf. Theory 50(10), 2004.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skunroll.metrics import babel
+    >>> D = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> round(babel(D, 1), 4), round(babel(D, 2), 4)
+    (0.7071, 1.4142)
+    """
+    D = _check_array_nd(D, "D", ndims=(2,))
+    if s >= D.shape[0]:
+        raise ValueError(
+            f"s={s} must be smaller than the number of atoms n_components="
+            f"{D.shape[0]} of D (shape {D.shape}): mu_1(s) sums the coherence of "
+            "an atom with s others."
+        )
+    atoms = _normalized_atoms(D, "D")
+    gram = np.minimum(np.abs(atoms @ atoms.T), 1.0)
+    np.fill_diagonal(gram, -1.0)  # never among the s largest
+    largest = -np.partition(-gram, s - 1, axis=1)[:, :s]
+    return float(largest.sum(axis=1).max())
+
+
+def _matched_cosines(D_ref, D, names=("D_ref", "D")):
+    """|cos| of every atom of ``D_ref`` with the atom of ``D`` matched to it by
+    the assignment of largest total |cos| (0 for atoms left unmatched)."""
+    D_ref = _check_array_nd(D_ref, names[0], ndims=(2,))
+    D = _check_array_nd(D, names[1], ndims=(2,))
+    if D_ref.shape[1] != D.shape[1]:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same number of features, "
+            f"got shapes {D_ref.shape} and {D.shape}."
+        )
+    _check_nonzero_atoms(np.abs(D_ref).max(axis=1), names[0])
+    cos = _cosine_matrix(D_ref, D, shift_invariant=False)
+    rows, cols = linear_sum_assignment(cos, maximize=True)
+    matched = np.zeros(D_ref.shape[0])
+    matched[rows] = cos[rows, cols]
+    return matched
+
+
+@validate_params(
+    {"D_ref": ["array-like"], "D": ["array-like"], "per_atom": ["boolean"]},
+    prefer_skip_nested_validation=True,
+)
+def matched_cosine(D_ref, D, *, per_atom=False):
+    r"""Mean absolute cosine of matched atoms of two dictionaries.
+
+    The atoms of ``D`` are matched one-to-one to those of ``D_ref`` by the
+    assignment that maximises the sum of the absolute cosines (Hungarian
+    algorithm, :func:`scipy.optimize.linear_sum_assignment`), so the order of
+    the atoms does not matter; the score is the mean of the matched absolute
+    cosines over the atoms of ``D_ref``, an atom of ``D_ref`` left unmatched
+    (when ``D`` has fewer atoms) counting 0.
+
+    Signs are ignored (absolute cosine): an atom and its negative are the same
+    atom up to the sign of its code, the convention of
+    :func:`atom_recovery_errors`. With non-negative codes the sign matters;
+    compare ``D_ref @ D.T`` then. Scales are ignored too.
+
+    Parameters
+    ----------
+    D_ref : array-like of shape (n_ref_atoms, n_features)
+        Reference atoms as rows (the ground truth, or another fit), non-zero.
+    D : array-like of shape (n_atoms, n_features)
+        Atoms to score; zero atoms are allowed and match nothing.
+    per_atom : bool, default=False
+        Return the matched cosine of every atom of ``D_ref`` instead of the
+        mean.
+
+    Returns
+    -------
+    cosine : float or ndarray of shape (n_ref_atoms,)
+        The mean matched absolute cosine in ``[0, 1]`` (1: every reference
+        atom is in ``D`` up to sign and scale), or the cosine of each
+        reference atom with ``per_atom=True``.
+
+    Raises
+    ------
+    ValueError
+        If an array is not 2-D or has NaN or infinite values, if the numbers
+        of features differ or if ``D_ref`` has a zero atom.
+
+    See Also
+    --------
+    atom_recovery_errors : Matched sines (matching that minimises their sum).
+    dictionary_stability : The matched cosine of two fitted estimators.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skunroll.metrics import matched_cosine
+    >>> D_ref = np.eye(3)
+    >>> matched_cosine(D_ref, -2.0 * D_ref[[2, 0, 1]])
+    1.0
+    >>> matched_cosine(D_ref, D_ref[:2], per_atom=True)
+    array([1., 1., 0.])
+    """
+    matched = _matched_cosines(D_ref, D)
+    return matched if per_atom else float(matched.mean())
+
+
+def _components(est):
+    """The atoms of a fitted estimator, or ``est`` itself if not an estimator."""
+    if not hasattr(est, "fit"):
+        return est
+    check_is_fitted(est, "components_")
+    return est.components_
+
+
+@validate_params(
+    {"est_a": "no_validation", "est_b": "no_validation"},
+    prefer_skip_nested_validation=True,
+)
+def dictionary_stability(est_a, est_b):
+    """Agreement of the dictionaries of two fits: matched absolute cosine.
+
+    The stability of dictionary learning across seeds or subsets of the data
+    [1]_: the atoms of the two dictionaries are matched one-to-one by the
+    Hungarian algorithm on their absolute cosines, and the score is the sum
+    of the matched cosines divided by the larger number of atoms. It is
+    symmetric, 1 for dictionaries equal up to the order, sign and scale of the
+    atoms, near 0 for unrelated ones of many atoms.
+
+    Parameters
+    ----------
+    est_a, est_b : fitted estimator or array-like of shape (n_atoms, n_features)
+        Estimators with ``components_`` (atoms as rows), or the dictionaries
+        themselves.
+
+    Returns
+    -------
+    stability : float
+        In ``[0, 1]``.
+
+    Raises
+    ------
+    NotFittedError
+        If an estimator is not fitted.
+    ValueError
+        If a dictionary is not 2-D, has NaN or infinite values or a zero atom,
+        or if the numbers of features differ.
+
+    See Also
+    --------
+    matched_cosine : The same score against a reference dictionary.
+
+    References
+    ----------
+    .. [1] Fel et al., "Archetypal SAE: adaptive and stable dictionary
+       learning for concept extraction in large vision models", ICML 2025.
+
+    Examples
+    --------
+    >>> from skunroll import UnrolledDictionaryLearning
+    >>> from skunroll.datasets import make_archetypal_data
+    >>> from skunroll.metrics import dictionary_stability
+    >>> X, _, _ = make_archetypal_data(300, random_state=0)
+    >>> a = UnrolledDictionaryLearning(8, max_iter=2, tol=0, random_state=0).fit(X)
+    >>> b = UnrolledDictionaryLearning(8, max_iter=2, tol=0, random_state=1).fit(X)
+    >>> 0.0 <= dictionary_stability(a, b) <= 1.0
+    True
+    """
+    D_a, D_b = _components(est_a), _components(est_b)
+    names = ("est_a", "est_b")
+    if np.ndim(D_a) == 2 and np.ndim(D_b) == 2 and len(D_a) < len(D_b):
+        D_a, D_b, names = D_b, D_a, names[::-1]  # the larger is the reference
+    return float(_matched_cosines(D_a, D_b, names).mean())

@@ -69,6 +69,9 @@ DL_PARAMS = [
     {"encoder": "mp", "positive_code": True, "transform_output": "sparse"},
     {"encoder": "topk", "n_nonzero_coefs": 1, "batch_size": 4},
     {"encoder": "relu", "fit_intercept": True, "gradient": "dec"},
+    {"dictionary": "archetypal"},
+    {"dictionary": "archetypal", "encoder": "mp", "n_nonzero_coefs": 1},
+    {"dictionary": "archetypal", "delta": 0.2, "encoder": "ista", "gradient": "ae-ls"},
 ]
 
 

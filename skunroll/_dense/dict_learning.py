@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._coding.sparse_coding import _sparse_encode
 from .._parallel import N_JOBS, single_threaded_blas
+from .._parts import archetypal
 from .._parts.dictionaries import project_rows
 from .._parts.encoders import ENCODERS, encoder_step
 from .._parts.likelihoods import LIKELIHOODS, check_counts, curvature, mean
@@ -86,6 +87,7 @@ class _TrainingState(TrainingState):
     switched_at: int = 0
     step: float = None  # the encoder's step of the current minibatch
     redraw_due: bool = False  # dead atoms re-drawn after the current minibatch
+    candidates: np.ndarray = None  # the archetypal dictionary's C; None: free
 
     @property
     def D(self):
@@ -128,7 +130,7 @@ class UnrolledDictionaryLearning(
     encoder : {"fista", "ista", "mp", "topk", "relu"}, default="fista"
         Unrolled algorithm; FISTA adds the usual momentum (which does not depend
         on ``D``). The others are the sparse-autoencoder (SAE) encoders of
-        Costa et al. [4]_, with the decoder ``z D + b`` (``b`` the pre-bias,
+        Costa et al. [5]_, with the decoder ``z D + b`` (``b`` the pre-bias,
         see ``fit_intercept``) and atoms kept at unit norm:
 
         - ``"mp"``: matching pursuit unrolled for ``n_nonzero_coefs`` steps.
@@ -262,11 +264,53 @@ class UnrolledDictionaryLearning(
         dict of ``n_iter`` (epoch), ``n_steps``, ``objective`` (of the
         minibatch), ``learning_rate``, ``elapsed`` (s) and ``components``
         (the current dictionary, read-only). Returning True stops training.
+    dictionary : {"free", "archetypal"}, default="free"
+        Parametrisation of the dictionary. ``"free"``: unit-norm atoms,
+        anywhere on the sphere (non-negative with ``positive_dict``).
+        ``"archetypal"`` (A-SAE / RA-SAE [4]_): ``D = normalise(W C + Lambda)``
+        with ``C`` fixed candidate points of the data scaled to unit norm, ``W``
+        row-stochastic (each atom a convex combination of candidates, kept on
+        the simplex by an exact Euclidean projection) and ``Lambda`` a
+        relaxation with ``||Lambda_i||_2 <= delta``; ``W`` and ``Lambda`` are
+        trained from the ``D``-gradient of the encoder, whichever it is. Atoms
+        are unit-norm as in ``"free"``: an atom is the direction of a point of
+        the relaxed convex hull of the candidates, and ``delta`` is relative to
+        unit norm. Each step costs ``O(n_components n_candidates n_features)``
+        more than ``"free"``. It takes neither ``positive_dict`` nor
+        ``dict_init``.
+    n_candidates : int, default=None
+        Number of candidates of ``dictionary="archetypal"`` (ignored
+        otherwise, and when ``candidates`` is an array), drawn from ``X`` (the
+        first batch in ``partial_fit``). ``None`` means ``4 n_components``,
+        at most 4096 and at most the number of samples; a larger value than
+        the number of samples is a ValueError. ``W`` is a dense ``(n_components,
+        n_candidates)`` array, and Adam keeps two float64 moments of it.
+    candidates : {"kmeans", "samples"} or array-like of shape \
+            (n_candidates, n_features), default="kmeans"
+        The candidate points ``C`` of ``dictionary="archetypal"``, scaled to
+        unit norm: k-means centroids of a random subsample of at most
+        ``20 n_candidates`` samples (at most 30 Lloyd iterations), distinct
+        random samples (no clustering: the cheap choice at scale, where
+        k-means of thousands of centroids takes minutes), or the given points
+        (not modified).
+    delta : float, default=0.0
+        Radius of the relaxation of ``dictionary="archetypal"``: 0 keeps the
+        atoms in the cone of the candidates (A-SAE), a positive value lets each
+        move by at most ``delta`` off it before normalisation (RA-SAE).
 
     Attributes
     ----------
     components_ : ndarray of shape (n_components, n_features)
-        The learned atoms (unit-norm rows).
+        The learned atoms (unit-norm rows); with ``dictionary="archetypal"``
+        the fused ``normalise(archetype_weights_ @ candidates_ +
+        relaxation_)``.
+    candidates_ : ndarray of shape (n_candidates, n_features)
+        Only with ``dictionary="archetypal"``: the unit-norm candidate points.
+    archetype_weights_ : ndarray of shape (n_components, n_candidates)
+        Only with ``dictionary="archetypal"``: ``W``, rows on the simplex.
+    relaxation_ : ndarray of shape (n_components, n_features)
+        Only with ``dictionary="archetypal"``: ``Lambda``, rows of norm at most
+        ``delta``.
     intercept_ : ndarray of shape (n_features,)
         The learned pre-bias ``b`` (zeros without ``fit_intercept``), added
         by ``inverse_transform``.
@@ -348,7 +392,10 @@ class UnrolledDictionaryLearning(
     .. [2] Tolooshams, Dey & Ba, "Deep residual autoencoders for expectation
        maximization-inspired dictionary learning", IEEE TNNLS 32(6), 2020.
     .. [3] Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015.
-    .. [4] Costa, Fel, Lubana, Tolooshams & Ba, "From flat to hierarchical:
+    .. [4] Fel, Lubana, Prince, Kowal, Boutin, Papadimitriou, Wang, Wattenberg,
+       Ba & Konkle, "Archetypal SAE: adaptive and stable dictionary learning
+       for concept extraction in large vision models", ICML 2025.
+    .. [5] Costa, Fel, Lubana, Tolooshams & Ba, "From flat to hierarchical:
        extracting sparse representations with matching pursuit", NeurIPS
        2025.
 
@@ -396,6 +443,10 @@ class UnrolledDictionaryLearning(
         "n_jobs": N_JOBS,
         "verbose": ["verbose"],
         "callback": [callable, None],
+        "dictionary": [StrOptions({"free", "archetypal"})],
+        "n_candidates": [Interval(Integral, 1, None, closed="left"), None],
+        "candidates": [StrOptions({"kmeans", "samples"}), "array-like"],
+        "delta": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(
@@ -431,6 +482,10 @@ class UnrolledDictionaryLearning(
         n_jobs=None,
         verbose=0,
         callback=None,
+        dictionary="free",
+        n_candidates=None,
+        candidates="kmeans",
+        delta=0.0,
     ):
         self.n_components = n_components
         self.alpha = alpha
@@ -462,6 +517,10 @@ class UnrolledDictionaryLearning(
         self.n_jobs = n_jobs
         self.verbose = verbose
         self.callback = callback
+        self.dictionary = dictionary
+        self.n_candidates = n_candidates
+        self.candidates = candidates
+        self.delta = delta
 
     # ------------------------------------------------------------ fitting
 
@@ -599,11 +658,16 @@ class UnrolledDictionaryLearning(
         if n_components is None:
             n_components = X.shape[1] if self.dict_init is None else len(self.dict_init)
         net = self._network(n_components, n_features=X.shape[1])
-        params = {}
+        candidates = intercept = None
         if self._autoencoder and self.fit_intercept:
-            params["b"] = np.asarray(X.mean(axis=0), dtype=X.dtype).ravel()
-        if self.dict_init is None:
-            D = _dictionary_from_samples(X, n_components, rng, params.get("b"))
+            intercept = np.asarray(X.mean(axis=0), dtype=X.dtype).ravel()
+        if self.dictionary == "archetypal":
+            params, candidates = archetypal.initial_parameters(
+                X, n_components, self.n_candidates, self._candidates(X), rng
+            )
+            D = params["D"]
+        elif self.dict_init is None:
+            D = _dictionary_from_samples(X, n_components, rng, intercept)
         else:
             D = check_dictionary(self.dict_init, dtype=X.dtype, n_features=X.shape[1])
             if D.shape[0] != n_components:
@@ -612,8 +676,11 @@ class UnrolledDictionaryLearning(
                     f"n_components={n_components}."
                 )
             D = D.copy()
-        project_rows(D, self.positive_dict, rng)
-        params["D"] = D
+        if candidates is None:
+            project_rows(D, self.positive_dict, rng)
+            params = {"D": D}
+        if intercept is not None:
+            params["b"] = intercept
         if ENCODERS[self.encoder].kind == "shallow":
             params["b_enc"] = np.zeros(n_components, dtype=X.dtype)
         gradient = self.gradient
@@ -623,9 +690,7 @@ class UnrolledDictionaryLearning(
                 gradient = "ae-lasso"
         return _TrainingState(
             params=params,
-            optimizers={
-                k: OPTIMIZERS[self.optimizer](p.shape) for k, p in params.items()
-            },
+            optimizers=self._optimizers(params),
             rng=rng,
             learning_rate=float(self.learning_rate),
             curvature=curvature(self.likelihood, self.n_trials, X),
@@ -633,7 +698,31 @@ class UnrolledDictionaryLearning(
             usage=np.zeros(n_components, dtype=np.int64),
             gradient=gradient,
             net=net,
+            candidates=candidates,
         )
+
+    def _optimizers(self, params):
+        """An optimiser per trained array: every one of ``params`` but, for
+        the archetypal dictionary, ``D`` and ``norms``, fused from ``W`` and
+        ``Lambda``."""
+        derived = ("D", "norms") if "W" in params else ()
+        return {
+            name: OPTIMIZERS[self.optimizer](value.shape)
+            for name, value in params.items()
+            if name not in derived
+        }
+
+    def _candidates(self, X):
+        """``candidates`` validated: "kmeans" or an array of X's width."""
+        if isinstance(self.candidates, str):
+            return self.candidates
+        C = check_array(self.candidates, dtype=FLOAT_DTYPES, input_name="candidates")
+        if C.shape[1] != X.shape[1]:
+            raise ValueError(
+                f"candidates has {C.shape[1]} features (shape {C.shape}); X has "
+                f"{X.shape[1]}."
+            )
+        return C
 
     @property
     def _kernel_prior(self):
@@ -659,6 +748,14 @@ class UnrolledDictionaryLearning(
             raise ValueError(
                 "fit_intercept=True (a learned pre-bias) needs one of the "
                 f"encoders 'mp', 'topk', 'relu'; got encoder={self.encoder!r}."
+            )
+        if self.dictionary == "archetypal" and (
+            self.positive_dict or self.dict_init is not None
+        ):
+            raise ValueError(
+                "dictionary='archetypal' keeps the atoms in the hull of its "
+                "candidates; it takes neither positive_dict=True nor dict_init "
+                "(pass candidates= to choose the hull)."
             )
         exact = self.transform_algorithm != "unrolled"
         if exact and (
@@ -758,17 +855,21 @@ class UnrolledDictionaryLearning(
                 state.optimizers[name].step(
                     state.params[name], grads[name], state.learning_rate
                 )
-        state.optimizers["D"].step(state.D, grads["D"], state.learning_rate)
-        project_rows(state.D, self.positive_dict, state.rng)
+        if state.candidates is None:
+            state.optimizers["D"].step(state.D, grads["D"], state.learning_rate)
+            project_rows(state.D, self.positive_dict, state.rng)
+        else:  # the D-gradient, whatever the encoder, pulled back to W, Lambda
+            archetypal.step(
+                state.params, state.candidates, grads["D"], state.optimizers,
+                state.learning_rate, self.delta,
+            )  # fmt: skip
         state.usage += sums.stats["usage"]
         state.samples_since_check += sums.n
         if state.redraw_due:
             self._redraw(state, sums.extra)
 
     def reset_optimizers(self, state):
-        state.optimizers = {
-            k: OPTIMIZERS[self.optimizer](p.shape) for k, p in state.params.items()
-        }
+        state.optimizers = self._optimizers(state.params)
 
     def callback_info(self, state):
         return {"components": state.D}
@@ -805,6 +906,7 @@ class UnrolledDictionaryLearning(
             "n_redrawn_": state.n_redrawn,
             "learning_rate_": state.learning_rate,
             "gradient_": state.gradient,
+            **_archetypal_attributes(state),
         }
 
     def _set_fitted(self, state):
@@ -812,6 +914,8 @@ class UnrolledDictionaryLearning(
         # the step from the warm-started power iteration (which a later
         # partial_fit continues from); fitted_attributes leaves it untouched
         attributes["step_size_"] = self._encoder_step(state)
+        for name in ARCHETYPAL_ATTRIBUTES:  # of an earlier archetypal fit
+            self.__dict__.pop(name, None)
         self.__dict__.update(attributes)
 
     def _encoder_step(self, state, power_vector=None):
@@ -835,6 +939,8 @@ class UnrolledDictionaryLearning(
         dead = np.flatnonzero(state.usage == 0)
         if not state.net.autoencoder:
             dead = np.union1d(dead, _duplicates(state.D, state.usage))
+        if state.candidates is not None:  # atoms snapped onto one vertex
+            dead = np.union1d(dead, archetypal.copies(state.D))
         state.usage[:] = 0
         state.samples_since_check = 0
         if dead.size == 0:
@@ -847,10 +953,14 @@ class UnrolledDictionaryLearning(
         )
         if "b_enc" in state.params:
             state.params["b_enc"][dead] = 0.0
-        for name in ("D", "b_enc"):  # the arrays with a row per atom
-            if hasattr(state.optimizers.get(name), "reset_rows"):
-                state.optimizers[name].reset_rows(dead)
-        project_rows(state.D, self.positive_dict, state.rng)
+        for name, optimizer in state.optimizers.items():
+            # every trained array has a row per atom but the pre-bias b
+            if name != "b" and hasattr(optimizer, "reset_rows"):
+                optimizer.reset_rows(dead)
+        if state.candidates is None:
+            project_rows(state.D, self.positive_dict, state.rng)
+        else:  # onto the candidates closest to the residuals drawn above
+            archetypal.redraw(state.params, state.candidates, dead, state.D[dead])
         state.n_redrawn += dead.size
 
     @property
@@ -1044,6 +1154,18 @@ def _merge_worst(parts):
     norms = np.concatenate([p[1] for p in parts])
     order = np.argsort(norms, kind="stable")[::-1][: parts[0][2]]
     return residual[order], norms[order], parts[0][2]
+
+
+ARCHETYPAL_ATTRIBUTES = ("candidates_", "archetype_weights_", "relaxation_")
+
+
+def _archetypal_attributes(state):
+    if state.candidates is None:
+        return {}
+    values = (state.candidates, state.params["W"], state.params["Lambda"])
+    return {
+        name: v.copy() for name, v in zip(ARCHETYPAL_ATTRIBUTES, values, strict=True)
+    }
 
 
 def _duplicates(D, usage, threshold=DUPLICATE_COHERENCE):

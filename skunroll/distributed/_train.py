@@ -350,10 +350,14 @@ def fit(estimator, X, *, client=None, rows_per_shard=None, sync="gradients",
         )
     if sync not in ("gradients", "average"):
         raise ValueError(f"sync must be 'gradients' or 'average'; got {sync!r}.")
-    if sync == "average" and not isinstance(family, _Dense):
+    if sync == "average" and not (
+        isinstance(family, _Dense)
+        and getattr(estimator, "dictionary", "free") == "free"
+    ):
         raise ValueError(
-            "sync='average' trains UnrolledDictionaryLearning; "
-            f"{type(estimator).__name__} trains with sync='gradients'."
+            "sync='average' trains UnrolledDictionaryLearning with "
+            "dictionary='free'; other estimators and the archetypal dictionary "
+            "train with sync='gradients'."
         )
     if not isinstance(local_steps, int) or local_steps < 1:
         raise ValueError(f"local_steps must be an int >= 1; got {local_steps!r}.")
