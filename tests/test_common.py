@@ -65,13 +65,13 @@ DL_PARAMS = [
     {"prior": "simplex", "n_components": 3},
     {"prior": "two_sided_gaussian", "batch_size": 4},
     {"transform_algorithm": "lasso"},
+    {"dictionary": "archetypal"},
+    {"dictionary": "archetypal", "delta": 0.2, "encoder": "ista", "gradient": "ae-ls"},
     {"encoder": "mp", "n_nonzero_coefs": 1, "fit_intercept": True},
     {"encoder": "mp", "positive_code": True, "transform_output": "sparse"},
     {"encoder": "topk", "n_nonzero_coefs": 1, "batch_size": 4},
     {"encoder": "relu", "fit_intercept": True, "gradient": "dec"},
-    {"dictionary": "archetypal"},
-    {"dictionary": "archetypal", "encoder": "mp", "n_nonzero_coefs": 1},
-    {"dictionary": "archetypal", "delta": 0.2, "encoder": "ista", "gradient": "ae-ls"},
+    {"encoder": "mp", "dictionary": "archetypal", "n_nonzero_coefs": 1},
 ]
 
 

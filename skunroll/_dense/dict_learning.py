@@ -658,16 +658,18 @@ class UnrolledDictionaryLearning(
         if n_components is None:
             n_components = X.shape[1] if self.dict_init is None else len(self.dict_init)
         net = self._network(n_components, n_features=X.shape[1])
-        candidates = intercept = None
+        params = {}
         if self._autoencoder and self.fit_intercept:
-            intercept = np.asarray(X.mean(axis=0), dtype=X.dtype).ravel()
+            params["b"] = np.asarray(X.mean(axis=0), dtype=X.dtype).ravel()
+        candidates = None
         if self.dictionary == "archetypal":
-            params, candidates = archetypal.initial_parameters(
+            arch, candidates = archetypal.initial_parameters(
                 X, n_components, self.n_candidates, self._candidates(X), rng
             )
+            params.update(arch)
             D = params["D"]
         elif self.dict_init is None:
-            D = _dictionary_from_samples(X, n_components, rng, intercept)
+            D = _dictionary_from_samples(X, n_components, rng, params.get("b"))
         else:
             D = check_dictionary(self.dict_init, dtype=X.dtype, n_features=X.shape[1])
             if D.shape[0] != n_components:
@@ -678,9 +680,7 @@ class UnrolledDictionaryLearning(
             D = D.copy()
         if candidates is None:
             project_rows(D, self.positive_dict, rng)
-            params = {"D": D}
-        if intercept is not None:
-            params["b"] = intercept
+            params["D"] = D
         if ENCODERS[self.encoder].kind == "shallow":
             params["b_enc"] = np.zeros(n_components, dtype=X.dtype)
         gradient = self.gradient
@@ -734,6 +734,14 @@ class UnrolledDictionaryLearning(
 
     def _check_compatible(self):
         kernel_prior(self.prior, self.positive_code)  # raises if incompatible
+        if self.dictionary == "archetypal" and (
+            self.positive_dict or self.dict_init is not None
+        ):
+            raise ValueError(
+                "dictionary='archetypal' keeps the atoms in the hull of its "
+                "candidates; it takes neither positive_dict=True nor dict_init "
+                "(pass candidates= to choose the hull)."
+            )
         if self._autoencoder and (
             self.likelihood != "gaussian" or self._kernel_prior not in LASSO_PRIORS
         ):
@@ -748,14 +756,6 @@ class UnrolledDictionaryLearning(
             raise ValueError(
                 "fit_intercept=True (a learned pre-bias) needs one of the "
                 f"encoders 'mp', 'topk', 'relu'; got encoder={self.encoder!r}."
-            )
-        if self.dictionary == "archetypal" and (
-            self.positive_dict or self.dict_init is not None
-        ):
-            raise ValueError(
-                "dictionary='archetypal' keeps the atoms in the hull of its "
-                "candidates; it takes neither positive_dict=True nor dict_init "
-                "(pass candidates= to choose the hull)."
             )
         exact = self.transform_algorithm != "unrolled"
         if exact and (
@@ -782,12 +782,9 @@ class UnrolledDictionaryLearning(
     def prepare(self, state, idx):
         """The encoder's step (warm-started power iteration on ``D``) and
         whether atoms are due to be re-drawn after this minibatch."""
-        state.step = self._encoder_step(state)
-        k = state.D.shape[0]
-        if state.net.autoencoder:  # unused for a whole epoch (20 k samples)
-            period = 20 * k if state.epoch_units is None else state.epoch_units
-        else:
-            period = _redraw_period(k, state.epoch_units)
+        autoencoder = state.net.autoencoder
+        state.step = 1.0 if autoencoder else self._encoder_step(state)
+        period = _redraw_period(state.D.shape[0], state.epoch_units, autoencoder)
         state.redraw_due = state.samples_since_check + idx.size >= period
 
     def gradients(self, state, X, idx):
@@ -817,7 +814,7 @@ class UnrolledDictionaryLearning(
     def _autoencoder_gradients(self, state, X_batch):
         """``gradients`` of the sparse-autoencoder encoders: the dictionary,
         the pre-bias ``b`` and the encoder bias ``b_enc`` (shallow); the
-        atoms' usage and, when atoms are due to be re-drawn, the residuals
+        atoms' usage, and when atoms are due to be re-drawn, the residuals
         ``x - b - z D`` of the worst-reconstructed samples."""
         res = forward_backward(
             X_batch, state.D, state.net, 1.0, state.gradient, self.n_jobs,
@@ -829,17 +826,26 @@ class UnrolledDictionaryLearning(
             grads["b"] = res.grad_intercept
         if "b_enc" in state.params:
             grads["b_enc"] = res.grad_encoder_bias
+        codes = res.codes
+        if sp.issparse(codes):
+            usage = np.bincount(codes.indices, minlength=state.D.shape[0])
+        else:
+            usage = np.count_nonzero(codes, axis=0)
         worst = None
         if state.redraw_due:
-            worst = _worst_autoencoder_residuals(
-                X_batch, res.codes, res.row_loss, state.D, state.params.get("b")
-            )
+
+            def residuals(rows):
+                x = X_batch[rows]
+                x = x.toarray() if sp.issparse(x) else np.array(x)
+                return x - codes[rows] @ state.D - state.params.get("b", 0.0)
+
+            worst = _worst(residuals, res.row_loss, state.D.shape[0])
         return Sums(
             objective=res.data_loss + res.penalty,
             n=X_batch.shape[0],
             grads=grads,
             finite=bool(np.isfinite(res.penalty)),
-            stats={"usage": np.bincount(res.codes.indices, minlength=state.D.shape[0])},
+            stats={"usage": usage},
             extra=worst,
         )
 
@@ -850,11 +856,6 @@ class UnrolledDictionaryLearning(
     def apply(self, state, X, idx, grads, sums):
         """The optimiser's step, the projection onto unit-norm (non-negative)
         atoms and the re-drawing of dead atoms."""
-        for name in ("b", "b_enc"):  # the sparse autoencoders' biases
-            if name in state.params:
-                state.optimizers[name].step(
-                    state.params[name], grads[name], state.learning_rate
-                )
         if state.candidates is None:
             state.optimizers["D"].step(state.D, grads["D"], state.learning_rate)
             project_rows(state.D, self.positive_dict, state.rng)
@@ -863,6 +864,11 @@ class UnrolledDictionaryLearning(
                 state.params, state.candidates, grads["D"], state.optimizers,
                 state.learning_rate, self.delta,
             )  # fmt: skip
+        for name in ("b", "b_enc"):  # the SAE encoders' biases
+            if name in grads:
+                state.optimizers[name].step(
+                    state.params[name], grads[name], state.learning_rate
+                )
         state.usage += sums.stats["usage"]
         state.samples_since_check += sums.n
         if state.redraw_due:
@@ -926,16 +932,17 @@ class UnrolledDictionaryLearning(
         return encoder_step(lipschitz, state.curvature)
 
     def _redraw(self, state, worst):
-        """Re-draw atoms unused over the last ``20 n_components`` samples
-        (or an epoch if shorter), and rarely used near-duplicates, from the
-        residuals of the worst-reconstructed samples of this minibatch
-        (``worst``: their residuals and norms, worst first).
+        """Re-draw dead atoms from the residuals of the worst-reconstructed
+        samples of this minibatch (``worst``: their residuals and losses,
+        worst first; random directions if there are more dead atoms than
+        samples), with fresh optimiser moments (and a zero encoder bias).
 
-        Sparse-autoencoder encoders: atoms unused for a whole epoch
-        (``20 n_components`` samples in ``partial_fit``) restart as the
-        residuals ``x - b - z D`` of the worst-reconstructed samples (largest
-        loss first; random directions if there are more dead atoms than
-        samples) with a zero encoder bias; no near-duplicate rule."""
+        Dead: unused over the last ``20 n_components`` samples or an epoch,
+        whichever is shorter (the SAE encoders: over a whole epoch, or
+        ``20 n_components`` samples in ``partial_fit``); for the proximal
+        encoders also the rarely used near-duplicates (coherent atoms, a
+        parent and its children, are what the SAE encoders are for); for the
+        archetypal dictionary also atoms snapped onto one vertex."""
         dead = np.flatnonzero(state.usage == 0)
         if not state.net.autoencoder:
             dead = np.union1d(dead, _duplicates(state.D, state.usage))
@@ -945,18 +952,17 @@ class UnrolledDictionaryLearning(
         state.samples_since_check = 0
         if dead.size == 0:
             return
-        residual, norms, _ = worst
-        take = residual[: dead.size][norms[: dead.size] > 0]
+        residual, losses, _ = worst
+        take = residual[: dead.size][losses[: dead.size] > 0]
         state.D[dead[: take.shape[0]]] = take
         state.D[dead[take.shape[0] :]] = state.rng.standard_normal(
             (dead.size - take.shape[0], state.D.shape[1])
         )
         if "b_enc" in state.params:
             state.params["b_enc"][dead] = 0.0
-        for name, optimizer in state.optimizers.items():
-            # every trained array has a row per atom but the pre-bias b
-            if name != "b" and hasattr(optimizer, "reset_rows"):
-                optimizer.reset_rows(dead)
+        for name in ("D", "W", "Lambda", "b_enc"):  # the arrays with a row per atom
+            if hasattr(state.optimizers.get(name), "reset_rows"):
+                state.optimizers[name].reset_rows(dead)
         if state.candidates is None:
             project_rows(state.D, self.positive_dict, state.rng)
         else:  # onto the candidates closest to the residuals drawn above
@@ -1117,11 +1123,21 @@ class UnrolledDictionaryLearning(
         return tags
 
 
-def _redraw_period(n_components, n_samples):
+def _redraw_period(n_components, n_samples, autoencoder=False):
     """Samples between checks for dead atoms: ``20 n_components``, or an
-    epoch (``n_samples``; None in ``partial_fit``) if shorter."""
+    epoch (``n_samples``; None in ``partial_fit``) if shorter; for the SAE
+    encoders an epoch (``20 n_components`` in ``partial_fit``)."""
     period = 20 * n_components
-    return period if n_samples is None else min(period, n_samples)
+    if n_samples is None:
+        return period
+    return n_samples if autoencoder else min(period, n_samples)
+
+
+def _worst(residuals, losses, n_components):
+    """``(residuals(rows), losses[rows], n_components)`` of the (at most
+    ``n_components``) rows of largest loss, worst first."""
+    order = np.argsort(losses, kind="stable")[::-1][:n_components]
+    return residuals(order), losses[order], n_components
 
 
 def _worst_residuals(X_batch, codes, D, net):
@@ -1129,21 +1145,7 @@ def _worst_residuals(X_batch, codes, D, net):
     worst-reconstructed samples, worst first, and ``n_components``."""
     residual = X_batch - mean(codes @ D, net.likelihood, net.n_trials)
     norms = np.linalg.norm(residual, axis=1)
-    order = np.argsort(norms, kind="stable")[::-1][: D.shape[0]]
-    return residual[order], norms[order], D.shape[0]
-
-
-def _worst_autoencoder_residuals(X_batch, codes, row_loss, D, intercept):
-    """``_worst_residuals`` of the sparse-autoencoder encoders, from their
-    per-sample losses: ``x - b - z D`` of the (at most ``n_components``)
-    worst-reconstructed samples, worst first, their norms, ``n_components``."""
-    order = np.argsort(row_loss, kind="stable")[::-1][: D.shape[0]]
-    rows = X_batch[order]
-    rows = rows.toarray() if sp.issparse(rows) else np.asarray(rows)
-    residual = rows - codes[order] @ D
-    if intercept is not None:
-        residual -= intercept
-    return residual, np.sqrt(2.0 * row_loss[order]), D.shape[0]
+    return _worst(lambda rows: residual[rows], norms, D.shape[0])
 
 
 def _merge_worst(parts):

@@ -37,18 +37,25 @@ def transform(estimator, X):
     Returns
     -------
     codes : dask.array.Array of shape (n_samples, n_features_out)
-        Not computed; equal to ``estimator.transform(X.compute())``.
+        Not computed; equal to ``estimator.transform(X.compute())``. Sparse
+        codes stay sparse: with ``transform_output="sparse"`` the blocks are
+        scipy CSR matrices (``compute()`` stacks them into one).
     """
     X = as_dask_array(X, "X", ndim=2)
     X = X.rechunk({1: -1})
     n_out = int(estimator._n_features_out)
     dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+    meta = np.empty((0, 0), dtype=dtype)
+    if getattr(estimator, "transform_output", "dense") == "sparse":
+        import scipy.sparse as sp
+
+        meta = sp.csr_matrix((0, 0), dtype=dtype)
     return X.map_blocks(
         _transform_block,
         estimator,
         dtype=dtype,
         chunks=(X.chunks[0], (n_out,)),
-        meta=np.empty((0, 0), dtype=dtype),
+        meta=meta,
     )
 
 

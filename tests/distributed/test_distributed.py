@@ -94,6 +94,41 @@ def test_dense_redrawn_atoms_equal_local(client, data):
     np.testing.assert_allclose(est.components_, local.components_, atol=1e-10)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"encoder": "mp", "n_nonzero_coefs": 3, "fit_intercept": True},
+        {"encoder": "topk", "n_nonzero_coefs": 3},
+        {"encoder": "relu", "fit_intercept": True},
+        {"dictionary": "archetypal", "n_candidates": 40},
+        {"encoder": "mp", "n_nonzero_coefs": 2, "dictionary": "archetypal"},
+    ],
+)
+def test_every_encoder_and_dictionary_equals_local(client, data, params):
+    local = _dl(**params).fit(data)
+    est = sd.fit(_dl(**params), da.from_array(data, chunks=90), client=client)
+    np.testing.assert_allclose(est.components_, local.components_, atol=1e-10)
+    for name in ("intercept_", "encoder_bias_", "archetype_weights_"):
+        if getattr(local, name, None) is not None:
+            np.testing.assert_allclose(getattr(est, name), getattr(local, name),
+                                       atol=1e-10)  # fmt: skip
+    assert est.n_redrawn_ == local.n_redrawn_
+
+
+def test_sparse_codes_stay_sparse(client, data):
+    import scipy.sparse as sp
+
+    est = _dl(encoder="mp", n_nonzero_coefs=3, transform_output="sparse").fit(data)
+    codes = sd.transform(est, da.from_array(data, chunks=100))
+    assert isinstance(codes._meta, sp.csr_matrix)
+    blocks = codes.to_delayed().ravel()
+    assert all(sp.issparse(b.compute()) for b in blocks)
+    np.testing.assert_allclose(
+        sp.vstack([b.compute() for b in blocks]).toarray(),
+        est.transform(data).toarray(),
+    )
+
+
 def test_mixmate_fit_equals_local(client, data):
     rng = np.random.default_rng(0)
     init = rng.standard_normal((2, 8, data.shape[1]))
