@@ -32,7 +32,7 @@ Parts (select with ``--part``):
        (orthogonal to the first 48 features, where the data live), so no
        code uses them. Per epoch: the fraction of atoms no code uses, R^2
        and the recovery rate of the planted atoms, with the re-draw as
-       shipped and with it switched off (``_redraw_unused`` replaced by a
+       shipped and with it switched off (``_redraw`` replaced by a
        no-op in this process), medians over 3 seeds.
 
 ``s``  Streaming: a ``numpy.memmap`` of 1,000,000 x 768 float32 (3 GB, written
@@ -355,7 +355,7 @@ def part_d(args):
     from skunroll.datasets import make_dictionary, make_sparse_coded_data
     from skunroll.metrics import recovery_rate
 
-    shipped = dict_learning.UnrolledDictionaryLearning._redraw_unused
+    shipped = dict_learning.UnrolledDictionaryLearning._redraw
     print("| encoder | re-draw | epoch | unused atoms | R^2 | recovery rate |")
     print("|---|---|---|---|---|---|")
     for encoder in ("mp", "topk"):
@@ -371,7 +371,7 @@ def part_d(args):
                 init = rng.standard_normal((128, 64))
                 init[:32, :48] = 0.0  # outside the data's span: never used
                 init /= np.linalg.norm(init, axis=1, keepdims=True)
-                dict_learning.UnrolledDictionaryLearning._redraw_unused = (
+                dict_learning.UnrolledDictionaryLearning._redraw = (
                     shipped if redraw else lambda *a: None
                 )
                 for e, n_epochs in enumerate(EPOCHS_D):
@@ -387,7 +387,7 @@ def part_d(args):
                     residual = X - dl.inverse_transform(codes)
                     r2 = 1 - np.sum(residual**2) / np.sum((X - X.mean(axis=0)) ** 2)
                     table[seed, e] = unused, r2, recovery_rate(D, dl.components_)
-            dict_learning.UnrolledDictionaryLearning._redraw_unused = shipped
+            dict_learning.UnrolledDictionaryLearning._redraw = shipped
             med = np.median(table, axis=0)
             for e, n_epochs in enumerate(EPOCHS_D):
                 u, r2, rec = med[e]

@@ -130,7 +130,7 @@ class UnrolledDictionaryLearning(
     encoder : {"fista", "ista", "mp", "topk", "relu"}, default="fista"
         Unrolled algorithm; FISTA adds the usual momentum (which does not depend
         on ``D``). The others are the sparse-autoencoder (SAE) encoders of
-        Costa et al. [4]_, with the decoder ``z D + b`` (``b`` the pre-bias,
+        Costa et al. [5]_, with the decoder ``z D + b`` (``b`` the pre-bias,
         see ``fit_intercept``) and atoms kept at unit norm:
 
         - ``"mp"``: matching pursuit unrolled for ``n_nonzero_coefs`` steps.
