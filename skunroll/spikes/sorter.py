@@ -465,7 +465,7 @@ class SpikeSorter(BaseEstimator):
         self._log(f"kernels trained ({cdl.n_iter_} epochs)")
 
         events = self._deconvolve(XnT)
-        self._log(f"{len(events)} events from the deconvolution")
+        self._log(f"{len(events[0])} events from the deconvolution")
         self._fit_units(XnT, events, rng)
         times, labels = self._label(XnT, events)
         self.spike_times_, self.labels_ = times, labels
