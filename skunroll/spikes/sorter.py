@@ -86,7 +86,7 @@ class SpikeSorter(BaseEstimator):
     detect_threshold : float, default=5.0
         Threshold crossings that seed the kernels: deflections beyond this
         many noise levels (in the direction of ``peak_sign``).
-    threshold : float, default=5.0
+    threshold : float, default=5.5
         A spike is a code entry whose kernel correlation exceeds this many
         times that correlation's robust noise level :math:`\sigma_k` (the MAD
         of the kernel's matched filter on the recording): the code is kept if
@@ -251,7 +251,7 @@ class SpikeSorter(BaseEstimator):
         n_kernels="auto",
         max_kernels=24,
         detect_threshold=5.0,
-        threshold=5.0,
+        threshold=5.5,
         alpha="auto",
         peak_sign="neg",
         freq_band=(300.0, 6000.0),
@@ -465,7 +465,7 @@ class SpikeSorter(BaseEstimator):
         self._log(f"kernels trained ({cdl.n_iter_} epochs)")
 
         events = self._deconvolve(XnT)
-        self._log(f"{len(events)} events from the deconvolution")
+        self._log(f"{len(events[0])} events from the deconvolution")
         self._fit_units(XnT, events, rng)
         times, labels = self._label(XnT, events)
         self.spike_times_, self.labels_ = times, labels
