@@ -121,11 +121,15 @@ def _light_state(state):
     return light
 
 
-def _shard_gradients(model, state, shard, idx, s):
-    """On a worker: the summed gradients of the rows ``idx`` of ``shard``
-    (the ``s``-th)."""
+def _shard_gradients(model, state, shards, parts, numbers):
+    """On a worker: the summed gradients of the rows ``parts[i]`` of
+    ``shards[i]``, added there (one ``Sums`` per worker travels back)."""
     with single_threaded_blas():
-        return model.gradients(state, shard, idx)
+        sums = [
+            model.gradients(state, x, rows)
+            for x, rows in zip(shards, parts, strict=True)
+        ]
+    return combine_sums(sums, getattr(model, "combine_extra", None))
 
 
 class ShardedModel:
@@ -139,39 +143,61 @@ class ShardedModel:
         self._bounds = bounds
         self._stats = stats
         self._timeout = timeout
+        self._by_worker = None
         self._model_future = client.scatter(model, broadcast=True, hash=False)
 
     def __getattr__(self, name):
         return getattr(self._model, name)
 
-    def _round(self, fn, sent, idx, *args):
-        """``fn(model, sent, shard, rows, *args, seed)`` on every shard that
-        holds rows of ``idx``; their results in shard order. The state is
-        sent with each task (not scattered: a scattered copy on a worker that
-        dies cannot be recomputed, and a broadcast waits for every worker)."""
+    def _groups(self):
+        """The shards by the worker that holds them (in shard order), so that
+        each worker adds its shards' sums before sending them: one gradient
+        per worker and step travels, not one per shard."""
+        if self._by_worker is None:
+            holders = self._client.who_has(self._shards)
+            groups = {}
+            for s, shard in enumerate(self._shards):
+                where = sorted(holders.get(shard.key, ())) or [None]
+                groups.setdefault(where[0], []).append(s)
+            self._by_worker = list(groups.items())
+        return self._by_worker
+
+    def _round(self, fn, sent, idx, groups, *args):
+        """``fn(model, sent, shards, rows, *args, numbers)`` for every group
+        of shards (``(worker, shard numbers)``) that holds rows of ``idx``,
+        run on that worker if it is alive; their results in group order. The
+        state is sent with each task (not scattered: a scattered copy on a
+        worker that dies cannot be recomputed, and a broadcast waits for
+        every worker)."""
         from distributed import wait
 
         start = time.perf_counter()
         sent_bytes = len(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL))
         futures = []
-        for s, (shard, (lo, hi)) in enumerate(
-            zip(self._shards, self._bounds, strict=True)
-        ):
-            part = idx[(idx >= lo) & (idx < hi)] - lo
-            if part.size:
-                futures.append(
-                    self._client.submit(
-                        fn,
-                        self._model_future,
-                        sent,
-                        shard,
-                        part,
-                        *args,
-                        s,
-                        pure=False,
-                    )  # fmt: skip
-                )
-                self._stats.bytes_sent += sent_bytes + part.nbytes
+        for worker, numbers in groups:
+            parts = []
+            for s in numbers:
+                lo, hi = self._bounds[s]
+                parts.append(idx[(idx >= lo) & (idx < hi)] - lo)
+            keep = [i for i, part in enumerate(parts) if part.size]
+            if not keep:
+                continue
+            place = {} if worker is None else {"workers": [worker]}
+            futures.append(
+                self._client.submit(
+                    fn,
+                    self._model_future,
+                    sent,
+                    [self._shards[numbers[i]] for i in keep],
+                    [parts[i] for i in keep],
+                    *args,
+                    [numbers[i] for i in keep],
+                    **place,
+                    allow_other_workers=bool(place),
+                    pure=False,
+                )  # fmt: skip
+            )
+            self._stats.bytes_sent += sent_bytes + sum(parts[i].nbytes for i in keep)
         try:
             wait(futures, timeout=self._timeout)
         except TimeoutError as exc:
@@ -190,14 +216,16 @@ class ShardedModel:
         return parts
 
     def gradients(self, state, data, idx):
-        parts = self._round(_shard_gradients, _light_state(state), idx)
+        parts = self._round(_shard_gradients, _light_state(state), idx, self._groups())
         return combine_sums(parts, getattr(self._model, "combine_extra", None))
 
 
-def _shard_local_steps(model, state, shard, idx, trainer, local_steps, seeds, s):
+def _shard_local_steps(model, state, shards, parts, trainer, local_steps, seeds,
+                       numbers):  # fmt: skip
     """On a worker: ``local_steps`` optimiser steps of the model on the rows
-    ``idx`` of its shard (in that many minibatches); the parameters' change,
-    the optimiser and the summed objective."""
+    of its one shard (in that many minibatches); the parameters' change, the
+    optimiser and the summed objective."""
+    (shard,), (idx,), (s,) = shards, parts, numbers
     state = copy.deepcopy(state)
     state.rng = np.random.RandomState(seeds[s])
     start = {k: v.copy() for k, v in state.params.items()}
@@ -244,7 +272,8 @@ class AveragingModel(ShardedModel):
         sent.previous = None
         sent.objective_history = []
         seeds = state.rng.randint(np.iinfo(np.int32).max, size=len(self._shards))
-        parts = self._round(_shard_local_steps, sent, idx, self._trainer,
+        each = [(None, [s]) for s in range(len(self._shards))]  # local steps apiece
+        parts = self._round(_shard_local_steps, sent, idx, each, self._trainer,
                             self._local_steps, seeds)  # fmt: skip
         return combine_sums(parts, lambda extras: [o for e in extras for o in e])
 
