@@ -315,11 +315,18 @@ def fit(estimator, X, *, client=None, rows_per_shard=None, sync="gradients",
 
     Parameters
     ----------
-    estimator : UnrolledDictionaryLearning or MixMateClustering
+    estimator : UnrolledDictionaryLearning, MixMateClustering or \
+            ConvolutionalDictionaryLearning
         The estimator to fit, in place (as ``estimator.fit(X)``).
-    X : dask.array.Array or array-like of shape (n_samples, n_features)
-        Training data; a numpy array is split into blocks and sent to the
-        workers once.
+        ``MixMateClustering`` needs ``n_init=1`` (with a string ``init``
+        its first clustering is that of 10,000 random rows);
+        ``ConvolutionalDictionaryLearning`` takes 1-D kernels and keeps no
+        warm starts between epochs (the fit equals the local one with
+        ``code_warm_start=False``).
+    X : dask.array.Array or array-like
+        Training data: rows ``(n_samples, n_features)``, or signals
+        ``(n_signals, [n_channels,] n_times)`` for the convolutional model;
+        a numpy array is split into blocks and sent to the workers once.
     client : distributed.Client, default=None
         The cluster; None uses the current client (``distributed.get_client``).
     rows_per_shard : int, default=None
