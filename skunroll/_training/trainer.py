@@ -105,8 +105,11 @@ def combine_sums(parts, combine_extra=None):
     parts = list(parts)
     if not parts:
         raise ValueError("combine_sums needs at least one part")
-    grads = {k: sum(p.grads[k] for p in parts[1:]) + parts[0].grads[k]
-             for k in parts[0].grads}  # fmt: skip
+    grads = {}
+    for k, first in parts[0].grads.items():
+        grads[k] = first.copy()
+        for p in parts[1:]:
+            grads[k] += p.grads[k]
     stats = {}
     for p in parts:
         for key, value in p.stats.items():

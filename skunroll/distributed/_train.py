@@ -40,10 +40,13 @@ class DistributedFitStats:
     ``n_steps`` optimiser steps; ``bytes_sent`` / ``bytes_received``: the
     pickled parameters and minibatch indices sent to the workers and the
     pickled ``Sums`` they returned, summed over the steps (the data never
-    travels); ``seconds`` the wall time of the training; ``n_shards`` the
+    travels; counted only with ``measure_bytes``, which ``fit`` sets when
+    the stats are returned: it pickles each message once more on the
+    client); ``seconds`` the wall time of the training; ``n_shards`` the
     blocks of rows held on the workers.
     """
 
+    measure_bytes: bool = True
     n_steps: int = 0
     n_shards: int = 0
     bytes_sent: int = 0
@@ -108,17 +111,24 @@ class Rows:
         return np.asarray(da.argtopk(energy, n_top).compute())
 
 
-def _light_state(state):
+def _light_state(state, optimizers=False):
     """What the workers need of the training state: everything but the
-    optimiser's moments, the snapshot, the history and the warm starts."""
+    optimiser's moments (unless ``optimizers``: the local steps of periodic
+    averaging take them), the snapshot, the history, the random stream and
+    the warm starts."""
     light = copy.copy(state)
-    light.optimizers = {}
+    if not optimizers:
+        light.optimizers = {}
     light.previous = None
     light.objective_history = []
     light.rng = None  # the gradients draw nothing
     if hasattr(light, "codes"):
         light.codes = None
     return light
+
+
+def _pickled_size(obj):
+    return len(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _shard_gradients(model, state, shards, parts, numbers):
@@ -172,7 +182,8 @@ class ShardedModel:
         from distributed import wait
 
         start = time.perf_counter()
-        sent_bytes = len(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL))
+        measure = self._stats.measure_bytes
+        sent_bytes = _pickled_size(sent) if measure else 0
         futures = []
         for worker, numbers in groups:
             parts = []
@@ -197,7 +208,10 @@ class ShardedModel:
                     pure=False,
                 )  # fmt: skip
             )
-            self._stats.bytes_sent += sent_bytes + sum(parts[i].nbytes for i in keep)
+            if measure:
+                self._stats.bytes_sent += sent_bytes + sum(
+                    parts[i].nbytes for i in keep
+                )
         try:
             wait(futures, timeout=self._timeout)
         except TimeoutError as exc:
@@ -208,9 +222,8 @@ class ShardedModel:
                 "for the workers"
             ) from exc
         parts = self._client.gather(futures)
-        self._stats.bytes_received += sum(
-            len(pickle.dumps(p, protocol=pickle.HIGHEST_PROTOCOL)) for p in parts
-        )
+        if measure:
+            self._stats.bytes_received += sum(_pickled_size(p) for p in parts)
         self._stats.n_steps += 1
         self._stats.step_seconds.append(time.perf_counter() - start)
         return parts
@@ -268,9 +281,7 @@ class AveragingModel(ShardedModel):
         """Nothing: each shard prepares its own local steps."""
 
     def gradients(self, state, data, idx):
-        sent = copy.copy(state)
-        sent.previous = None
-        sent.objective_history = []
+        sent = _light_state(state, optimizers=True)
         seeds = state.rng.randint(np.iinfo(np.int32).max, size=len(self._shards))
         each = [(None, [s]) for s in range(len(self._shards))]  # local steps apiece
         parts = self._round(_shard_local_steps, sent, idx, each, self._trainer,
@@ -398,7 +409,7 @@ def fit(estimator, X, *, client=None, rows_per_shard=None, sync="gradients",
     if not isinstance(local_steps, int) or local_steps < 1:
         raise ValueError(f"local_steps must be an int >= 1; got {local_steps!r}.")
     client = get_client(client)
-    stats = DistributedFitStats()
+    stats = DistributedFitStats(measure_bytes=return_stats)
     averaging = local_steps if sync == "average" else None
     _fit_atomic(estimator, family, client, X, rows_per_shard, stats, averaging,
                 timeout)  # fmt: skip
@@ -465,7 +476,6 @@ class _Dense:
         X = _float_dtype(X)
         _check_blocks(client, est, X)
         est._validate_X(np.zeros((1, X.shape[1]), X.dtype), reset=True)
-        est.n_features_in_ = X.shape[1]
         return X
 
     def start(self, est, rows):
@@ -512,7 +522,6 @@ class _MixMate:
             )
         X = _float_dtype(X)
         est._validate_X(np.zeros((1, X.shape[1]), X.dtype), reset=True)
-        est.n_features_in_ = X.shape[1]
         return X
 
     def start(self, est, rows):
