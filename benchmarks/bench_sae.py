@@ -302,6 +302,10 @@ def part_a(args):
                         float(np.mean(cos)),
                         float(np.min(cos)),
                         float(explained_variance(X, X_hat)),
+                        # the defaults' layout: parents, children, singletons
+                        float(np.mean(cos[:3])),
+                        float(np.mean(cos[3:12])),
+                        float(np.mean(cos[12:])),
                     )
                 )
         for name in methods:
@@ -311,7 +315,9 @@ def part_a(args):
             print(
                 f"coherence {coherence:.1f}  {name:8s} matched cosine "
                 f"{med[0]:.3f} (seeds: {np.round(values[:, 0], 3).tolist()}, "
-                f"worst feature {med[1]:.3f})  R2 {med[2]:.3f}",
+                f"worst feature {med[1]:.3f})  R2 {med[2]:.3f}  by group: "
+                f"parents {med[3]:.3f}, children {med[4]:.3f}, singletons "
+                f"{med[5]:.3f}",
                 flush=True,
             )
     print(f"load after {os.getloadavg()}")
