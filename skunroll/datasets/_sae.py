@@ -194,10 +194,12 @@ def make_sae_hierarchy(
 
     Notes
     -----
-    Before version 0.1's paper-aligned defaults this function drew the
-    ``"nested"`` toy with 8 parents of 4 children, no singletons, 64
-    features, two active parents per sample, ``child_probability=0.75`` and
-    ``code_range=(1.0, 2.0)``; those arguments give the same arrays again.
+    The first version of this function drew the ``"nested"`` toy with 8
+    parents of 4 children, no singletons, 64 features, two active parents
+    per sample, ``child_probability=0.75`` and ``code_range=(1.0, 2.0)``:
+    ``make_sae_hierarchy(n, 64, 8, 4, coherence, noise, seed,
+    n_singletons=0, n_active_parents=2, child_probability=0.75,
+    code_range=(1.0, 2.0), geometry="nested")`` gives the same arrays again.
 
     References
     ----------
