@@ -86,7 +86,8 @@ class _TrainingState(TrainingState):
     previous_period_objective: float = np.nan
     switched_at: int = 0
     step: float = None  # the encoder's step of the current minibatch
-    redraw_due: bool = False  # dead atoms re-drawn after the current minibatch
+    redraw_due: bool = False  # dead atoms looked for after the current minibatch
+    pending_redraw: tuple = None  # (dead atoms, worst residuals): before the next
     candidates: np.ndarray = None  # the archetypal dictionary's C; None: free
 
     @property
@@ -780,8 +781,13 @@ class UnrolledDictionaryLearning(
         return X.shape[0]
 
     def prepare(self, state, idx):
-        """The encoder's step (warm-started power iteration on ``D``) and
-        whether atoms are due to be re-drawn after this minibatch."""
+        """The dead atoms found after the previous minibatch re-drawn (so that
+        a re-drawn atom is always trained: none is left untrained at the end
+        of ``fit``), the encoder's step (warm-started power iteration on
+        ``D``) and whether dead atoms are looked for after this minibatch."""
+        if state.pending_redraw is not None:
+            self._redraw(state, *state.pending_redraw)
+            state.pending_redraw = None
         autoencoder = state.net.autoencoder
         state.step = 1.0 if autoencoder else self._encoder_step(state)
         period = _redraw_period(state.D.shape[0], state.epoch_units, autoencoder)
@@ -855,7 +861,7 @@ class UnrolledDictionaryLearning(
 
     def apply(self, state, X, idx, grads, sums):
         """The optimiser's step, the projection onto unit-norm (non-negative)
-        atoms and the re-drawing of dead atoms."""
+        atoms and the search for dead atoms (re-drawn before the next step)."""
         if state.candidates is None:
             state.optimizers["D"].step(state.D, grads["D"], state.learning_rate)
             project_rows(state.D, self.positive_dict, state.rng)
@@ -872,7 +878,9 @@ class UnrolledDictionaryLearning(
         state.usage += sums.stats["usage"]
         state.samples_since_check += sums.n
         if state.redraw_due:
-            self._redraw(state, sums.extra)
+            dead = self._dead_atoms(state)
+            if dead.size:
+                state.pending_redraw = (dead, sums.extra)
 
     def reset_optimizers(self, state):
         state.optimizers = self._optimizers(state.params)
@@ -931,11 +939,8 @@ class UnrolledDictionaryLearning(
         lipschitz = _lipschitz_from_gram(_smaller_gram(state.D), v=v)
         return encoder_step(lipschitz, state.curvature)
 
-    def _redraw(self, state, worst):
-        """Re-draw dead atoms from the residuals of the worst-reconstructed
-        samples of this minibatch (``worst``: their residuals and losses,
-        worst first; random directions if there are more dead atoms than
-        samples), with fresh optimiser moments (and a zero encoder bias).
+    def _dead_atoms(self, state):
+        """The atoms to re-draw; the usage counts start again.
 
         Dead: unused over the last ``20 n_components`` samples or an epoch,
         whichever is shorter (the SAE encoders: over a whole epoch, or
@@ -950,8 +955,16 @@ class UnrolledDictionaryLearning(
             dead = np.union1d(dead, archetypal.copies(state.D))
         state.usage[:] = 0
         state.samples_since_check = 0
-        if dead.size == 0:
-            return
+        return dead
+
+    def _redraw(self, state, dead, worst):
+        """Re-draw the ``dead`` atoms from the residuals of the
+        worst-reconstructed samples of the minibatch that found them
+        (``worst``: their residuals and losses, worst first; random
+        directions if there are more dead atoms than samples), with fresh
+        optimiser moments. A re-drawn atom's encoder bias (ReLU, TopK) is the
+        median of the live atoms' biases: a zero bias among negative ones
+        would let the new atom fire on every sample until Adam moves it."""
         residual, losses, _ = worst
         take = residual[: dead.size][losses[: dead.size] > 0]
         state.D[dead[: take.shape[0]]] = take
@@ -959,7 +972,10 @@ class UnrolledDictionaryLearning(
             (dead.size - take.shape[0], state.D.shape[1])
         )
         if "b_enc" in state.params:
-            state.params["b_enc"][dead] = 0.0
+            b_enc = state.params["b_enc"]
+            live = np.ones(b_enc.size, bool)
+            live[dead] = False
+            b_enc[dead] = np.median(b_enc[live]) if live.any() else 0.0
         for name in ("D", "W", "Lambda", "b_enc"):  # the arrays with a row per atom
             if hasattr(state.optimizers.get(name), "reset_rows"):
                 state.optimizers[name].reset_rows(dead)

@@ -22,7 +22,7 @@ from skunroll.datasets import (
     make_sae_hierarchy,
     make_sparse_coded_data,
 )
-from skunroll.metrics import atom_recovery_errors, matched_cosine
+from skunroll.metrics import atom_recovery_errors, explained_variance, matched_cosine
 
 N, M, K = 6, 5, 9
 SAE = ["mp", "topk", "relu"]
@@ -344,12 +344,50 @@ def test_dead_atoms_are_redrawn_from_the_worst_samples():
     init[:4, -3:] = rng.standard_normal((4, 3))  # dead: outside the data's span
     init = _unit(init)
     dl = UnrolledDictionaryLearning(12, encoder="mp", n_nonzero_coefs=2, dict_init=init,
-                                    max_iter=6, tol=0, learning_rate=0.01,
+                                    max_iter=8, tol=0, learning_rate=0.01,
                                     random_state=0).fit(X)  # fmt: skip
     assert dl.n_redrawn_ >= 4
     used = np.count_nonzero(dl.transform(X), axis=0)
     assert np.all(used > 0)
     assert np.abs(dl.components_[:4, -3:]).max() < 0.2
+
+
+def test_atoms_found_dead_at_the_end_of_fit_are_not_left_untrained():
+    """Dead atoms are re-drawn before the next step, never after the last
+    one: a one-epoch fit keeps its dead atoms (unused), a two-epoch fit
+    re-draws them at the start of the second epoch and trains them. ReLU
+    atoms with a negative correlation to every (non-negative) sample never
+    fire and get no gradient."""
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.standard_normal((1500, 10)))
+    init = _unit(np.abs(rng.standard_normal((12, 10))))
+    init[:4] = -_unit(np.abs(rng.standard_normal((4, 10))))  # dead
+    kw = dict(encoder="relu", dict_init=init, positive_code=True, tol=0,
+              fit_intercept=False, optimizer="sgd", learning_rate=0.01,
+              random_state=0)  # fmt: skip
+    one = UnrolledDictionaryLearning(12, max_iter=1, **kw).fit(X)
+    assert one.n_redrawn_ == 0
+    np.testing.assert_allclose(one.components_[:4], init[:4], atol=1e-12)
+    assert np.all(one.transform(X)[:, :4] == 0)  # still dead, and harmless
+    two = UnrolledDictionaryLearning(12, max_iter=2, **kw).fit(X)
+    assert two.n_redrawn_ >= 4
+    assert np.all(np.count_nonzero(two.transform(X)[:, :4], axis=0) > 0)
+
+
+def test_relu_fit_ends_with_trained_atoms():
+    """Regression: ReLU atoms re-drawn after the last epoch with a zero
+    encoder bias (the live ones' biases are negative) fired on every sample,
+    and the fitted model's R^2 on its training data was -3.1 while its last
+    epoch's loss was 0.18 (the paper's toy at coherence 0.8, 80 atoms)."""
+    X, _, _ = make_sae_hierarchy(20_000, coherence=0.8, random_state=0)
+    dl = UnrolledDictionaryLearning(80, encoder="relu", positive_code=True,
+                                    fit_intercept=True, max_iter=40, tol=0,
+                                    learning_rate=0.01, batch_size=256,
+                                    random_state=0).fit(X)  # fmt: skip
+    assert dl.n_redrawn_ > 0
+    codes = dl.transform(X)
+    assert explained_variance(X, dl.inverse_transform(codes)) > 0.95
+    assert np.count_nonzero(codes, axis=1).mean() < 5
 
 
 def test_non_unit_dict_init_is_normalised_and_not_modified(planted):
