@@ -164,13 +164,17 @@ class _Tasks:
             sq = d.X.multiply(d.X).tocsr().astype(np.float64)
             return np.asarray((sp.csr_matrix(masks) @ sq).todense())
         if n * p <= EXACT_DIAG_BUDGET:
+            # rows of Phi by blocks of at most 2^18 entries: this was the
+            # largest allocation of a CoFEM fit (three 8 MB arrays at p = 4,096
+            # with blocks of 256 rows)
             col2 = np.zeros((self.n_tasks, p))
-            for start in range(0, n, BLOCK):
-                stop = min(start + BLOCK, n)
+            block = max(1, min(BLOCK, 2**18 // p))
+            for start in range(0, n, block):
+                stop = min(start + block, n)
                 eye = np.zeros((stop - start, n), dtype=self.dtype)
                 eye[np.arange(stop - start), np.arange(start, stop)] = 1
                 rows = d.rmatmat(eye).astype(np.float64)  # rows of Phi
-                col2 += masks[:, start:stop] @ rows**2
+                col2 += masks[:, start:stop] @ np.square(rows, out=rows)
             return col2
         out = []
         for t in range(self.n_tasks):
@@ -255,7 +259,9 @@ def _estep_exact_pairs(tasks, pairs, lam, active, beta, need_loglik, explicit=Fa
     return _PairMoments(mu, sd, rss, loglik if need_loglik else None)
 
 
-def _estep_cofem_pairs(tasks, pairs, lam, active, beta, col2, PhiTY, probes, opts):
+def _estep_cofem_pairs(
+    tasks, pairs, lam, active, beta, col2, PhiTY, probes, opts, need_loglik=True
+):
     """CoFEM moments of the pairs (task, cluster), by blocks of whole pairs.
 
     Each pair's system ``A = beta Phi_t^T Phi_t + diag(lambda_k)`` (active
@@ -267,7 +273,8 @@ def _estep_cofem_pairs(tasks, pairs, lam, active, beta, col2, PhiTY, probes, opt
     (stochastic Lanczos quadrature) and ``log det A = sum log d + mean_z
     ||z||^2 e_1^T log(T_z) e_1``. The probes of a task are the same for every
     cluster (common random numbers: the responsibilities depend on the
-    differences of the log-likelihoods).
+    differences of the log-likelihoods). Without ``need_loglik`` the CG
+    coefficients are not recorded and ``loglik`` is None.
     """
     n_pairs, p = len(pairs), tasks.n_features
     n_probes = probes.shape[1]
@@ -294,16 +301,18 @@ def _estep_cofem_pairs(tasks, pairs, lam, active, beta, col2, PhiTY, probes, opt
 
         apply = _scaled_operator(tasks, beta, s, act, lam_eff, pair_of_row, task_of_row)
         X = np.zeros_like(B)
-        n_it, w, (ha, hb, length) = block_cg(
-            apply, B, X, np.ones(p), opts.cg_tol, opts.cg_max_iter, record=True
+        out = block_cg(
+            apply, B, X, np.ones(p), opts.cg_tol, opts.cg_max_iter, record=need_loglik
         )
-        cg_iter, worst = max(cg_iter, n_it), max(worst, w)
+        cg_iter, worst = max(cg_iter, out[0]), max(worst, out[1])
         sl = slice(start, start + m)
         mu[sl] = s * X[::per] * act
         Z = B.reshape(m, per, p)[:, 1:]
         Xp = X.reshape(m, per, p)[:, 1:]
         sd[sl] = np.mean(Z * Xp, axis=1) * s**2 * act
-        quad = lanczos_log_quadrature(ha, hb, length).reshape(m, per)[:, 1:]
+        if not need_loglik:
+            continue
+        quad = lanczos_log_quadrature(*out[2]).reshape(m, per)[:, 1:]
         n_act = act.sum(axis=1)
         logdet_A = np.sum(np.log(d) * act, axis=1) + n_act * quad.mean(axis=1)
         log_lam = np.sum(np.log(lam_eff) * act, axis=1)
@@ -311,6 +320,8 @@ def _estep_cofem_pairs(tasks, pairs, lam, active, beta, col2, PhiTY, probes, opt
             tasks.n_obs[t_of] * (LOG_2PI - np.log(beta)) - log_lam + logdet_A
         )
     rss = tasks.residual2(mu, np.array([t for t, _ in pairs]))
+    if not need_loglik:
+        return _PairMoments(mu, sd, rss, None, cg_iter, worst)
     quad_form = beta * rss + np.sum(lam[[k for _, k in pairs]] * mu**2, axis=1)
     loglik -= 0.5 * quad_form
     return _PairMoments(mu, sd, rss, loglik, cg_iter, worst)
@@ -412,7 +423,7 @@ class _EM:
         with single_threaded_blas():
             out = _estep_cofem_pairs(
                 self.tasks, pairs, lam, active, self.beta, self.col2, self.PhiTY,
-                probes, self.opts,
+                probes, self.opts, need_loglik,
             )  # fmt: skip
         self.worst = max(self.worst, out.cg_worst)
         return out
@@ -498,7 +509,9 @@ def _fit_multitask(tasks, opts, rng):
             decided[:] = False
         top = np.argmax(resp, axis=1)
         pairs = [(t, k) for t, k in pairs_all if not decided[t] or k == top[t]]
-        est = em.moments(pairs, lam, active, need_loglik)
+        # the log-likelihoods of decided tasks are not used
+        open_pairs = any(not decided[t] for t, _ in pairs)
+        est = em.moments(pairs, lam, active, need_loglik and open_pairs)
         if need_loglik:
             resp, weights, margin, total = _responsibilities(
                 pairs, est.loglik, resp, weights, decided
