@@ -49,8 +49,9 @@ BLOCK_ENTRIES = 2**17
 """CoFEM solves at most ``BLOCK_ENTRIES / n_features`` right-hand sides (whole
 pairs of a task and a cluster, at least one) in one block CG: its work arrays
 (about 15 of that size, with the products' temporaries) are then about 1 MB
-each whatever ``p`` (with 10 probes: 2 pairs a block at p = 4,096, one at p
->= 11,916), which bounds the E-step's memory. Smaller blocks were faster too
+each, or one pair's where that is more (with 10 probes: 2 pairs a block at p =
+4,096, one from p = 5,958 on: 5.8 MB per array at p = 65,536), which bounds
+the E-step's memory. Smaller blocks were faster too
 (the arrays stay in cache): one E-step of the benchmark's 20 pairs took
 0.13 s at 2^17 against 0.18 s at 2^19 (CPU time, float32 DCT operator;
 traced peak 11 MB against 45 MB) and 0.15 s at 2^16."""
