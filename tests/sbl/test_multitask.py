@@ -14,10 +14,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 
 from skunroll import ClusteredMultiTaskSBL, SparseBayesianLearning
+from skunroll._sbl import multitask
 from skunroll._sbl._krylov import block_cg, lanczos_log_quadrature
 from skunroll._sbl.multitask import (
     _estep_cofem_pairs,
     _estep_exact_pairs,
+    _fit_multitask,
     _MTOptions,
     _pairs,
     _Tasks,
@@ -126,6 +128,59 @@ def test_cofem_moments_match_exact_within_monte_carlo_error(kind):
         # loglik = -0.5 (... + log det A): its error is half that of log det
         assert abs(est.loglik[j] - exact.loglik[j]) <= 5 * 0.5 * ld_std + 1e-6
         assert ld_std > 0
+
+
+def test_explicit_covariance_estep_equals_woodbury():
+    """The benchmark's baseline (explicit a x a posterior covariances, the
+    paper's EM) and the default exact E-step (Woodbury here: more active
+    coefficients than measurements) give the same moments and
+    log-likelihoods, and a whole fit takes the same iterations."""
+    Phi, Y, mask, _, _ = planted(n=30, p=45, T=4)
+    tasks = _Tasks(Phi, [np.where(mask[:, t], Y[:, t], 0) for t in range(4)],
+                   mask.T.astype(np.float64), np.float64)  # fmt: skip
+    lam, active = _random_state(tasks, 2, 3)
+    pairs = _pairs("clustered", 4, 2)
+    ref = _estep_exact_pairs(tasks, pairs, lam, active, 20.0, True)
+    exp = _estep_exact_pairs(tasks, pairs, lam, active, 20.0, True, explicit=True)
+    for name in ("mu", "sd", "rss", "loglik"):
+        np.testing.assert_allclose(getattr(exp, name), getattr(ref, name),
+                                   rtol=1e-8, atol=1e-12)  # fmt: skip
+    fits = [
+        _fit_multitask(
+            tasks, _opts(solver=solver, max_iter=6), np.random.RandomState(0)
+        )  # fmt: skip
+        for solver in ("em", "explicit")
+    ]
+    np.testing.assert_allclose(fits[1].coef, fits[0].coef, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(fits[1].loglik, fits[0].loglik, rtol=1e-8)
+
+
+@pytest.mark.parametrize("solver", ["em", "cofem"])
+def test_skipping_decided_pairs_changes_nothing(solver, monkeypatch):
+    """With well-separated clusters the tasks are decided within two E-steps
+    and only their own cluster's pair is computed until the re-check;
+    the fit is the one that computes every pair (margin infinite: nothing
+    decided) to within the skipped responsibilities (< e^-50), for CoFEM too
+    (its probes are drawn for every task whatever the pairs)."""
+    Phi, Y, mask, _, _ = planted(n=80, p=100, T=8, k=5, seed=1, observed=0.7)
+    params = dict(solver=solver, max_iter=12, tol=0, stall_tol=0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        skip = ClusteredMultiTaskSBL(2, **params).fit(Phi, Y, mask)
+        monkeypatch.setattr(multitask, "DECIDED_MARGIN", np.inf)
+        full = ClusteredMultiTaskSBL(2, **params).fit(Phi, Y, mask)
+    # iterations 1, 6 and 11 re-check every pair; all tasks are decided by
+    # the end of the second
+    n_pairs = skip.history_["n_pairs"]
+    assert n_pairs[[0, 5, 10]].tolist() == [16] * 3 and n_pairs[1] < 16
+    assert n_pairs[[2, 3, 4, 6, 7, 8, 9, 11]].tolist() == [8] * 8
+    assert full.history_["n_pairs"].tolist() == [16] * 12
+    np.testing.assert_allclose(skip.coef_, full.coef_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(skip.responsibilities_, full.responsibilities_,
+                               atol=1e-15)  # fmt: skip
+    np.testing.assert_allclose(skip.lambda_, full.lambda_, rtol=1e-9)
+    assert np.isnan(skip.history_["loglik"][1])
+    assert np.isfinite(skip.history_["loglik"][[0, 5, 10]]).all()
 
 
 def test_exact_em_one_task_is_sparse_bayesian_learning():
