@@ -241,16 +241,20 @@ def unrolled_chunk(Xt, M, W, log_psi, S, n_steps, network):
     return out
 
 
-def unrolled_sums(Xt, M, W, log_psi, S, n_steps, network, n_jobs=None):
+def unrolled_sums(Xt, M, W, log_psi, probes, n_steps, network, n_jobs=None):
     """Summed surrogate value and gradients over chunks (see
-    ``unrolled_chunk``); ``S`` (q, n, K) the probes."""
+    ``unrolled_chunk``). ``probes``: the probes' right-hand sides (q, n, K),
+    or the standard normal noise ``(a, e)`` of ``draw_probes``, which then
+    draws them chunk by chunk."""
     parts = _chunks(Xt.shape[0])
 
     def run(c):
         sl = parts[c]
-        return unrolled_chunk(
-            Xt[sl], M[sl], W, log_psi, np.ascontiguousarray(S[:, sl]), n_steps, network
-        )
+        if isinstance(probes, tuple):
+            S = draw_probes(W, log_psi, M[sl], probes[0][sl], probes[1][sl])
+        else:
+            S = np.ascontiguousarray(probes[:, sl])
+        return unrolled_chunk(Xt[sl], M[sl], W, log_psi, S, n_steps, network)
 
     results = map_in_order(run, len(parts), n_jobs)
     s = _sum(results, ("value", "W", "m", "log_psi"))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
+from scipy.linalg import eigh
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -33,7 +34,7 @@ from .._training import (
     with_callbacks,
 )
 from .._validation import FLOAT_DTYPES
-from ._network import draw_probes, exact_loglik, exact_sums, unrolled_sums
+from ._network import exact_loglik, exact_sums, unrolled_sums
 
 
 @dataclass
@@ -311,8 +312,8 @@ class UnrolledFactorAnalysis(
             Xf = Xs.astype(np.float64)
             var = np.sum(Xf * Xf, axis=0) / np.maximum(M.sum(axis=0), 1)
             cov = Xf.T @ Xf / n
-            evals, evecs = np.linalg.eigh(cov)
-            evals, evecs = evals[::-1][:q], evecs[:, ::-1][:, :q]
+            evals, evecs = eigh(cov, subset_by_index=[p - q, p - 1])
+            evals, evecs = evals[::-1], evecs[:, ::-1]
             rest = max(float(np.trace(cov) - evals.sum()) / (p - q), 0.0)
             W = evecs * np.sqrt(np.maximum(evals - rest, 1e-3 * max(rest, 1e-12)))
             log_psi = np.log(np.maximum(var - np.sum(W * W, axis=1), 0.1))
@@ -336,13 +337,12 @@ class UnrolledFactorAnalysis(
             dt = Xb.dtype
             a = state.rng.standard_normal((n, K, p)).astype(dt)
             e = state.rng.standard_normal((n, K, q)).astype(dt)
-            S = draw_probes(W, log_psi, Mb, a, e)
             value, grads = unrolled_sums(
                 Xt,
                 Mb,
                 W,
                 log_psi,
-                S,
+                (a, e),
                 self.n_solver_steps,
                 self.gradient == "network",
                 self.n_jobs,
@@ -375,7 +375,11 @@ class UnrolledFactorAnalysis(
         state.optimizers = self._optimizers(state.params)
 
     def end_epoch(self, state, data, objective, stats, n_seen):
-        pass
+        """Halve the learning rate when an epoch did not lower the mean
+        objective (minibatch noise has become larger than the progress)."""
+        h = state.objective_history
+        if len(h) >= 2 and not h[-1] < h[-2]:
+            state.learning_rate /= 2.0
 
     def convergence_start(self, state):
         return 0
