@@ -166,7 +166,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--probes", type=int, default=1)
-    parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument("--learning-rate", type=float, default=0.02)
+    parser.add_argument("--lr-decay-epochs", type=int, default=5)
     parser.add_argument("--init", default="pca")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--quick", action="store_true")
@@ -179,7 +180,8 @@ def main():
     print(
         f"n={args.n} p={args.p} q={args.q} missing={args.missing:.0%} "
         f"epochs={args.epochs} steps={args.steps} probes={args.probes} "
-        f"lr={args.learning_rate} init={args.init} load={os.getloadavg()[0]:.2f}"
+        f"lr={args.learning_rate} halved every {args.lr_decay_epochs} epochs "
+        f"init={args.init} load={os.getloadavg()[0]:.2f}"
     )
     start = time.perf_counter()
     sk = FactorAnalysis(args.q, random_state=0).fit(X)
@@ -189,6 +191,7 @@ def main():
     common = {
         "n_components": args.q,
         "learning_rate": args.learning_rate,
+        "lr_decay_epochs": args.lr_decay_epochs or None,
         "init": args.init,
     }
     methods = {
