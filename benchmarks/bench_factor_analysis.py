@@ -130,12 +130,13 @@ def closed_form_em(X_missing, X_test, q, n_iter, floor=1e-3):
     start = time.perf_counter()
     for _ in range(n_iter):
         Xt = (X0 - m) * M
-        mu, _, _, (acc, tot) = exact_posterior(Xt, M, W, np.log(psi), accumulate=True)
-        # per feature j, sums over the samples observing it
-        outer = (mu[:, :, None] * mu[:, None, :]).reshape(n, q * q)
-        mm = outer.sum(axis=0) - Mis.T @ outer  # sum mu mu^T, (p, q q)
+        mu, _, sigma, _ = exact_posterior(Xt, M, W, np.log(psi), want_sigma=True)
+        # per feature j, sums of E[z z^T] over the samples observing it
+        second = sigma.reshape(n, q * q) + (mu[:, :, None] * mu[:, None, :]).reshape(
+            n, q * q
+        )
         C = np.empty((p, q + 1, q + 1))
-        C[:, :q, :q] = tot + acc + mm.reshape(p, q, q)
+        C[:, :q, :q] = (second.sum(axis=0) - Mis.T @ second).reshape(p, q, q)
         C[:, :q, q] = C[:, q, :q] = M.T @ mu
         C[:, q, q] = n_obs
         y = np.empty((p, q + 1))

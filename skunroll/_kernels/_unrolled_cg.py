@@ -186,12 +186,13 @@ def exact_chunk(Xt, M, W, inv_psi, log_psi, G, mu, loglik, want_sigma, sigma, ac
     observed; ``G = I + W^T diag(inv_psi) W`` (every row observed). Fills
     ``mu`` (n, q) (posterior means), ``loglik`` (n,) (marginal
     log-likelihoods of the observed entries) and, with ``want_sigma``,
-    ``sigma`` (n, q, q) (posterior covariances). Adds the covariances to
-    ``acc`` (p, q, q) and ``tot`` (q, q) so that ``tot + acc[j]`` is the sum
-    of the covariances of the samples that observe feature ``j`` (pass
-    ``acc`` of shape (0, q, q) to skip): a sample adds its covariance at its
-    observed rows, or, when fewer are missing, adds it to ``tot`` and
-    subtracts it at its missing rows.
+    ``sigma`` (n, q, q) (posterior covariances). Accumulates ``acc``
+    (p, q) and ``tot`` (q, q) so that ``S_j w_j = tot w_j + acc[j]``, with
+    ``S_j`` the sum of the covariances of the samples that observe feature
+    ``j`` and ``w_j`` its loadings (pass ``acc`` of shape (0, q) to skip): a
+    sample adds ``Sigma_i w_j`` at its observed rows, or, when fewer are
+    missing, adds ``Sigma_i`` to ``tot`` and subtracts ``Sigma_i w_j`` at its
+    missing rows (one matrix product either way).
     """
     n, p = Xt.shape
     q = W.shape[1]
@@ -262,8 +263,12 @@ def exact_chunk(Xt, M, W, inv_psi, log_psi, G, mu, loglik, want_sigma, sigma, ac
             if use_missing:
                 tot += S
                 sign = -1.0
+            WrT = np.empty((q, n_rows), dtype=np.float64)
+            for h in range(n_rows):
+                for k in range(q):
+                    WrT[k, h] = Wr[h, k]
+            SW = np.dot(S, WrT)  # (q, n_rows): Sigma_i w_j
             for h in range(n_rows):
                 j = rows[h]
                 for k in range(q):
-                    for h2 in range(q):
-                        acc[j, k, h2] += sign * S[k, h2]
+                    acc[j, k] += sign * SW[k, h]

@@ -66,7 +66,7 @@ def exact_posterior(Xt, M, W, log_psi, *, want_sigma=False, accumulate=False):
     mu = np.empty((n, q), dtype=dt)
     loglik = np.empty(n)
     sigma = np.empty((n if want_sigma else 0, q, q))
-    acc = np.zeros((p if accumulate else 0, q, q))
+    acc = np.zeros((p if accumulate else 0, q))
     tot = np.zeros((q, q))
     exact_chunk(
         np.ascontiguousarray(Xt),
@@ -113,8 +113,8 @@ def exact_sums(Xt, M, W, log_psi, n_jobs=None):
     )
     s = _sum(results, ("value", "W", "m", "log_psi", "acc", "tot"))
     inv_psi = np.exp(-log_psi)
-    # S_j = sum of the covariances of the samples that observe feature j
-    SW = np.einsum("kl,jl->jk", s["tot"], W) + np.einsum("jkl,jl->jk", s["acc"], W)
+    # S_j w_j, S_j the sum of the covariances of the samples observing j
+    SW = W @ s["tot"] + s["acc"]
     gW = s["W"] - inv_psi[:, None] * SW
     g_log_psi = s["log_psi"] + 0.5 * inv_psi * np.sum(W * SW, axis=1)
     return s["value"], {"W": gW, "m": s["m"], "log_psi": g_log_psi}

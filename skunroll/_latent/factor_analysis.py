@@ -191,7 +191,7 @@ class UnrolledFactorAnalysis(
     >>> X = rng.standard_normal((300, 2)) @ rng.standard_normal((2, 8))
     >>> X += 0.3 * rng.standard_normal(X.shape)
     >>> X[rng.random(X.shape) < 0.2] = np.nan
-    >>> fa = UnrolledFactorAnalysis(n_components=2, max_iter=5,
+    >>> fa = UnrolledFactorAnalysis(n_components=2, max_iter=5, tol=0,
     ...                             random_state=0).fit(X)
     >>> fa.components_.shape
     (2, 8)
