@@ -100,8 +100,10 @@ class UnrolledFactorAnalysis(
         Posterior moments by the unrolled CG solver, or exactly (gradient EM).
     gradient : {"network", "output"}, default="network"
         Gradient of the unrolled solver (ignored by ``solver="exact"``).
-    n_probes : int, default=2
-        Monte Carlo probes per sample (``K``).
+    n_probes : int, default=1
+        Monte Carlo probes per sample (``K``). One is enough on minibatches of
+        hundreds of samples: the covariance part of the gradient is averaged
+        over the minibatch (``benchmarks/README.md``).
     n_solver_steps : int, default=5
         Conjugate-gradient steps of the unrolled solver (from zero).
     max_iter : int, default=50
@@ -225,7 +227,7 @@ class UnrolledFactorAnalysis(
         *,
         solver="unrolled",
         gradient="network",
-        n_probes=2,
+        n_probes=1,
         n_solver_steps=5,
         max_iter=50,
         tol=1e-4,
