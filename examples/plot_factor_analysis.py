@@ -63,9 +63,10 @@ for name, params in methods.items():
 
     def callback(est, info, curve=curve, held=held):
         if info["n_steps"] % 8 == 0:  # once per epoch (2000 / 256 steps)
+            elapsed = info["elapsed"] - held[0]  # read before this evaluation
             start = time.perf_counter()
             ll = heldout(info["components_"], info["noise_variance_"], info["mean_"])
-            curve.append((info["elapsed"] - held[0], ll))
+            curve.append((elapsed, ll))
             held[0] += time.perf_counter() - start
 
     fits[name] = UnrolledFactorAnalysis(
