@@ -14,6 +14,7 @@ from ._coding.sparse_coding import UnrolledSparseCoder, sparse_encode
 from ._conv.dict_learning import ConvolutionalDictionaryLearning, ConvolutionalDL
 from ._dense.dict_learning import UnrolledDictionaryLearning
 from ._dense.mixmate import MixMateClustering
+from ._latent.factor_analysis import UnrolledFactorAnalysis
 from ._learned.coder import LearnedSparseCoder
 from ._sbl.multitask import ClusteredMultiTaskSBL
 from ._sbl.sbl import SparseBayesianLearning
@@ -27,6 +28,7 @@ __all__ = [
     "MixMateClustering",
     "SparseBayesianLearning",
     "UnrolledDictionaryLearning",
+    "UnrolledFactorAnalysis",
     "UnrolledSparseCoder",
     "datasets",
     "metrics",

@@ -11,7 +11,7 @@ several configurations (priors, likelihood-free options, optimisers, exact
 transform). So do ``ConvolutionalDL``, which reads 2-D input as one-channel
 signals, ``MixMateClustering`` and ``SparseBayesianLearning``, and
 ``ClusteredMultiTaskSBL`` with one shared design (a multi-output regressor, a
-task per output).
+task per output), and ``UnrolledFactorAnalysis`` (NaN allowed: missing).
 """
 
 import numpy as np
@@ -26,6 +26,7 @@ from skunroll import (
     MixMateClustering,
     SparseBayesianLearning,
     UnrolledDictionaryLearning,
+    UnrolledFactorAnalysis,
     UnrolledSparseCoder,
 )
 
@@ -122,6 +123,19 @@ SBL = [
 ]
 
 
+FA_PARAMS = [
+    {},
+    {"solver": "exact"},
+    {"gradient": "output", "n_probes": 3, "optimizer": "sgd"},
+    {"init": "random", "n_solver_steps": 1, "batch_size": 4},
+]
+
+
+def _fa(**params):
+    base = {"n_components": 1, "max_iter": 3, "tol": 0, "random_state": 0}
+    return UnrolledFactorAnalysis(**{**base, **params})
+
+
 def _dl(**params):
     base = {"max_iter": 2, "n_unroll": 5, "tol": 0, "random_state": 0}
     return UnrolledDictionaryLearning(**{**base, **params})
@@ -161,7 +175,8 @@ def _expected_failed_checks(estimator):
     + [_dl(**params) for params in DL_PARAMS]
     + [_cdl(**params) for params in CDL_PARAMS]
     + [_mixmate(**params) for params in MIXMATE_PARAMS]
-    + SBL,
+    + SBL
+    + [_fa(**params) for params in FA_PARAMS],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):

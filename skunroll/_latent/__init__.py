@@ -1,0 +1,2 @@
+"""Latent Gaussian models: factor analysis with missing data by
+probabilistic unrolling (``UnrolledFactorAnalysis``)."""
