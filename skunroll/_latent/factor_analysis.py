@@ -106,6 +106,16 @@ class UnrolledFactorAnalysis(
         over the minibatch (``benchmarks/README.md``).
     n_solver_steps : int, default=5
         Conjugate-gradient steps of the unrolled solver (from zero).
+    preconditioner : {"auto", "mean", "full"} or None, default="auto"
+        Preconditioner of the output gradient's CG steps, one ``q x q``
+        matrix per chunk of 128 samples: ``"mean"`` the inverse of the
+        chunk's mean precision ``I + W^T diag(mean_i D_i) W``, ``"full"``
+        that of the fully observed precision ``I + W^T Psi^{-1} W``, None
+        plain CG. ``"auto"``: ``"mean"`` for ``gradient="output"``, None for
+        ``gradient="network"``, whose reverse pass does not differentiate a
+        preconditioner (so it takes only None or ``"auto"``). With it, 2-3
+        steps reach the accuracy plain CG reaches in 5 or more
+        (``benchmarks/README.md``).
     max_iter : int, default=50
         Maximum number of epochs.
     tol : float, default=1e-4
@@ -207,6 +217,7 @@ class UnrolledFactorAnalysis(
         "gradient": [StrOptions({"network", "output"})],
         "n_probes": [Interval(Integral, 1, None, closed="left")],
         "n_solver_steps": [Interval(Integral, 1, None, closed="left")],
+        "preconditioner": [StrOptions({"auto", "mean", "full"}), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -229,6 +240,7 @@ class UnrolledFactorAnalysis(
         gradient="network",
         n_probes=1,
         n_solver_steps=5,
+        preconditioner="auto",
         max_iter=50,
         tol=1e-4,
         batch_size=256,
@@ -247,6 +259,7 @@ class UnrolledFactorAnalysis(
         self.gradient = gradient
         self.n_probes = n_probes
         self.n_solver_steps = n_solver_steps
+        self.preconditioner = preconditioner
         self.max_iter = max_iter
         self.tol = tol
         self.batch_size = batch_size
@@ -286,6 +299,16 @@ class UnrolledFactorAnalysis(
         )
         observed = _check_missing(X)
         n, p = X.shape
+        if (
+            self.solver == "unrolled"
+            and self.gradient == "network"
+            and self.preconditioner not in ("auto", None)
+        ):
+            raise ValueError(
+                f"preconditioner={self.preconditioner!r} needs gradient='output' "
+                "(the network gradient's reverse pass does not differentiate a "
+                "preconditioner); use preconditioner=None or 'auto'."
+            )
         if self.n_components >= p:
             raise ValueError(
                 f"n_components={self.n_components} must be less than the number "
@@ -356,6 +379,7 @@ class UnrolledFactorAnalysis(
                 self.n_solver_steps,
                 self.gradient == "network",
                 self.n_jobs,
+                self._precondition(),
             )
         finite = bool(np.isfinite(value))
         return Sums(
@@ -364,6 +388,11 @@ class UnrolledFactorAnalysis(
             grads={k: -g for k, g in grads.items()},
             finite=finite,
         )
+
+    def _precondition(self):
+        if self.gradient == "network" or self.preconditioner is None:
+            return None
+        return "mean" if self.preconditioner == "auto" else self.preconditioner
 
     def apply(self, state, data, idx, grads, sums):
         for name, param in state.params.items():
