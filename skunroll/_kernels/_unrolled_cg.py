@@ -131,21 +131,27 @@ def pcg_forward(W, Wt, d, r, B, Pinv, n_steps, rel_tol):
     for t in range(n_steps):
         Y = np.dot(W, P)
         _scale_columns(Y, d, r, Z)
-        V = np.dot(Wt, Z)
-        V += P
-        _col_dot(P, V, gamma)
+        # gamma = p^T A p = |p|^2 + sum_j d_j (W p)_j^2: the last step needs
+        # no product with W^T (no residual after it)
+        _col_dot(P, P, gamma)
+        for j in range(p):
+            for c in range(N):
+                gamma[c] += Y[j, c] * Z[j, c]
         for c in range(N):
             taken = rho[c] > floor[c] and gamma[c] > 0
             alpha[c] = rho[c] / gamma[c] if taken else 0.0
             a = alpha[c]
             for k in range(q):
                 X[k, c] += a * P[k, c]
-                R[k, c] -= a * V[k, c]
         for j in range(p):
             for c in range(N):
                 U[j, c] += alpha[c] * Y[j, c]
         if t == n_steps - 1:
             break
+        V = np.dot(Wt, Z)
+        for k in range(q):
+            for c in range(N):
+                R[k, c] -= alpha[c] * (V[k, c] + P[k, c])
         Zr = np.dot(Pinv, R)
         _col_dot(R, Zr, rho_new)
         for c in range(N):

@@ -87,6 +87,11 @@ class UnrolledFactorAnalysis(
       terms weighted by the solver's residuals, so its error is the product
       of two solver errors, not one: fewer steps reach the same accuracy.
 
+    The output gradient's CG steps are preconditioned by default
+    (``preconditioner``): the precisions of a chunk of samples differ only
+    by their missing rows, so the inverse of their mean (one ``q x q``
+    factorisation per chunk) is a close approximation of every ``A_i^{-1}``.
+
     ``solver="exact"`` is gradient EM, the baseline: the same model, trainer
     and minibatches, with the exact posterior of every sample by a Cholesky
     factorisation of ``A_i`` (formed from the fewer of its missing and
@@ -113,9 +118,13 @@ class UnrolledFactorAnalysis(
         that of the fully observed precision ``I + W^T Psi^{-1} W``, None
         plain CG. ``"auto"``: ``"mean"`` for ``gradient="output"``, None for
         ``gradient="network"``, whose reverse pass does not differentiate a
-        preconditioner (so it takes only None or ``"auto"``). With it, 2-3
-        steps reach the accuracy plain CG reaches in 5 or more
-        (``benchmarks/README.md``).
+        preconditioner (so it takes only None or ``"auto"``). With it, 2
+        steps give a more accurate output gradient than 5 plain steps, at
+        about half their cost: ``gradient="output", n_solver_steps=2`` is
+        the fast configuration (``benchmarks/README.md``). Converged, the
+        probes' solutions still have covariance ``A_i^{-1}`` (their
+        right-hand sides are unchanged); after few steps, as without a
+        preconditioner, it is approximated.
     max_iter : int, default=50
         Maximum number of epochs.
     tol : float, default=1e-4
