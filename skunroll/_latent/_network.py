@@ -145,10 +145,24 @@ def exact_loglik(Xt, M, W, log_psi, n_jobs=None):
 # ------------------------------------------------------------------ unrolled
 
 
+def rademacher(rng, shape, dtype):
+    """Independent random signs (+-1) of ``shape``, from ``rng``'s bytes (a
+    bit per sign: far cheaper than normal draws). Zero mean and identity
+    covariance, all the probes need (``draw_probes``)."""
+    size = int(np.prod(shape))
+    bits = np.unpackbits(np.frombuffer(rng.bytes(-(-size // 8)), dtype=np.uint8))
+    signs = bits[:size].astype(dtype)
+    signs *= 2
+    signs -= 1
+    return signs.reshape(shape)
+
+
 def draw_probes(W, log_psi, M, noise_p, noise_q):
     """Probes ``s = W^T D^{1/2} a + e ~ N(0, A)`` for every sample: ``a`` =
-    ``noise_p`` (n, K, p) and ``e`` = ``noise_q`` (n, K, q) standard normal;
-    returns (q, n, K)."""
+    ``noise_p`` (n, K, p) and ``e`` = ``noise_q`` (n, K, q) independent with
+    zero mean and identity covariance (standard normal, or the estimator's
+    random signs: ``E[s s^T] = A`` either way, all the gradients use, though
+    ``s`` is Gaussian only with normal noise); returns (q, n, K)."""
     n, K, p = noise_p.shape
     sd = np.exp(-0.5 * log_psi).astype(noise_p.dtype) * M  # (n, p)
     Z = noise_p * sd[:, None, :]
@@ -280,7 +294,7 @@ def unrolled_sums(
 ):
     """Summed surrogate value and gradients over chunks (see
     ``unrolled_chunk``). ``probes``: the probes' right-hand sides (q, n, K),
-    or the standard normal noise ``(a, e)`` of ``draw_probes``, which then
+    or the noise ``(a, e)`` of ``draw_probes``, which then
     draws them chunk by chunk."""
     parts = _chunks(Xt.shape[0])
 

@@ -34,7 +34,7 @@ from .._training import (
     with_callbacks,
 )
 from .._validation import FLOAT_DTYPES
-from ._network import exact_loglik, exact_sums, unrolled_sums
+from ._network import exact_loglik, exact_sums, rademacher, unrolled_sums
 
 
 @dataclass
@@ -73,8 +73,10 @@ class UnrolledFactorAnalysis(
     ``A_i [mu_i, sigma_1, ..., sigma_K] = [b_i, s_1, ..., s_K]`` with
     ``b_i = W_o^T Psi_o^{-1} (x_o - mu_o)`` (the posterior mean's right-hand
     side) and ``K = n_probes`` Monte Carlo probes ``s_k = W_o^T
-    Psi_o^{-1/2} a_k + e_k ~ N(0, A_i)``, whose solutions ``sigma_k =
-    A_i^{-1} s_k`` have the posterior covariance ``A_i^{-1}``. Two
+    Psi_o^{-1/2} a_k + e_k`` (``a_k``, ``e_k`` random signs), of covariance
+    ``A_i``, whose solutions ``sigma_k = A_i^{-1} s_k`` have the posterior
+    covariance ``A_i^{-1}`` (the gradients use only that second moment, so
+    signs, far cheaper to draw than normal noise, do as well). Two
     gradients of [1]_:
 
     - ``gradient="output"``: the solver's outputs plugged into the Fisher
@@ -377,8 +379,8 @@ class UnrolledFactorAnalysis(
             n, p = Xb.shape
             K, q = self.n_probes, self.n_components
             dt = Xb.dtype
-            a = state.rng.standard_normal((n, K, p)).astype(dt)
-            e = state.rng.standard_normal((n, K, q)).astype(dt)
+            a = rademacher(state.rng, (n, K, p), dt)
+            e = rademacher(state.rng, (n, K, q), dt)
             value, grads = unrolled_sums(
                 Xt,
                 Mb,

@@ -16,6 +16,7 @@ from skunroll._latent._network import (
     exact_posterior,
     exact_sums,
     preconditioner,
+    rademacher,
     unrolled_chunk,
     unrolled_sums,
 )
@@ -200,6 +201,27 @@ def test_network_gradient_is_closer_to_the_exact_one_after_few_steps():
 
     assert err(net, "m") < 0.2 * err(out, "m")
     assert err(net, "W") < 0.7 * err(out, "W")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sign_probes_have_the_posterior_precision_as_covariance(dtype):
+    """The estimator's probes: random signs in ``draw_probes`` give ``E[s
+    s^T] = A_i`` (all the gradients use), within Monte Carlo error."""
+    rng, W, _, log_psi, _, M = _small(seed=14, n=3)
+    n, p = M.shape
+    q, K = W.shape[1], 20000
+    signs = rademacher(np.random.RandomState(0), (n, K, p), dtype)
+    assert signs.dtype == dtype and set(np.unique(signs)) == {-1.0, 1.0}
+    e = rademacher(np.random.RandomState(1), (n, K, q), dtype)
+    S = draw_probes(W, log_psi, M.astype(dtype), signs, e).astype(np.float64)
+    for i in range(n):
+        A = np.eye(q) + W.T @ (W * (M[i] * np.exp(-log_psi))[:, None])
+        est = S[:, i, :] @ S[:, i, :].T / K
+        # the Gaussian's standard error, loose for signs (smaller fourth moments)
+        d = np.diag(A)
+        se = np.sqrt((np.outer(d, d) + A**2) / K)
+        assert np.all(np.abs(est - A) < 5 * se)
+        assert np.all(np.abs(S[:, i, :].mean(axis=1)) < 5 * np.sqrt(d / K))
 
 
 # ---------------------------------------------------------------- preconditioned
