@@ -116,6 +116,7 @@ def pcg_forward(W, Wt, d, r, B, Pinv, n_steps, rel_tol):
     """
     q, N = B.shape
     p = W.shape[0]
+    n_chunk = N // r
     X = np.zeros((q, N), dtype=B.dtype)
     U = np.zeros((p, N), dtype=B.dtype)
     R = B.copy()
@@ -130,13 +131,17 @@ def pcg_forward(W, Wt, d, r, B, Pinv, n_steps, rel_tol):
     floor = rho * rel_tol
     for t in range(n_steps):
         Y = np.dot(W, P)
-        _scale_columns(Y, d, r, Z)
-        # gamma = p^T A p = |p|^2 + sum_j d_j (W p)_j^2: the last step needs
-        # no product with W^T (no residual after it)
+        # Z = diag(d) Y and gamma = p^T A p = |p|^2 + sum_j d_j (W p)_j^2 in
+        # one pass: the last step needs no product with W^T (no residual
+        # after it)
         _col_dot(P, P, gamma)
         for j in range(p):
-            for c in range(N):
-                gamma[c] += Y[j, c] * Z[j, c]
+            for i in range(n_chunk):
+                dji = d[j, i]
+                for c in range(i * r, i * r + r):
+                    z = Y[j, c] * dji
+                    Z[j, c] = z
+                    gamma[c] += Y[j, c] * z
         for c in range(N):
             taken = rho[c] > floor[c] and gamma[c] > 0
             alpha[c] = rho[c] / gamma[c] if taken else 0.0
