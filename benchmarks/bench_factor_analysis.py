@@ -10,7 +10,10 @@ epochs; only the posterior moments differ:
 
 - ``exact``: gradient EM, a Cholesky factorisation per sample;
 - ``output`` / ``network``: the unrolled CG solver (``--steps`` steps,
-  ``--probes`` probes), the output or the network gradient.
+  ``--probes`` probes), the output or the network gradient;
+- ``pcg``: the output gradient with preconditioned CG (``--pcg-steps``
+  steps, the preconditioner ``--preconditioner``, by default the inverse of
+  the chunk's mean posterior precision).
 
 Closed-form EM (full batch: the exact E-step of every sample, then the
 per-feature regression M-step with missing data) runs as many passes over
@@ -28,6 +31,7 @@ to get there). Times are medians over ``--repeats`` fits.
 
     python benchmarks/bench_factor_analysis.py            # the issue's setup
     python benchmarks/bench_factor_analysis.py --quick    # small, seconds
+    python benchmarks/bench_factor_analysis.py --methods pcg output --skip-em
 """
 
 import argparse
@@ -170,6 +174,15 @@ def main():
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--probes", type=int, default=1)
+    parser.add_argument("--pcg-steps", type=int, default=2)
+    parser.add_argument("--preconditioner", default="mean", choices=["mean", "full"])
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["output", "pcg", "network"],
+        choices=["output", "pcg", "network"],
+        help="the unrolled fits to run besides exact gradient EM",
+    )
     parser.add_argument("--learning-rate", type=float, default=0.02)
     parser.add_argument("--lr-decay-epochs", type=int, default=5)
     parser.add_argument("--init", default="pca")
@@ -187,6 +200,7 @@ def main():
     print(
         f"n={args.n} p={args.p} q={args.q} missing={args.missing:.0%} "
         f"epochs={args.epochs} steps={args.steps} probes={args.probes} "
+        f"pcg-steps={args.pcg_steps} preconditioner={args.preconditioner} "
         f"lr={args.learning_rate} halved every {args.lr_decay_epochs} epochs "
         f"init={args.init} load={os.getloadavg()[0]:.2f}"
     )
@@ -207,6 +221,13 @@ def main():
             "gradient": "output",
             "n_solver_steps": args.steps,
             "n_probes": args.probes,
+            "preconditioner": None,
+        },
+        "pcg": {
+            "gradient": "output",
+            "n_solver_steps": args.pcg_steps,
+            "n_probes": args.probes,
+            "preconditioner": args.preconditioner,
         },
         "network": {
             "gradient": "network",
@@ -214,9 +235,11 @@ def main():
             "n_probes": args.probes,
         },
     }
+    methods = {k: v for k, v in methods.items() if k == "exact" or k in args.methods}
     # compile the kernels outside the timed fits
     UnrolledFactorAnalysis(2, max_iter=1, solver="exact").fit(X_missing[:50, :5])
     UnrolledFactorAnalysis(2, max_iter=1).fit(X_missing[:50, :5])
+    UnrolledFactorAnalysis(2, max_iter=1, gradient="output").fit(X_missing[:50, :5])
     info = {"components_": np.ones((1, 3)), "noise_variance_": np.ones(3)}
     info = {k: v.view() for k, v in info.items()}  # read-only, as the callback's
     for v in info.values():
@@ -255,7 +278,8 @@ def main():
         gap = 100 * (final_exact - final) / abs(final_exact)
         angle = np.rad2deg(subspace_angles(fa.components_.T, W_true).max())
         t = float(np.median([time_to(c, target) for c in curves]))
-        label = name if name == "exact" else f"{name} (I={args.steps}, K={args.probes})"
+        steps = args.pcg_steps if name == "pcg" else args.steps
+        label = name if name == "exact" else f"{name} (I={steps}, K={args.probes})"
         print(
             f"{label:<30} {final:>10.3f} {gap:>7.2f} {angle:>7.2f} "
             f"{total / args.epochs:>8.3f} {t:>8.2f} {t_exact / t:>8.2f}"

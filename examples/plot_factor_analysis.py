@@ -44,7 +44,11 @@ X[rng.random(X.shape) < 0.2] = np.nan
 
 methods = {
     "exact gradient EM": {"solver": "exact"},
-    "unrolled, output gradient": {"gradient": "output"},
+    # 2 preconditioned CG steps (the output gradient's default preconditioner)
+    "unrolled, output gradient, 2 PCG steps": {
+        "gradient": "output",
+        "n_solver_steps": 2,
+    },
     "unrolled, network gradient": {"gradient": "network"},
 }
 
@@ -69,18 +73,21 @@ for name, params in methods.items():
             curve.append((elapsed, ll))
             held[0] += time.perf_counter() - start
 
+    start = time.perf_counter()
     fits[name] = UnrolledFactorAnalysis(
         q, max_iter=15, tol=0, learning_rate=0.02, callback=callback, random_state=0,
         **params,
     ).fit(X)  # fmt: skip
     curves[name] = np.array(curve)
+    print(f"{name}: {time.perf_counter() - start - held[0]:.2f} s of training")
 
 # %%
 # Held-out log-likelihood against time
 # ------------------------------------
 # The three end at about the same held-out likelihood and the same angle to
 # the true loadings. At q = 20 an exact factorisation per sample is cheap, so
-# exact gradient EM is about as fast as the unrolled output gradient; the
+# exact gradient EM is about as fast as the unrolled output gradient, even
+# with 2 preconditioned CG steps (1.6x faster here, at low load); the
 # network gradient, whose reverse pass re-applies the operator, is the
 # slowest. Unrolling pays when the latent dimension is large against the
 # solver's steps and probes (``benchmarks/bench_factor_analysis.py``).

@@ -128,6 +128,8 @@ FA_PARAMS = [
     {"solver": "exact"},
     {"gradient": "output", "n_probes": 3, "optimizer": "sgd"},
     {"init": "random", "n_solver_steps": 1, "batch_size": 4},
+    {"gradient": "output", "preconditioner": "full", "n_solver_steps": 2},
+    {"gradient": "output", "preconditioner": None},
 ]
 
 

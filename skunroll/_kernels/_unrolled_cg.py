@@ -9,6 +9,10 @@ psi``. The matrix products are BLAS calls (``np.dot``) over the whole chunk.
 
 - ``cg_forward``: ``n_steps`` conjugate-gradient steps from zero on every
   column, recording what the backward pass needs;
+- ``pcg_forward``: ``n_steps`` *preconditioned* conjugate-gradient steps
+  from zero, the preconditioner a (q, q) matrix shared by the chunk (the
+  inverse of an approximation of every ``A_i``), forward only; also returns
+  ``W X`` accumulated from the steps' products;
 - ``cg_backward``: the hand-written reverse pass of those steps: the adjoint
   of the right-hand sides, and the gradients with respect to ``W`` and
   ``d`` through the operator;
@@ -98,6 +102,70 @@ def cg_forward(W, Wt, d, r, B, n_steps, rel_tol, record, P_h, V_h, Y_h, R_h, coe
                 P[k, c] = R[k, c] + beta * P[k, c]
             rho[c] = rho_new[c]
     return X
+
+
+@njit(nogil=True, cache=True)
+def pcg_forward(W, Wt, d, r, B, Pinv, n_steps, rel_tol):
+    """``n_steps`` preconditioned CG steps on ``A_i x = b`` for every column
+    of ``B``, from zero, with the symmetric positive definite (q, q)
+    ``Pinv`` (an approximation of ``A_i^{-1}`` shared by the chunk).
+
+    Returns the solutions ``X`` (q, N) and ``U = W X`` (p, N), accumulated
+    from the steps' products ``W p_t`` (no extra product). A column whose
+    ``r^T Pinv r`` fell to ``rel_tol`` times its start takes no more steps.
+    """
+    q, N = B.shape
+    p = W.shape[0]
+    n_chunk = N // r
+    X = np.zeros((q, N), dtype=B.dtype)
+    U = np.zeros((p, N), dtype=B.dtype)
+    R = B.copy()
+    Zr = np.dot(Pinv, R)
+    P = Zr.copy()
+    rho = np.empty(N, dtype=np.float64)
+    rho_new = np.empty(N, dtype=np.float64)
+    gamma = np.empty(N, dtype=np.float64)
+    alpha = np.empty(N, dtype=np.float64)
+    Z = np.empty((p, N), dtype=B.dtype)
+    _col_dot(R, Zr, rho)
+    floor = rho * rel_tol
+    for t in range(n_steps):
+        Y = np.dot(W, P)
+        # Z = diag(d) Y and gamma = p^T A p = |p|^2 + sum_j d_j (W p)_j^2 in
+        # one pass: the last step needs no product with W^T (no residual
+        # after it)
+        _col_dot(P, P, gamma)
+        for j in range(p):
+            for i in range(n_chunk):
+                dji = d[j, i]
+                for c in range(i * r, i * r + r):
+                    z = Y[j, c] * dji
+                    Z[j, c] = z
+                    gamma[c] += Y[j, c] * z
+        for c in range(N):
+            taken = rho[c] > floor[c] and gamma[c] > 0
+            alpha[c] = rho[c] / gamma[c] if taken else 0.0
+            a = alpha[c]
+            for k in range(q):
+                X[k, c] += a * P[k, c]
+        for j in range(p):
+            for c in range(N):
+                U[j, c] += alpha[c] * Y[j, c]
+        if t == n_steps - 1:
+            break
+        V = np.dot(Wt, Z)
+        for k in range(q):
+            for c in range(N):
+                R[k, c] -= alpha[c] * (V[k, c] + P[k, c])
+        Zr = np.dot(Pinv, R)
+        _col_dot(R, Zr, rho_new)
+        for c in range(N):
+            taken = rho[c] > floor[c] and gamma[c] > 0
+            beta = rho_new[c] / rho[c] if taken else 0.0
+            for k in range(q):
+                P[k, c] = Zr[k, c] + beta * P[k, c]
+            rho[c] = rho_new[c] if taken else 0.0
+    return X, U
 
 
 @njit(nogil=True, cache=True)

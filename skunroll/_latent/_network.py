@@ -35,7 +35,13 @@ needs the posterior mean ``mu`` and covariance ``Sigma`` of every sample:
 
 import numpy as np
 
-from .._kernels._unrolled_cg import LOG_2PI, cg_backward, cg_forward, exact_chunk
+from .._kernels._unrolled_cg import (
+    LOG_2PI,
+    cg_backward,
+    cg_forward,
+    exact_chunk,
+    pcg_forward,
+)
 from .._parallel import map_in_order
 
 #: rows per kernel call; fixed, so that sums do not depend on n_jobs
@@ -139,10 +145,24 @@ def exact_loglik(Xt, M, W, log_psi, n_jobs=None):
 # ------------------------------------------------------------------ unrolled
 
 
+def rademacher(rng, shape, dtype):
+    """Independent random signs (+-1) of ``shape``, from ``rng``'s bytes (a
+    bit per sign: far cheaper than normal draws). Zero mean and identity
+    covariance, all the probes need (``draw_probes``)."""
+    size = int(np.prod(shape))
+    bits = np.unpackbits(np.frombuffer(rng.bytes(-(-size // 8)), dtype=np.uint8))
+    signs = bits[:size].astype(dtype)
+    signs *= 2
+    signs -= 1
+    return signs.reshape(shape)
+
+
 def draw_probes(W, log_psi, M, noise_p, noise_q):
     """Probes ``s = W^T D^{1/2} a + e ~ N(0, A)`` for every sample: ``a`` =
-    ``noise_p`` (n, K, p) and ``e`` = ``noise_q`` (n, K, q) standard normal;
-    returns (q, n, K)."""
+    ``noise_p`` (n, K, p) and ``e`` = ``noise_q`` (n, K, q) independent with
+    zero mean and identity covariance (standard normal, or the estimator's
+    random signs: ``E[s s^T] = A`` either way, all the gradients use, though
+    ``s`` is Gaussian only with normal noise); returns (q, n, K)."""
     n, K, p = noise_p.shape
     sd = np.exp(-0.5 * log_psi).astype(noise_p.dtype) * M  # (n, p)
     Z = noise_p * sd[:, None, :]
@@ -151,10 +171,29 @@ def draw_probes(W, log_psi, M, noise_p, noise_q):
     return np.ascontiguousarray(S.reshape(n, K, -1).transpose(2, 0, 1))
 
 
-def unrolled_chunk(Xt, M, W, log_psi, S, n_steps, network):
+def preconditioner(W, d, kind):
+    """The (q, q) preconditioner ``(I + W^T diag(d_bar) W)^{-1}`` of a chunk
+    (float64), the inverse of an approximation of every sample's precision
+    ``A_i = I + W^T diag(d_i) W``: ``kind="mean"`` takes ``d_bar`` the
+    chunk's mean of ``d_i`` (so the approximation is the mean of the
+    ``A_i``), ``kind="full"`` every row observed (``d_bar = 1 / psi``, pass
+    it as ``d``, shape (p,))."""
+    d_bar = d.mean(axis=1) if kind == "mean" else d
+    W64 = W.astype(np.float64)
+    A = (W64.T * d_bar.astype(np.float64)) @ W64
+    A[np.diag_indices_from(A)] += 1.0
+    L = np.linalg.cholesky(A)
+    Linv = np.linalg.solve(L, np.eye(A.shape[0]))
+    return Linv.T @ Linv
+
+
+def unrolled_chunk(Xt, M, W, log_psi, S, n_steps, network, precondition=None):
     """Surrogate value and gradients of one chunk (see the module docstring).
 
-    ``S`` (q, n, K): the probes' right-hand sides, held fixed. Returns a
+    ``S`` (q, n, K): the probes' right-hand sides, held fixed.
+    ``precondition`` (``None``, ``"mean"`` or ``"full"``, see
+    ``preconditioner``): preconditioned CG steps; only without ``network``
+    (the reverse pass does not differentiate the preconditioner). Returns a
     dict of the summed surrogate ``value``, the gradients ``W``, ``m``,
     ``log_psi`` (float64), the solver outputs ``mu`` (q, n) and ``sigma``
     (q, n, K), and the solver's final relative residual ``residual``
@@ -182,12 +221,21 @@ def unrolled_chunk(Xt, M, W, log_psi, S, n_steps, network):
     Y_h = np.empty((n_steps, p, N) if network else (0, 1, 1), dtype=dt)
     coef = np.zeros((4, n_steps + 1, N) if network else (4, 1, 1))
     rel_tol = float(np.finfo(dt).eps) ** 2
-    X = cg_forward(
-        W_, Wt, d, r, Bm, n_steps, rel_tol, network, P_h, V_h, Y_h, R_h, coef
-    )
+    if precondition is not None:
+        if network:
+            raise ValueError("the network gradient has no preconditioned solver")
+        Pinv = preconditioner(
+            W_, d if precondition == "mean" else inv_psi64, precondition
+        ).astype(dt)
+        X, U = pcg_forward(W_, Wt, d, r, Bm, Pinv, n_steps, rel_tol)
+        U = U.reshape(p, n, r)
+    else:
+        X = cg_forward(
+            W_, Wt, d, r, Bm, n_steps, rel_tol, network, P_h, V_h, Y_h, R_h, coef
+        )
+        U = (W_ @ X).reshape(p, n, r)
     Xr = X.reshape(q, n, r)
     mu, sig = Xr[:, :, 0], Xr[:, :, 1:]
-    U = (W_ @ X).reshape(p, n, r)
     E = (Xt.T - U[:, :, 0]) * M.T  # residual at the mean, observed rows
     WS = U[:, :, 1:]  # W sigma_k, (p, n, K)
     dWS = WS * d[:, :, None]
@@ -241,10 +289,12 @@ def unrolled_chunk(Xt, M, W, log_psi, S, n_steps, network):
     return out
 
 
-def unrolled_sums(Xt, M, W, log_psi, probes, n_steps, network, n_jobs=None):
+def unrolled_sums(
+    Xt, M, W, log_psi, probes, n_steps, network, n_jobs=None, precondition=None
+):
     """Summed surrogate value and gradients over chunks (see
     ``unrolled_chunk``). ``probes``: the probes' right-hand sides (q, n, K),
-    or the standard normal noise ``(a, e)`` of ``draw_probes``, which then
+    or the noise ``(a, e)`` of ``draw_probes``, which then
     draws them chunk by chunk."""
     parts = _chunks(Xt.shape[0])
 
@@ -254,7 +304,9 @@ def unrolled_sums(Xt, M, W, log_psi, probes, n_steps, network, n_jobs=None):
             S = draw_probes(W, log_psi, M[sl], probes[0][sl], probes[1][sl])
         else:
             S = np.ascontiguousarray(probes[:, sl])
-        return unrolled_chunk(Xt[sl], M[sl], W, log_psi, S, n_steps, network)
+        return unrolled_chunk(
+            Xt[sl], M[sl], W, log_psi, S, n_steps, network, precondition
+        )
 
     results = map_in_order(run, len(parts), n_jobs)
     s = _sum(results, ("value", "W", "m", "log_psi"))
