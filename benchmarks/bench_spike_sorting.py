@@ -18,6 +18,12 @@ accuracy over the units of peak-to-peak >= 5x noise ("min acc >=5") and the
 number of those at >= 0.95; then a summary with medians and the ratio of
 wall times to spykingcircus2's.
 
+``--peers-cache DIR`` keeps every peer's result (wall time, accuracies) per
+recording in ``DIR`` and reads it back instead of running the peer again
+(marked ``*`` in the table); ``--fresh spykingcircus2`` runs that peer again
+anyway, for wall times measured in the same run as skunroll's;
+``--no-skunroll`` only fills the cache.
+
 ``--own`` also runs ``bench_convolutional``'s 17-minute single-channel
 recording (skunroll's own simulator): encode + detect events.
 
@@ -28,6 +34,7 @@ units 300 s}).
 """
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -150,13 +157,30 @@ def main():
     parser.add_argument(
         "--own", action="store_true", help="also the 17-minute single-channel recording"
     )
+    parser.add_argument(
+        "--no-skunroll", action="store_true", help="the peers only (to fill the cache)"
+    )
+    parser.add_argument(
+        "--peers-cache",
+        default=None,
+        help="folder of the peers' results (wall time, accuracies) per recording: "
+        "a peer found there is not run again (its wall time is the cached run's)",
+    )
+    parser.add_argument(
+        "--fresh",
+        nargs="*",
+        default=[],
+        help="peers run again (and re-cached) even if cached, e.g. spykingcircus2 "
+        "for wall times measured in the same run as skunroll's",
+    )
     args = parser.parse_args()
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     warnings.filterwarnings("ignore")
     os.makedirs(ROOT, exist_ok=True)
     # compile skunroll's kernels first (numba cache), as the peers' are
-    rec, gt = generate(2, 2, 5.0, 30000.0, 99)
-    run_skunroll(rec, args.n_jobs)
+    if not args.no_skunroll:
+        rec, gt = generate(2, 2, 5.0, 30000.0, 99)
+        run_skunroll(rec, args.n_jobs)
     print(
         f"load {os.getloadavg()[0]:.2f}, {args.n_jobs} threads; accuracy per "
         "ground-truth unit (compare_sorter_to_ground_truth)",
@@ -173,13 +197,27 @@ def main():
         snr = unit_snr(rec, gt)
         big = snr >= 5
         name = f"{C}ch {U}u {int(dur)}s s{seed}"
-        runs = [("skunroll", run_skunroll)] + [
-            (p, lambda r, j, p=p: run_peer(p, r, j)) for p in args.peers
-        ]
+        runs = [] if args.no_skunroll else [("skunroll", run_skunroll)]
+        runs += [(p, lambda r, j, p=p: run_peer(p, r, j)) for p in args.peers]
         for sorter, fn in runs:
+            cache = None
+            if args.peers_cache and sorter != "skunroll":
+                key = f"{C}_{U}_{int(dur)}_{int(fs)}_{seed}_{sorter}"
+                cache = os.path.join(args.peers_cache, f"{key}.json")
             try:
-                sorting, wall = fn(rec, args.n_jobs)
-                acc = score(gt, sorting)
+                if cache and os.path.exists(cache) and sorter not in args.fresh:
+                    with open(cache) as f:
+                        cached = json.load(f)
+                    wall, acc = cached["wall"], np.array(cached["accuracy"])
+                    sorter_name = f"{sorter}*"
+                else:
+                    sorting, wall = fn(rec, args.n_jobs)
+                    acc = score(gt, sorting)
+                    sorter_name = sorter
+                    if cache:
+                        os.makedirs(args.peers_cache, exist_ok=True)
+                        with open(cache, "w") as f:
+                            json.dump({"wall": wall, "accuracy": acc.tolist()}, f)
             except Exception as exc:  # a peer that fails is reported, not fatal
                 print(
                     f"{name:<24} {sorter:<15} failed: {type(exc).__name__}: "
@@ -188,6 +226,7 @@ def main():
                 )
                 continue
             results.setdefault(sorter, []).append((name, wall, acc, big))
+            sorter = sorter_name  # "*": from the cache
             low = acc[big].min() if big.any() else np.nan
             units = " ".join(f"{a:.2f}({s:.0f})" for a, s in zip(acc, snr, strict=True))
             print(
@@ -198,6 +237,8 @@ def main():
         shutil.rmtree(
             os.path.join(ROOT, f"rec_{C}_{U}_{int(dur)}_{seed}"), ignore_errors=True
         )
+    if args.peers_cache:
+        print("(* : the peer's result read from --peers-cache)")
     print(
         "\nsummary over recordings (medians; wall ratio to spykingcircus2 on the "
         "same recording)"
