@@ -155,24 +155,31 @@ def distinct_kernels(H, refs, centre, similar):
     return H[np.sort(kept)]
 
 
-def split_amplitudes(amplitudes, max_clusters, min_separation, min_size):
+def split_amplitudes(amplitudes, max_clusters, min_separation, min_size, min_ratio=0.0):
     """Cut points that split one kernel's code amplitudes into clusters.
 
     A split test, applied recursively: a group of amplitudes is cut in two by a
     two-component Gaussian mixture when the two components are separated by
     at least ``min_separation`` pooled standard deviations,
-    ``|mu_1 - mu_2| / sqrt((s_1^2 + s_2^2) / 2)``, and each holds at least
+    ``|mu_1 - mu_2| / sqrt((s_1^2 + s_2^2) / 2)``, their means differ by at
+    least ``min_ratio`` times the larger one, and each holds at least
     ``min_size`` amplitudes; at most ``max_clusters`` clusters. The cut is
     where the two weighted Gaussian densities meet (between the means). One
     unit's amplitudes vary by the noise only, so a unimodal group is not cut;
     two units with one shape and different amplitudes are.
+
+    ``min_ratio`` guards against a large unit whose amplitudes are flat or
+    bimodal within a few percent (the sub-sample phase of its spikes): a
+    two-component mixture fitted to a uniform distribution finds components
+    3 pooled standard deviations apart, which the first test alone would
+    cut.
     """
     a = np.sort(np.asarray(amplitudes, dtype=np.float64))
     cuts = []
     groups = [a]
     while groups and len(cuts) + 1 < max_clusters:
         g = groups.pop(0)
-        cut = _best_cut(g, min_separation, min_size)
+        cut = _best_cut(g, min_separation, min_size, min_ratio)
         if cut is None:
             continue
         cuts.append(cut)
@@ -181,7 +188,7 @@ def split_amplitudes(amplitudes, max_clusters, min_separation, min_size):
     return np.sort(np.asarray(cuts, dtype=np.float64))
 
 
-def _best_cut(a, min_separation, min_size):
+def _best_cut(a, min_separation, min_size, min_ratio):
     if a.size < 2 * min_size:
         return None
     gmm = GaussianMixture(2, random_state=0, reg_covar=1e-6)
@@ -191,6 +198,8 @@ def _best_cut(a, min_separation, min_size):
     mu = gmm.means_[:, 0]
     sd = np.sqrt(gmm.covariances_.reshape(2))
     if np.sqrt((sd[0] ** 2 + sd[1] ** 2) / 2) * min_separation > abs(mu[0] - mu[1]):
+        return None
+    if abs(mu[0] - mu[1]) < min_ratio * np.max(np.abs(mu)):
         return None
     lo, hi = np.argsort(mu)
     grid = np.linspace(mu[lo], mu[hi], 512)

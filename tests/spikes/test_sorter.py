@@ -150,6 +150,16 @@ def test_split_amplitudes_split_test():
     two = np.concatenate([one, rng.normal(20, 1, 300)])
     cuts = split_amplitudes(two, 3, 3.0, 20)
     assert cuts.size == 1 and 12 < cuts[0] < 18
+    assert split_amplitudes(two, 3, 3.0, 20, 0.1).size == 1
+
+
+def test_split_amplitudes_keeps_a_flat_large_unit():
+    # a large unit whose amplitudes spread flat over +-5 % (sub-sample phase):
+    # the mixture finds halves 3 deviations apart, but only 10 % of the mean
+    rng = np.random.default_rng(0)
+    flat = rng.uniform(150, 165, 900)
+    assert split_amplitudes(flat, 3, 3.0, 20).size >= 1
+    assert split_amplitudes(flat, 3, 3.0, 20, 0.1).size == 0
 
 
 def test_constant_channel_is_ignored(ground_truth, fitted):
