@@ -12,6 +12,7 @@ over-splitting of one unit into several kernels.
 
 import numpy as np
 from scipy import ndimage
+from scipy.fft import next_fast_len
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
@@ -84,41 +85,63 @@ def pca_features(waves, n_components, random_state):
     return pca, pca.fit_transform(flat)
 
 
-def template_distance(a, b, max_lag):
+def template_distance(a, b, max_lag, steps=1):
     """The smallest Euclidean distance between templates ``(C, L)`` over
-    relative shifts of at most ``max_lag`` samples (zero-padded), and its lag."""
-    best, best_lag = np.inf, 0
-    L = a.shape[1]
-    for lag in range(-max_lag, max_lag + 1):
-        if lag >= 0:
-            d = np.sum((a[:, lag:] - b[:, : L - lag]) ** 2)
-            d += np.sum(a[:, :lag] ** 2) + np.sum(b[:, L - lag :] ** 2)
-        else:
-            d = np.sum((a[:, : L + lag] - b[:, -lag:]) ** 2)
-            d += np.sum(a[:, L + lag :] ** 2) + np.sum(b[:, :-lag] ** 2)
-        if d < best:
-            best, best_lag = d, lag
-    return float(np.sqrt(best)), best_lag
+    relative shifts of at most ``max_lag`` samples in steps of ``1 / steps``
+    of a sample (zero-padded; a fractional shift is a phase ramp of the
+    Fourier transform), and its lag: ``b`` shifted later by the lag is
+    closest to ``a``.
+
+    Sub-sample steps matter for large units: one unit's spikes split in two
+    by their sub-sample phase give mean waveforms half a sample apart, which
+    differ by many noise levels at any whole-sample shift."""
+    C, L = a.shape
+    pad = max_lag + 1
+    n = next_fast_len(L + 2 * pad)
+    pa = np.zeros((C, n))
+    pb = np.zeros((C, n))
+    pa[:, pad : pad + L] = a
+    pb[:, pad : pad + L] = b
+    lags = np.arange(-max_lag * steps, max_lag * steps + 1) / steps
+    ramp = np.exp(-2j * np.pi * np.outer(lags, np.fft.rfftfreq(n)))  # (n_lags, f)
+    shifted = np.fft.irfft(np.fft.rfft(pb)[None] * ramp[:, None, :], n)
+    d = np.sum((shifted - pa[None]) ** 2, axis=(1, 2))
+    best = int(np.argmin(d))
+    lag = lags[best]
+    return float(np.sqrt(d[best])), int(lag) if steps == 1 else float(lag)
 
 
-def merge_units(templates, counts, distance, max_lag):
+def merge_units(templates, counts, distance, max_lag, steps=1, ratio=0.0):
     """Agglomerative merging: while two units' templates (in units of noise)
-    are closer than ``distance``, merge the closest pair (their template
-    becomes the count-weighted mean). Returns, for every input unit, the index
-    of its merged unit (0..n_merged-1)."""
+    are closer than ``max(distance, ratio * min(norms))``, merge the closest
+    pair (relative to that bound; their template becomes the count-weighted
+    mean). Returns, for every input unit, the index of its merged unit
+    (0..n_merged-1).
+
+    ``distance`` is the noise floor (below it single spikes of the two could
+    not be told apart); ``ratio`` lets large units merge at a distance that is
+    a small fraction of their norm (one unit's sub-clusters differ by a few
+    percent of it: amplitude, sub-sample phase)."""
     n = len(templates)
     groups = [[i] for i in range(n)]
     temps = [np.asarray(t, dtype=np.float64) for t in templates]
     weights = [float(c) for c in counts]
     alive = list(range(n))
+
+    def excess(i, j):
+        bound = max(
+            distance, ratio * min(np.linalg.norm(temps[i]), np.linalg.norm(temps[j]))
+        )
+        return template_distance(temps[i], temps[j], max_lag, steps)[0] / bound
+
     D = np.full((n, n), np.inf)
     for i in range(n):
         for j in range(i + 1, n):
-            D[i, j] = template_distance(temps[i], temps[j], max_lag)[0]
+            D[i, j] = excess(i, j)
     while len(alive) > 1:
         sub = D[np.ix_(alive, alive)]
         a, b = np.unravel_index(np.argmin(sub), sub.shape)
-        if sub[a, b] >= distance:
+        if sub[a, b] >= 1.0:
             break
         i, j = sorted((alive[a], alive[b]))
         w = weights[i] + weights[j]
@@ -129,8 +152,7 @@ def merge_units(templates, counts, distance, max_lag):
         D[j, :] = D[:, j] = np.inf
         for m in alive:
             if m != i:
-                d = template_distance(temps[i], temps[m], max_lag)[0]
-                D[min(i, m), max(i, m)] = d
+                D[min(i, m), max(i, m)] = excess(i, m)
     label = np.empty(n, dtype=np.int64)
     for new, g in enumerate(alive):
         label[groups[g]] = new
@@ -155,57 +177,125 @@ def distinct_kernels(H, refs, centre, similar):
     return H[np.sort(kept)]
 
 
-def split_amplitudes(amplitudes, max_clusters, min_separation, min_size, min_ratio=0.0):
-    """Cut points that split one kernel's code amplitudes into clusters.
+def split_features(
+    features, max_clusters, min_separation, min_size, min_ratio, seed, n_axes=2
+):
+    """Clusters of one kernel's events ``(n, d)`` by a recursive split test.
 
-    A split test, applied recursively: a group of amplitudes is cut in two by a
-    two-component Gaussian mixture when the two components are separated by
-    at least ``min_separation`` pooled standard deviations,
-    ``|mu_1 - mu_2| / sqrt((s_1^2 + s_2^2) / 2)``, their means differ by at
-    least ``min_ratio`` times the larger one, and each holds at least
-    ``min_size`` amplitudes; at most ``max_clusters`` clusters. The cut is
-    where the two weighted Gaussian densities meet (between the means). One
-    unit's amplitudes vary by the noise only, so a unimodal group is not cut;
-    two units with one shape and different amplitudes are.
+    A group is cut in two by a two-component Gaussian mixture when, projected
+    on the mixture's discriminant direction ``(S_1 + S_2)^{-1} (mu_1 - mu_2)``,
+    the two components are at least ``min_separation`` pooled standard
+    deviations apart, ``|m_1 - m_2| / sqrt((s_1^2 + s_2^2) / 2)``, their means
+    differ by at least ``min_ratio`` times the larger mean's norm, each
+    side holds at least ``min_size`` events and the two components have a
+    lower BIC than one; at most ``max_clusters``
+    clusters, the largest group tried first. One unit's features vary by the
+    noise only, so a unimodal group is not cut; two units that differ in
+    amplitude or footprint are.
+
+    The first feature is the amplitude, the others the footprint: every
+    group is cut on the amplitude alone, or on it and the group's own
+    ``n_axes`` principal axes of the footprint (recomputed in every group: a
+    large unit's variation dominates the axes of the whole kernel, and two
+    small units' difference shows only once it is cut off; in all 16 or 32
+    dimensions a mixture finds splits in one unit's noise), whichever is more
+    separated.
 
     ``min_ratio`` guards against a large unit whose amplitudes are flat or
     bimodal within a few percent (the sub-sample phase of its spikes): a
     two-component mixture fitted to a uniform distribution finds components
     3 pooled standard deviations apart, which the first test alone would
     cut.
+
+    Returns the label (0 to n_clusters - 1) of every row.
     """
-    a = np.sort(np.asarray(amplitudes, dtype=np.float64))
-    cuts = []
-    groups = [a]
-    while groups and len(cuts) + 1 < max_clusters:
-        g = groups.pop(0)
-        cut = _best_cut(g, min_separation, min_size, min_ratio)
-        if cut is None:
+    F = np.asarray(features, dtype=np.float64)
+    labels = np.zeros(len(F), dtype=np.int64)
+    groups = [np.arange(len(F))]
+    n_clusters = 1
+    while groups and n_clusters < max_clusters:
+        groups.sort(key=len)
+        idx = groups.pop()
+        side = _two_way_cut(F[idx], min_separation, min_size, min_ratio, seed, n_axes)
+        if side is None:
             continue
-        cuts.append(cut)
-        groups += [g[g < cut], g[g >= cut]]
-        groups.sort(key=len, reverse=True)
-    return np.sort(np.asarray(cuts, dtype=np.float64))
+        labels[idx[side]] = n_clusters
+        n_clusters += 1
+        groups += [idx[~side], idx[side]]
+    return labels
 
 
-def _best_cut(a, min_separation, min_size, min_ratio):
-    if a.size < 2 * min_size:
+def _two_way_cut(F, min_separation, min_size, min_ratio, seed, n_axes):
+    """The rows on the second side of a significant two-way cut, or None.
+
+    Mixtures are fitted on the amplitude alone and with the footprint's main
+    axes (in several dimensions a mixture can settle on a split of the noise
+    while the amplitude's modes are plain); the most separated cut that
+    passes the tests is taken."""
+    if len(F) < 2 * min_size:
         return None
-    gmm = GaussianMixture(2, random_state=0, reg_covar=1e-6)
-    # the amplitudes are sorted: an even subsample keeps their distribution
-    fit = a[:: max(1, a.size // 4000)]
-    gmm.fit(fit[:, None])
-    mu = gmm.means_[:, 0]
-    sd = np.sqrt(gmm.covariances_.reshape(2))
-    if np.sqrt((sd[0] ** 2 + sd[1] ** 2) / 2) * min_separation > abs(mu[0] - mu[1]):
-        return None
-    if abs(mu[0] - mu[1]) < min_ratio * np.max(np.abs(mu)):
-        return None
-    lo, hi = np.argsort(mu)
-    grid = np.linspace(mu[lo], mu[hi], 512)
-    dens = gmm.predict_proba(grid[:, None])
-    cut = float(grid[np.argmax(dens[:, hi] >= dens[:, lo])])
-    n_lo = np.searchsorted(a, cut)
-    if min(n_lo, a.size - n_lo) < min_size:
-        return None
-    return cut
+    candidates = [F[:, :1]]
+    if F.shape[1] > 1:
+        foot = F[:, 1:] - F[:, 1:].mean(axis=0)
+        axes = np.linalg.svd(foot, full_matrices=False)[2]
+        for n in sorted({min(int(n), foot.shape[1]) for n in np.atleast_1d(n_axes)}):
+            candidates.append(np.column_stack([F[:, 0], foot @ axes[:n].T]))
+    best, best_sep = None, -np.inf
+    for G in candidates:
+        gmm = GaussianMixture(
+            2, random_state=seed, reg_covar=1e-6, covariance_type="full"
+        )
+        gmm.fit(G)
+        mu, cov = gmm.means_, gmm.covariances_
+        diff = mu[1] - mu[0]
+        if np.linalg.norm(diff) < min_ratio * np.linalg.norm(mu, axis=1).max():
+            continue
+        w = np.linalg.solve(cov[0] + cov[1], diff)
+        m = mu @ w
+        s2 = np.array([w @ cov[0] @ w, w @ cov[1] @ w])
+        sep = abs(m[1] - m[0]) / np.sqrt(s2.mean())
+        if sep < min_separation or sep <= best_sep:
+            continue
+        side = gmm.predict(G) == 1
+        if min(side.sum(), (~side).sum()) < min_size:
+            continue
+        # and two components must explain the group better than one by the
+        # BIC: on a few dozen events in several dimensions, a mixture's
+        # separation alone is inflated by its fitted covariances
+        one = GaussianMixture(1, reg_covar=1e-6, covariance_type="full").fit(G)
+        if gmm.bic(G) >= one.bic(G):
+            continue
+        best, best_sep = side, sep
+    return best
+
+
+class GaussianClasses:
+    """Labelled clusters as Gaussians (mean, covariance, weight): new rows go
+    to the class of largest posterior (quadratic discriminant analysis)."""
+
+    def __init__(self, features, labels, reg=1e-3):
+        F = np.asarray(features, dtype=np.float64)
+        n, d = F.shape
+        k = int(labels.max()) + 1 if n else 1
+        self.means = np.zeros((k, d))
+        self.chol = np.zeros((k, d, d))
+        self.offset = np.zeros(k)
+        for c in range(k):
+            G = F[labels == c]
+            self.means[c] = G.mean(axis=0)
+            cov = np.cov(G, rowvar=False).reshape(d, d) if len(G) > 1 else np.eye(d)
+            cov = cov + reg * (np.trace(cov) / d + 1.0) * np.eye(d)
+            L = np.linalg.cholesky(cov)
+            self.chol[c] = L
+            self.offset[c] = np.log(len(G) / n) - np.sum(np.log(np.diag(L)))
+
+    def predict(self, features):
+        F = np.asarray(features, dtype=np.float64)
+        k = len(self.means)
+        if k == 1 or len(F) == 0:
+            return np.zeros(len(F), dtype=np.int64)
+        score = np.empty((len(F), k))
+        for c in range(k):
+            z = np.linalg.solve(self.chol[c], (F - self.means[c]).T)
+            score[:, c] = self.offset[c] - 0.5 * np.sum(z * z, axis=0)
+        return np.argmax(score, axis=1)

@@ -57,8 +57,32 @@ SPLIT_SEPARATION = 3.0
 #: of SpikeInterface's 16-channel recordings, which 3 deviations alone cut in
 #: two); the issue's units of one shape differ by 50 %
 SPLIT_RATIO = 0.1
+#: a unit's spikes closer than this (ms) are one spike (within the absolute
+#: refractory period of a neuron, about 1 ms; one spike found by two kernels
+#: is reported at their two reference samples, up to half a kernel apart)
+DEDUPE_MS = 0.75
+#: units are compared at shifts of a quarter of a sample (one unit's spikes
+#: split by their sub-sample phase differ by half a sample)
+MERGE_STEPS = 4
+#: ... and merged when closer than this fraction of the smaller one's norm
+#: (if that is more than ``merge_distance``): a large unit's sub-clusters
+#: differ by a few percent of it; below the split test's 10 %, so that units
+#: of one shape cut apart on amplitude stay apart
+MERGE_RATIO = 0.08
+#: a kernel's events are split on a random sample of at most this many
+MAX_SPLIT_EVENTS = 4000
+#: ... on their amplitude and this many principal axes of their footprints
+#: (recomputed in every group the split test cuts)
+FOOTPRINT_AXES = (2, 4)
 #: private fitted state (removed with the public one when fit fails)
-PRIVATE = ("_median", "_cuts", "_first_sub", "_sub_unit", "_sub_kernel", "_sub_counts")
+PRIVATE = (
+    "_median",
+    "_classes",
+    "_first_sub",
+    "_sub_unit",
+    "_sub_kernel",
+    "_sub_counts",
+)
 
 
 class SpikeSorter(BaseEstimator):
@@ -125,13 +149,16 @@ class SpikeSorter(BaseEstimator):
     train_seconds : float, default=4.0
         Seconds of the recording (in chunks of 100 kernel lengths, drawn at
         random) the kernels are trained on.
-    max_units_per_kernel : int, default=3
+    max_units_per_kernel : int, default=8
         Largest number of units one kernel's events are split into.
     merge_distance : float, default=4.0
         Units whose mean waveforms (over ``ms_before + ms_after``, all
-        channels, best shift within a quarter kernel) are closer than this
-        many noise levels are merged: at that distance, single spikes of the
-        two could not be told apart reliably anyway.
+        channels, best shift within a quarter kernel in quarter samples) are
+        closer than this many noise levels are merged: at that distance,
+        single spikes of the two could not be told apart reliably anyway.
+        Large units also merge when closer than 8 % of the smaller one's
+        norm (one unit's spikes clustered apart by amplitude or sub-sample
+        phase differ by a few percent).
     min_spikes : int, default=20
         Units with fewer spikes in ``fit``'s recording are dropped.
     gain : float, default=1.0
@@ -266,7 +293,7 @@ class SpikeSorter(BaseEstimator):
         n_unroll=100,
         max_iter=3,
         train_seconds=4.0,
-        max_units_per_kernel=3,
+        max_units_per_kernel=8,
         merge_distance=4.0,
         min_spikes=20,
         gain=1.0,
@@ -627,32 +654,68 @@ class SpikeSorter(BaseEstimator):
             dup[idx[1:]] = np.diff(pos[idx]) <= nms
         return pos[~dup], ker[~dup], amp[~dup]
 
+    def _event_features(self, XnT, k, pos, amp):
+        """Features of kernel ``k``'s events at code positions ``pos``: the
+        code amplitude and, with several channels, the footprint left over,
+        ``<x_c, w_c> - a ||h_c||`` per channel ``c`` (``w_c`` the kernel's
+        unit-norm waveform on ``c``, or on its main channel where ``c`` holds
+        under 5 % of its energy). Units that share a kernel's shape at
+        different amplitudes differ in the first; units that share its
+        shape with different footprints, in the others. In units of noise."""
+        if XnT.shape[0] == 1:
+            return amp[:, None].astype(np.float64)
+        h = self.kernels_[k]  # (C, L), unit norm
+        energy = np.sum(h**2, axis=1)
+        norms = np.sqrt(energy)
+        main = int(np.argmax(energy))
+        w = h / np.maximum(norms, 1e-12)[:, None]
+        weak = energy < 0.05 * energy[main]
+        w[weak] = w[main]
+        out = np.empty((len(pos), 1 + XnT.shape[0]))
+        out[:, 0] = amp
+        for s in range(0, len(pos), 4096):
+            win = _cluster.windows(XnT, pos[s : s + 4096], h.shape[1])  # (n, C, L)
+            proj = np.einsum("ncl,cl->nc", win, w)
+            out[s : s + 4096, 1:] = proj - amp[s : s + 4096, None] * norms[None, :]
+        return out
+
     def _fit_units(self, XnT, events, rng):
-        """Split every kernel's events by amplitude, then merge the resulting
-        units whose mean waveforms (centred at their spike times) are close."""
+        """Split every kernel's events by amplitude and footprint, then merge
+        the resulting units whose mean waveforms (centred at their spike
+        times) are close."""
         pos, ker, amp = events
         K, _, L = self.kernels_.shape
         nb = self.n_before_
         T = XnT.shape[1]
-        self._cuts, self._first_sub = [], []
+        self._classes, self._first_sub = [], []
         sub_templates, sub_counts, sub_kernel = [], [], []
+        seed = rng.randint(np.iinfo(np.int32).max)
         for k in range(K):
-            a = amp[ker == k]
-            cuts = np.empty(0)
-            if a.size >= 2 * self.min_spikes:
-                cuts = _cluster.split_amplitudes(
-                    a,
+            sel = np.flatnonzero(ker == k)
+            feats = self._event_features(XnT, k, pos[sel], amp[sel])
+            labels = np.zeros(len(sel), dtype=np.int64)
+            fit = np.arange(sel.size)
+            if fit.size > MAX_SPLIT_EVENTS:
+                fit = np.sort(rng.choice(fit, MAX_SPLIT_EVENTS, replace=False))
+            if sel.size >= 2 * self.min_spikes:
+                labels[fit] = _cluster.split_features(
+                    feats[fit],
                     self.max_units_per_kernel,
                     SPLIT_SEPARATION,
-                    self.min_spikes,
+                    self.min_spikes * fit.size // sel.size,
                     SPLIT_RATIO,
+                    seed,
+                    FOOTPRINT_AXES,
                 )
-            self._cuts.append(cuts)
+                classes = _cluster.GaussianClasses(feats[fit], labels[fit])
+                labels = classes.predict(feats)
+            else:
+                classes = _cluster.GaussianClasses(feats, labels)
+            self._classes.append(classes)
             self._first_sub.append(len(sub_templates))
-            times = pos[ker == k] + self.kernel_reference_[k]
-            which = np.searchsorted(cuts, a, side="right")
-            for c in range(cuts.size + 1):
-                t = times[which == c]
+            times = pos[sel] + self.kernel_reference_[k]
+            for c in range(len(classes.means)):
+                t = times[labels == c]
                 t = t[(t - nb >= 0) & (t - nb + L <= T)]
                 if t.size > 2000:
                     t = rng.choice(t, 2000, replace=False)
@@ -661,51 +724,47 @@ class SpikeSorter(BaseEstimator):
                 else:
                     w = np.zeros((XnT.shape[0], L))
                 sub_templates.append(w)
-                sub_counts.append(int((which == c).sum()))
+                sub_counts.append(int((labels == c).sum()))
                 sub_kernel.append(k)
         max_lag = max(1, L // 8)
         merged = _cluster.merge_units(
-            sub_templates, sub_counts, self.merge_distance, max_lag
+            sub_templates,
+            sub_counts,
+            self.merge_distance,
+            max_lag,
+            MERGE_STEPS,
+            MERGE_RATIO,
         )
         self._sub_unit = merged
         self._sub_kernel = np.asarray(sub_kernel)
         self._sub_counts = np.asarray(sub_counts)
 
-    def _centre(self, t, ref):
-        """Template ``(C, L)`` shifted so that sample ``ref`` moves to
-        ``n_before_`` (zero-padded)."""
-        out = np.zeros_like(t)
-        shift = self.n_before_ - int(ref)
-        L = t.shape[1]
-        if shift >= 0:
-            out[:, shift:] = t[:, : L - shift]
-        else:
-            out[:, : L + shift] = t[:, -shift:]
-        return out
-
     def _label(self, XnT, events):
         """Spike times and unit labels of deconvolution events."""
         pos, ker, amp = events
         sub = np.empty(len(pos), dtype=np.int64)
-        for k, cuts in enumerate(self._cuts):
-            sel = ker == k
-            sub[sel] = self._first_sub[k] + np.searchsorted(
-                cuts, amp[sel], side="right"
-            )
+        for k, classes in enumerate(self._classes):
+            sel = np.flatnonzero(ker == k)
+            feats = self._event_features(XnT, k, pos[sel], amp[sel])
+            sub[sel] = self._first_sub[k] + classes.predict(feats)
         ok = sub >= 0
         times = pos[ok] + self.kernel_reference_[ker[ok]]
         units = self._sub_unit[sub[ok]]
         amp = amp[ok]
-        # one spike per unit within a quarter of a millisecond: a unit merged
-        # from two kernels may have a spike on both
+        # one spike per unit within DEDUPE_MS (a run of a unit's spikes, each
+        # within that of the last, keeps its largest): a unit merged from two
+        # kernels, or from a kernel's sub-clusters, may have a spike on both
         order = np.lexsort((times, units))
         times, units, amp = times[order], units[order], amp[order]
-        gap = max(1, int(round(0.25e-3 * self._fs())))
-        keep = np.ones(len(times), dtype=bool)
-        same = (units[1:] == units[:-1]) & (np.diff(times) <= gap)
-        for i in np.flatnonzero(same):
-            lose = i if amp[i] < amp[i + 1] else i + 1
-            keep[lose] = False
+        gap = max(1, int(round(DEDUPE_MS * 1e-3 * self._fs())))
+        start = np.ones(len(times), dtype=bool)
+        start[1:] = (units[1:] != units[:-1]) | (np.diff(times) > gap)
+        run = np.cumsum(start) - 1
+        best = np.lexsort((-amp, run))  # by run, the largest amplitude first
+        first = np.ones(len(best), dtype=bool)
+        first[1:] = run[best][1:] != run[best][:-1]
+        keep = np.zeros(len(times), dtype=bool)
+        keep[best[first]] = True
         times, units = times[keep], units[keep]
         order = np.argsort(times, kind="stable")
         return times[order], units[order]

@@ -16,7 +16,7 @@ from sklearn.utils.estimator_checks import (
 from spikeinterface.comparison import compare_sorter_to_ground_truth
 
 from skunroll.spikes import SpikeSorter
-from skunroll.spikes._cluster import split_amplitudes
+from skunroll.spikes._cluster import GaussianClasses, split_features
 from skunroll.spikes.spikeinterface import sort_recording
 
 FS = 30000.0
@@ -143,23 +143,47 @@ def test_amplitude_split_separates_units_of_one_shape():
         assert best >= 0.95
 
 
-def test_split_amplitudes_split_test():
+def test_split_features_split_test():
     rng = np.random.default_rng(0)
-    one = rng.normal(10, 1, 500)
-    assert split_amplitudes(one, 3, 3.0, 20).size == 0
-    two = np.concatenate([one, rng.normal(20, 1, 300)])
-    cuts = split_amplitudes(two, 3, 3.0, 20)
-    assert cuts.size == 1 and 12 < cuts[0] < 18
-    assert split_amplitudes(two, 3, 3.0, 20, 0.1).size == 1
+    one = rng.normal(10, 1, 500)[:, None]
+    assert split_features(one, 3, 3.0, 20, 0.1, 0).max() == 0
+    two = np.concatenate([one, rng.normal(20, 1, (300, 1))])
+    labels = split_features(two, 3, 3.0, 20, 0.1, 0)
+    assert labels.max() == 1
+    # the two clusters are the two amplitudes
+    assert len(np.unique(labels[:500])) == 1 and len(np.unique(labels[500:])) == 1
+    assert labels[0] != labels[-1]
 
 
-def test_split_amplitudes_keeps_a_flat_large_unit():
+def test_split_features_keeps_a_flat_large_unit():
     # a large unit whose amplitudes spread flat over +-5 % (sub-sample phase):
-    # the mixture finds halves 3 deviations apart, but only 10 % of the mean
+    # a mixture finds halves 3 deviations apart, but only 10 % of the mean
     rng = np.random.default_rng(0)
-    flat = rng.uniform(150, 165, 900)
-    assert split_amplitudes(flat, 3, 3.0, 20).size >= 1
-    assert split_amplitudes(flat, 3, 3.0, 20, 0.1).size == 0
+    flat = rng.uniform(150, 165, 900)[:, None]
+    assert split_features(flat, 3, 3.0, 20, 0.0, 0).max() >= 1
+    assert split_features(flat, 3, 3.0, 20, 0.1, 0).max() == 0
+
+
+def test_split_features_separates_footprints():
+    # two units with one amplitude on the kernel and different footprints
+    # (the residual footprint on 4 channels): one feature cannot cut them,
+    # the footprint's axes can; the classes then label new events alike
+    rng = np.random.default_rng(1)
+    n = 600
+    amp = rng.normal(12, 1, 2 * n)
+    foot = rng.standard_normal((2 * n, 4))
+    foot[:n, 0] += 3.0
+    foot[n:, 0] -= 3.0
+    foot[:n, 1] -= 2.0
+    F = np.column_stack([amp, foot])
+    assert split_features(F[:, :1], 4, 3.0, 20, 0.1, 0).max() == 0
+    labels = split_features(F, 4, 3.0, 20, 0.1, 0, n_axes=(2, 4))
+    assert labels.max() == 1
+    truth = np.repeat([0, 1], n)
+    agree = max(np.mean(labels == truth), np.mean(labels != truth))
+    assert agree >= 0.97
+    classes = GaussianClasses(F, labels)
+    assert np.mean(classes.predict(F) == labels) >= 0.97
 
 
 def test_constant_channel_is_ignored(ground_truth, fitted):
