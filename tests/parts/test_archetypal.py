@@ -33,7 +33,9 @@ def test_simplex_rows_is_the_exact_projection(n, k, scale, seed):
         assert_allclose(p, _sort_projection(row), atol=1e-12 * max(1.0, scale))
     assert out.min() >= 0
     assert_allclose(out.sum(axis=1), 1.0, rtol=1e-12)
-    assert_allclose(project_simplex_rows(out.copy()), out, atol=1e-15)  # idempotent
+    # idempotent, up to the rounding of the first projection's row sums (at
+    # scale 89.5 they are 1 - 3.6e-15 and the second moves entries 1.8e-15)
+    assert_allclose(project_simplex_rows(out.copy()), out, atol=1e-12)
     out32 = project_simplex_rows(W.astype(np.float32))
     assert out32.dtype == np.float32
     assert_allclose(out32, out, atol=1e-5 * max(1.0, scale))
