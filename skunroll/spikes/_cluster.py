@@ -278,9 +278,9 @@ class GaussianClasses:
         n, d = F.shape
         k = int(labels.max()) + 1 if n else 1
         self.means = np.zeros((k, d))
-        self.chol = np.zeros((k, d, d))
+        self.chol = np.broadcast_to(np.eye(d), (k, d, d)).copy()
         self.offset = np.zeros(k)
-        for c in range(k):
+        for c in range(k if n else 0):  # no events (a silent kernel): one class
             G = F[labels == c]
             self.means[c] = G.mean(axis=0)
             cov = np.cov(G, rowvar=False).reshape(d, d) if len(G) > 1 else np.eye(d)

@@ -184,6 +184,10 @@ def test_split_features_separates_footprints():
     assert agree >= 0.97
     classes = GaussianClasses(F, labels)
     assert np.mean(classes.predict(F) == labels) >= 0.97
+    # a kernel without events: one class, and any event goes to it
+    empty = GaussianClasses(np.empty((0, 5)), np.empty(0, dtype=np.int64))
+    assert len(empty.means) == 1
+    assert np.all(empty.predict(F[:10]) == 0)
 
 
 def test_constant_channel_is_ignored(ground_truth, fitted):
