@@ -3,8 +3,9 @@ number of clusters chosen by the Bayesian information criterion (BIC).
 
 The sorter clusters twice: the waveforms of threshold crossings, whose
 cluster means are the kernels that deconvolution starts from, and, after
-deconvolution, every kernel's events on their code amplitude and waveform
-features, so that units that share one shape at different amplitudes become
+deconvolution, every kernel's events on their code amplitude and footprint
+(:func:`split_features`, labelled by :class:`GaussianClasses`), so that units
+that share one shape at different amplitudes or on different channels become
 separate units. Units whose mean waveforms are closer than a distance in
 units of noise are then merged (:func:`merge_units`), which undoes the
 over-splitting of one unit into several kernels.

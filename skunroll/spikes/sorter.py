@@ -17,10 +17,13 @@ The pipeline, on a recording ``(n_times, n_channels)``:
    spike of one kernel at one amplitude, overlapping spikes included. The
    entries above ``threshold`` are the events; each is reported at its
    kernel's reference sample.
-5. *Units.* Each kernel's events are clustered on their code amplitude and
-   waveform features (Gaussian mixture, number chosen by BIC), so that units
-   with one shape and different amplitudes separate; units whose mean
-   waveforms are closer than ``merge_distance`` noise levels are merged.
+5. *Units.* Each kernel's events are split on their code amplitude and the
+   footprint left over on every channel (a recursive two-way split test:
+   Gaussian mixtures, separation, relative size, BIC), so that units with
+   one shape and different amplitudes or footprints separate; units whose
+   mean waveforms are closer than ``merge_distance`` noise levels (or 8 % of
+   a large unit's norm) are merged, and a unit keeps one spike within 0.75
+   ms.
 """
 
 import sys
