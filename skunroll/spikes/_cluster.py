@@ -189,10 +189,9 @@ def split_features(
     deviations apart, ``|m_1 - m_2| / sqrt((s_1^2 + s_2^2) / 2)``, their means
     differ by at least ``min_ratio`` times the larger mean's norm, each
     side holds at least ``min_size`` events and the two components have a
-    lower BIC than one; at most ``max_clusters``
-    clusters, the largest group tried first. One unit's features vary by the
-    noise only, so a unimodal group is not cut; two units that differ in
-    amplitude or footprint are.
+    lower BIC than one; at most ``max_clusters`` clusters, the largest group
+    tried first. One unit's features vary by the noise only, so a unimodal
+    group is not cut; two units that differ in amplitude or footprint are.
 
     The first feature is the amplitude, the others the footprint: every
     group is cut on the amplitude alone, or on it and the group's own

@@ -705,7 +705,8 @@ class SpikeSorter(BaseEstimator):
                     feats[fit],
                     self.max_units_per_kernel,
                     SPLIT_SEPARATION,
-                    self.min_spikes * fit.size // sel.size,
+                    # min_spikes over the kernel's events, scaled to the sample
+                    max(2, -(-self.min_spikes * fit.size // sel.size)),
                     SPLIT_RATIO,
                     seed,
                     FOOTPRINT_AXES,
