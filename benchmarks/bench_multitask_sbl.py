@@ -63,6 +63,7 @@ from sklearn.metrics import adjusted_rand_score
 from skunroll import ClusteredMultiTaskSBL, SparseBayesianLearning
 from skunroll._parallel import single_threaded_blas
 from skunroll._sbl.multitask import _estep_exact_pairs, _Tasks
+from skunroll.datasets import make_multitask_measurements
 from skunroll.utils import subsampled_dct
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -72,16 +73,9 @@ NOISE = 0.05
 
 
 def make_problem(p, n, T, k, observed=0.25, seed=0):
-    rng = np.random.default_rng(seed)
-    labels = np.repeat([0, 1], T // 2)
-    supports = [rng.choice(p, k, replace=False) for _ in range(2)]
-    X = np.zeros((T, p))
-    for t in range(T):
-        X[t, supports[labels[t]]] = rng.standard_normal(k)
-    rows = np.sort(rng.choice(p, n, replace=False))
-    op = subsampled_dct(rows, p)
-    mask = rng.random((n, T)) < observed
-    Y = op.matmat(X.T) + NOISE * rng.standard_normal((n, T))
+    op, Y, mask, X, labels, rows = make_multitask_measurements(
+        p, n, T, k, observed=observed, noise=NOISE, random_state=seed
+    )
     return op, rows, Y, mask, X, labels
 
 

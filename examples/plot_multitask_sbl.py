@@ -26,19 +26,19 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
 from skunroll import ClusteredMultiTaskSBL
-from skunroll.utils import subsampled_dct
+from skunroll.datasets import make_multitask_measurements
 
-rng = np.random.default_rng(0)
 p, n, T, k = 256, 128, 8, 10
-labels = np.repeat([0, 1], T // 2)
-supports = [rng.choice(p, k, replace=False) for _ in range(2)]
-X = np.zeros((T, p))
-for t in range(T):
-    X[t, supports[labels[t]]] = rng.choice([-1, 1], k) * rng.uniform(1, 2, k)
-rows = np.sort(rng.choice(p, n, replace=False))
-op = subsampled_dct(rows, p)
-mask = rng.random((n, T)) < 0.35
-Y = op.matmat(X.T) + 0.01 * rng.standard_normal((n, T))
+op, Y, mask, X, labels, _ = make_multitask_measurements(
+    p,
+    n,
+    T,
+    k,
+    observed=0.35,
+    noise=0.01,
+    coef_distribution="signed_uniform",
+    random_state=0,
+)
 
 clustered = ClusteredMultiTaskSBL(2, solver="cofem", random_state=0)
 clustered.fit(op, Y, mask=mask)

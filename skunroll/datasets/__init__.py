@@ -15,9 +15,13 @@ n_features)``, and data are generated as ``X = codes @ dictionary + noise``.
   of sparse autoencoders: parent concepts with mutually exclusive children at
   a chosen coherence, and sparse convex mixtures of planted archetypes
   (``datasets/_sae.py``).
+* :func:`make_multitask_measurements` draws clustered multi-task compressed
+  sensing through a subsampled DCT, the problem of ``ClusteredMultiTaskSBL``
+  (``datasets/_multitask.py``).
 """
 
 from ._dense import make_dictionary, make_dictionary_mixture, make_sparse_coded_data
+from ._multitask import make_multitask_measurements
 from ._sae import make_archetypal_data, make_sae_hierarchy
 from ._signals import make_convolutional_data, make_spike_counts, make_spike_recording
 
@@ -26,6 +30,7 @@ __all__ = [
     "make_convolutional_data",
     "make_dictionary",
     "make_dictionary_mixture",
+    "make_multitask_measurements",
     "make_sae_hierarchy",
     "make_sparse_coded_data",
     "make_spike_counts",

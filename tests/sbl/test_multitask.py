@@ -26,6 +26,7 @@ from skunroll._sbl.multitask import (
     _Tasks,
 )
 from skunroll._sbl.sbl import _estep_exact
+from skunroll.datasets import make_multitask_measurements
 
 
 def planted(n=40, p=60, T=6, k=4, noise=0.01, observed=0.7, seed=0):
@@ -359,19 +360,9 @@ def test_cofem_stops_at_the_start_of_the_noise_drift():
     pruned and the error grows (0.26 after the first iteration, 0.51 after 40,
     exact EM alike); the change settles at 0.012-0.016, so neither ``tol`` nor
     the stall rule's ``2 tol`` stopped it before the drift rule."""
-    from skunroll.utils import subsampled_dct
-
-    rng = np.random.default_rng(0)
-    p, n, T, k = 1024, 512, 20, 3
-    labels = np.repeat([0, 1], T // 2)
-    supports = [rng.choice(p, k, replace=False) for _ in range(2)]
-    X = np.zeros((T, p))
-    for t in range(T):
-        X[t, supports[labels[t]]] = rng.standard_normal(k)
-    rows = np.sort(rng.choice(p, n, replace=False))
-    op = subsampled_dct(rows, p)
-    mask = rng.random((n, T)) < 0.25
-    Y = op.matmat(X.T) + 0.05 * rng.standard_normal((n, T))
+    op, Y, mask, X, labels, _ = make_multitask_measurements(
+        1024, 512, 20, 3, observed=0.25, noise=0.05, random_state=0
+    )
     est = ClusteredMultiTaskSBL(2, solver="cofem", random_state=0)
     est.fit(op, Y, mask=mask)
     h = est.history_
