@@ -118,7 +118,12 @@ def test_exact_gradient_matches_finite_differences():
 # ---------------------------------------------------------------- unrolled
 
 
-def test_unrolled_solver_reaches_the_exact_posterior_moments():
+def _converged_chunk(precondition=None):
+    """The unrolled (or preconditioned) solver run to convergence on a small
+    problem with 4,000 probes; its means must be the exact posterior means and
+    the probes' solutions must have the exact posterior covariance within 5
+    Monte-Carlo standard errors. Returns the solver's output and its
+    arguments."""
     rng, W, m, log_psi, X, M = _small(seed=3, n=4)
     q, K = W.shape[1], 4000
     Xt = (X - m) * M
@@ -127,7 +132,8 @@ def test_unrolled_solver_reaches_the_exact_posterior_moments():
     S = draw_probes(
         W, log_psi, M, rng.standard_normal((n, K, p)), rng.standard_normal((n, K, q))
     )
-    out = unrolled_chunk(Xt, M, W, log_psi, S, q + 3, False)
+    args = (Xt, M, W, log_psi, S, q + 3, False)
+    out = unrolled_chunk(*args, precondition)
     np.testing.assert_allclose(out["mu"].T, mu, rtol=1e-10, atol=1e-12)
     for i in range(n):
         s = out["sigma"][:, i, :]
@@ -136,6 +142,11 @@ def test_unrolled_solver_reaches_the_exact_posterior_moments():
         d = np.diag(sigma[i])
         se = np.sqrt((np.outer(d, d) + sigma[i] ** 2) / K)
         assert np.all(np.abs(est - sigma[i]) < 5 * se)
+    return out, args
+
+
+def test_unrolled_solver_reaches_the_exact_posterior_moments():
+    _converged_chunk()
 
 
 @pytest.mark.parametrize("n_steps", [1, 2, 3, 6])
@@ -241,24 +252,9 @@ def test_preconditioner_is_the_inverse_of_the_mean_or_full_precision(kind):
 def test_preconditioned_solver_reaches_the_exact_posterior_moments(kind):
     """Converged, PCG gives the exact means, and the probes' solutions keep
     the covariance ``E[sigma sigma^T] = A_i^{-1}`` (same right-hand sides)."""
-    rng, W, m, log_psi, X, M = _small(seed=3, n=4)
-    q, K = W.shape[1], 4000
-    Xt = (X - m) * M
-    mu, _, sigma, _ = exact_posterior(Xt, M, W, log_psi, want_sigma=True)
-    n, p = X.shape
-    S = draw_probes(
-        W, log_psi, M, rng.standard_normal((n, K, p)), rng.standard_normal((n, K, q))
-    )
-    out = unrolled_chunk(Xt, M, W, log_psi, S, q + 3, False, kind)
-    plain = unrolled_chunk(Xt, M, W, log_psi, S, q + 3, False)
-    np.testing.assert_allclose(out["mu"].T, mu, rtol=1e-10, atol=1e-12)
+    out, args = _converged_chunk(kind)
+    plain = unrolled_chunk(*args)
     np.testing.assert_allclose(out["sigma"], plain["sigma"], rtol=1e-8, atol=1e-10)
-    for i in range(n):
-        s = out["sigma"][:, i, :]
-        est = s @ s.T / K
-        d = np.diag(sigma[i])
-        se = np.sqrt((np.outer(d, d) + sigma[i] ** 2) / K)
-        assert np.all(np.abs(est - sigma[i]) < 5 * se)
     # the output gradient is the same function of the (converged) outputs
     for name in ("value", "W", "m", "log_psi"):
         np.testing.assert_allclose(out[name], plain[name], rtol=1e-8, atol=1e-8)
