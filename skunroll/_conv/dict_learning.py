@@ -11,6 +11,7 @@ build, and short methods over :mod:`.shapes` (signal and kernel shapes),
 """
 
 import copy
+import dataclasses
 import warnings
 from numbers import Integral, Real
 
@@ -25,6 +26,7 @@ from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._parallel import single_threaded_blas
+from .._parts.encoders import CONV_ENCODERS
 from .._parts.likelihoods import LIKELIHOODS, mean
 from .._parts.priors import kernel_prior, warn_deprecated_prior
 from .._training import CallbackSupportMixin, Trainer, atomic, with_callbacks
@@ -79,13 +81,27 @@ class ConvolutionalDictionaryLearning(
         array. The encoder solves :math:`\min_z \ell(x, Hz) + \sum_k \lambda_k
         \|z_k\|_1` approximately.
     n_unroll : int or "auto", default="auto"
-        Depth ``T`` of the unrolled encoder. "auto" is 100 for the Poisson
-        likelihood, whose step is set by the largest count (from zero, 30
-        steps left the amplitudes of simulated events at 55 % of their
-        converged values, 100 steps at 99 %), and 30 otherwise (30 binomial
-        steps reached 94 %).
-    encoder : {"fista", "ista"}, default="fista"
-        Unrolled algorithm.
+        Depth ``T`` of the unrolled encoder (not used by "cd"). "auto" is
+        100 for the Poisson likelihood, whose step is set by the largest
+        count (from zero, 30 steps left the amplitudes of simulated events at
+        55 % of their converged values, 100 steps at 99 %), and 30 otherwise
+        (30 binomial steps reached 94 %).
+    encoder : {"fista", "ista", "cd"}, default="fista"
+        Unrolled algorithm, or "cd": the Gaussian lasso solved by locally
+        greedy coordinate descent (Moreau, Oudre & Vayatis, 2018) until no
+        code would move by more than 1 % of the largest
+        :math:`\lambda_k / \|h_k\|^2`. "cd" is no fixed-depth network
+        (``n_unroll`` and ``method`` do not apply): it takes
+        ``gradient="dec"`` (alternating minimisation, as alphacsc) and the
+        Gaussian likelihood. Where events are sparse (spikes) its cost
+        follows the number of events, not the signal's length times the
+        depth.
+    transform_encoder : {"fista", "ista", "cd"} or None, default=None
+        Encoder of ``transform``, ``code_maps``, ``detect_events`` and
+        ``score``; None takes ``encoder``. Kernels trained by the unrolled
+        FISTA can be applied with "cd" (converged codes, often faster on
+        long recordings), as scikit-learn's ``DictionaryLearning`` separates
+        ``fit_algorithm`` from ``transform_algorithm``.
     method : {"auto", "direct", "fft"}, default="auto"
         How the convolutions are computed: directly in numba (with the
         Gaussian encoder in Gram form, whose cost follows the number of
@@ -197,7 +213,8 @@ class ConvolutionalDictionaryLearning(
     chunk_size : int, default=32768
         Code positions per chunk when encoding long signals: chunks extended
         by the encoder's reach ``n_unroll * (kw - 1)`` on both sides run in
-        parallel and give exactly the whole-signal codes.
+        parallel and give exactly the whole-signal codes ("cd": extended by
+        10 kernel widths, the whole-signal codes to the solver's accuracy).
     random_state : int, RandomState instance or None, default=None
         Seed of the initialisation and of the crops.
     n_jobs : int, default=None
@@ -298,7 +315,8 @@ class ConvolutionalDictionaryLearning(
         "kernel_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "alpha": [Interval(Real, 0, None, closed="left"), "array-like"],
         "n_unroll": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "encoder": [StrOptions({"fista", "ista"})],
+        "encoder": [StrOptions(set(CONV_ENCODERS))],
+        "transform_encoder": [None, StrOptions(set(CONV_ENCODERS))],
         "method": [StrOptions({"auto", "direct", "fft"})],
         "gradient": [StrOptions({"ae-ls", "ae-lasso", "dec"})],
         "prior": [StrOptions({"l1", "nonneg_l1"}, deprecated={"nonneg_l1"})],
@@ -341,6 +359,7 @@ class ConvolutionalDictionaryLearning(
         alpha=0.1,
         n_unroll="auto",
         encoder="fista",
+        transform_encoder=None,
         method="auto",
         gradient="dec",
         prior="l1",
@@ -373,6 +392,7 @@ class ConvolutionalDictionaryLearning(
         self.alpha = alpha
         self.n_unroll = n_unroll
         self.encoder = encoder
+        self.transform_encoder = transform_encoder
         self.method = method
         self.gradient = gradient
         self.prior = prior
@@ -403,6 +423,13 @@ class ConvolutionalDictionaryLearning(
     # ------------------------------------------------------------ parameters
 
     def _network(self, k):
+        self._check_cd(self.encoder, "encoder")
+        if self.encoder == "cd" and self.gradient != "dec":
+            raise ValueError(
+                "encoder='cd' (coordinate descent) is not unrolled: it has no "
+                f"back-propagated gradient; got gradient={self.gradient!r}, "
+                "use gradient='dec'."
+            )
         alphas = _shapes.per_kernel(self.alpha, "alpha", k)
         if np.any(alphas < 0) or not np.all(np.isfinite(alphas)):
             raise ValueError(
@@ -421,6 +448,23 @@ class ConvolutionalDictionaryLearning(
             self._n_unroll(), self.encoder, alphas, signs.astype(np.int64),
             self.likelihood, float(self.n_trials), self.method,
         )  # fmt: skip
+
+    def _check_cd(self, encoder, name):
+        if encoder == "cd" and self.likelihood != "gaussian":
+            raise ValueError(
+                f"{name}='cd' (coordinate descent) solves the Gaussian lasso; "
+                f"got likelihood={self.likelihood!r}."
+            )
+
+    def _transform_net(self):
+        """The fitted network with ``transform_encoder`` (if set) as encoder."""
+        if (
+            self.transform_encoder is None
+            or self.transform_encoder == self._net.encoder
+        ):
+            return self._net
+        self._check_cd(self.transform_encoder, "transform_encoder")
+        return dataclasses.replace(self._net, encoder=self.transform_encoder)
 
     def _n_unroll(self):
         if self.n_unroll != "auto":
@@ -566,7 +610,7 @@ class ConvolutionalDictionaryLearning(
         """Code maps ``(n, K, p1, p2)`` of ``X4`` by the fitted encoder (from
         the public ``kernels_``, ``intercept_`` and ``step_size_``)."""
         H = _shapes.kernels_4d(self.kernels_, self.kernel_size, X4.dtype)
-        return encode(X4, H, self._net, self.step_size_, self.n_jobs, mask,
+        return encode(X4, H, self._transform_net(), self.step_size_, self.n_jobs, mask,
                       self.chunk_size,
                       np.asarray(self.intercept_, dtype=np.float64))  # fmt: skip
 
@@ -652,7 +696,8 @@ class ConvolutionalDictionaryLearning(
         H = _shapes.kernels_4d(self.kernels_, self.kernel_size, X4.dtype)
         intercept = np.asarray(self.intercept_, dtype=np.float64)
         with single_threaded_blas():
-            res = forward_backward(X4, H, self._net, self.step_size_, "forward",
+            res = forward_backward(X4, H, self._transform_net(), self.step_size_,
+                                   "forward",
                                    self.n_jobs, offset=intercept)  # fmt: skip
         return -(res.data_loss + res.penalty) / X4.shape[0]
 
@@ -694,7 +739,8 @@ class ConvolutionalDictionaryLearning(
         X4, mask = self._signals(X, same_shape=False, code_mask=code_mask)
         ks = _shapes.kernel_shape(self.kernel_size)
         with single_threaded_blas():
-            return _events.detect_events(X4, self._maps, ks, self._net.n_unroll,
+            reach = self._transform_net().reach(ks[-1])
+            return _events.detect_events(X4, self._maps, ks, reach,
                                          float(threshold), radius, mask,
                                          self.n_jobs)  # fmt: skip
 

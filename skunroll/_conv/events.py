@@ -59,20 +59,20 @@ def suppression_radius(min_distance, kernel_width):
     return int(min_distance)
 
 
-def detect_events(X4, encode, kernel_size, n_unroll, threshold, radius, mask=None,
+def detect_events(X4, encode, kernel_size, reach, threshold, radius, mask=None,
                   n_jobs=None):  # fmt: skip
     """Event records of the signals ``X4`` ``(n, C, h, w)``.
 
     ``encode(X4_block, mask_block)`` returns the code maps ``(1, K, p1, p2)``
     of one signal's block. Every signal is encoded in blocks of
     ``DETECT_BLOCK`` positions along its last axis, each extended by the
-    suppression ``radius`` and by the encoder's reach ``n_unroll * (kw - 1)``
-    (so that its codes are those of the whole signal); the entries above
+    suppression ``radius`` and by the encoder's ``reach`` (``n_unroll * (kw -
+    1)`` for the unrolled encoders: so that its codes are those of the whole
+    signal; see ``ConvNetwork.reach``); the entries above
     ``threshold`` that survive :func:`suppress` are the events, sorted by
     sample, kernel and position.
     """
     kw = kernel_size[-1]
-    reach = n_unroll * (kw - 1)  # the encoder's reach
     width = X4.shape[3] - kw + 1
     found = []
     for i in range(X4.shape[0]):

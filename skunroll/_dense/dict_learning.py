@@ -27,7 +27,7 @@ from .._coding.sparse_coding import _sparse_encode
 from .._parallel import N_JOBS, single_threaded_blas
 from .._parts import archetypal
 from .._parts.dictionaries import project_rows
-from .._parts.encoders import ENCODERS, encoder_step
+from .._parts.encoders import DENSE_ENCODERS, ENCODERS, encoder_step
 from .._parts.likelihoods import LIKELIHOODS, check_counts, curvature, mean
 from .._parts.priors import (
     LASSO_PRIORS,
@@ -417,7 +417,7 @@ class UnrolledDictionaryLearning(
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "n_unroll": [Interval(Integral, 1, None, closed="left")],
-        "encoder": [StrOptions(set(ENCODERS))],
+        "encoder": [StrOptions(set(DENSE_ENCODERS))],
         "n_nonzero_coefs": [Interval(Integral, 1, None, closed="left"), None],
         "fit_intercept": ["boolean"],
         "transform_tol": [Interval(Real, 0, 1, closed="left")],

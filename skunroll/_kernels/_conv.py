@@ -376,22 +376,30 @@ def _gram_sample(x, H, step, betas, thresholds, signs, mask, use_mask, alphas,
         z_prev, z_cur, z_new = z_cur, z_new, z_prev
         c_prev, c_cur, c_new = c_cur, c_new, c_prev
     copy_into(z_cur, z_out)
-    # 0.5 ||x - H z||^2 = 0.5 ||x||^2 - <z, H^T x> + 0.5 <z, H^T H z>
+    gram_finish(x, H, z_out, b, c_cur, alphas, mode, losses, grad)
+
+
+@njit(nogil=True, cache=True)
+def gram_finish(x, H, z, b, c, alphas, mode, losses, grad):
+    """Losses of the final codes ``z`` from ``b = H^T x`` and ``c = H^T H z``,
+    ``0.5 ||x - H z||^2 = 0.5 ||x||^2 - <z, b> + 0.5 <z, c>``, and for "dec"
+    the kernel gradient at ``z``."""
     quad = 0.0
     penalty = 0.0
-    for k in range(shape[0]):
-        for i in range(shape[1]):
-            for j in range(shape[2]):
-                v = z_cur[k, i, j]
+    for k in range(z.shape[0]):
+        for i in range(z.shape[1]):
+            for j in range(z.shape[2]):
+                v = z[k, i, j]
                 if v != 0.0:
-                    quad += v * (0.5 * c_cur[k, i, j] - b[k, i, j])
+                    quad += v * (0.5 * c[k, i, j] - b[k, i, j])
                     penalty += alphas[k] * abs(v)
     losses[0] += 0.5 * np.sum(x.astype(np.float64) ** 2) + quad
     losses[1] += penalty
     if mode == DEC:
-        synthesis(z_out, H, e)
+        e = np.empty(x.shape, dtype=x.dtype)
+        synthesis(z, H, e)
         r = x - e
-        add_kernel_correlation(r, z_out, -1.0, grad)
+        add_kernel_correlation(r, z, -1.0, grad)
 
 
 # --- event detection ----------------------------------------------------------

@@ -23,6 +23,14 @@ steps, Costa et al., NeurIPS 2025) and ``"shallow"`` (one layer,
 ``z = TopK(x D^T + b_enc)`` or ``ReLU(x D^T + b_enc)``, the baselines of that
 paper). They have no step and no momentum; their kernels are in
 ``_kernels/_pursuit.py`` and ``_dense/network.py`` dispatches on ``kind``.
+
+``"cd"`` (``kind="coordinate"``) is the convolutional family's solver of the
+Gaussian lasso by locally greedy coordinate descent (Moreau, Oudre & Vayatis,
+ICML 2018): no fixed depth and no momentum; it runs until no code would move
+by more than a tolerance (``_kernels/_conv_cd.py``). Its kernels' gradient is
+the one at its codes ("dec"): alternating minimisation, as in alphacsc.
+Where events are sparse it costs a few updates per event instead of a
+correlation of the whole signal per step.
 """
 
 import math
@@ -36,8 +44,9 @@ class Encoder:
     """An encoder of the unrolled networks.
 
     ``kind`` is ``"proximal"`` (ISTA, FISTA with ``accelerated``: the
-    proximal-gradient recursion above), ``"pursuit"`` (matching pursuit) or
-    ``"shallow"`` (one layer; ``top_k`` keeps the ``n_nonzero_coefs``
+    proximal-gradient recursion above), ``"pursuit"`` (matching pursuit),
+    ``"coordinate"`` (coordinate descent to a tolerance, convolutional
+    family only) or ``"shallow"`` (one layer; ``top_k`` keeps the ``n_nonzero_coefs``
     largest pre-activations, else ReLU). ``sparsity_steps``: the encoder takes
     ``n_nonzero_coefs`` (a number of steps or of kept atoms)."""
 
@@ -53,7 +62,7 @@ class Encoder:
     @property
     def autoencoder(self):
         """A sparse-autoencoder encoder (no step, a pre-bias, sparse codes)."""
-        return self.kind != "proximal"
+        return self.kind in ("pursuit", "shallow")
 
     def momentum(self, n_unroll):
         """Momentum ``b_t`` of each of the ``n_unroll`` steps (float64)."""
@@ -66,7 +75,13 @@ ENCODERS = {
     "mp": Encoder("mp", kind="pursuit"),
     "topk": Encoder("topk", kind="shallow", top_k=True),
     "relu": Encoder("relu", kind="shallow"),
+    "cd": Encoder("cd", kind="coordinate"),
 }
+
+#: the encoders of the dense family (patches and vectors)
+DENSE_ENCODERS = frozenset(n for n, e in ENCODERS.items() if e.kind != "coordinate")
+#: the encoders of the convolutional family
+CONV_ENCODERS = frozenset(("fista", "ista", "cd"))
 
 
 def fista_momentum(n_unroll, accelerated):
