@@ -466,6 +466,11 @@ class ConvolutionalDictionaryLearning(
         self._check_cd(self.transform_encoder, "transform_encoder")
         return dataclasses.replace(self._net, encoder=self.transform_encoder)
 
+    def _encoder_reach(self):
+        """Positions along the last axis beyond a block that its codes depend
+        on (see ``ConvNetwork.reach``), for the transform's encoder."""
+        return self._transform_net().reach(_shapes.kernel_shape_2d(self.kernel_size)[1])
+
     def _n_unroll(self):
         if self.n_unroll != "auto":
             return int(self.n_unroll)

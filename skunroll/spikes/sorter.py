@@ -12,11 +12,11 @@ The pipeline, on a recording ``(n_times, n_channels)``:
 3. *Kernels.* :class:`~skunroll.ConvolutionalDictionaryLearning` refines
    them (multichannel kernels, full or rank-1) on sampled chunks of the
    recording, with non-negative codes and one sparsity weight per kernel.
-4. *Deconvolution.* The unrolled encoder of the fitted model encodes the
-   whole recording in blocks (each in parallel chunks): a code entry is a
-   spike of one kernel at one amplitude, overlapping spikes included. The
-   entries above ``threshold`` are the events; each is reported at its
-   kernel's reference sample.
+4. *Deconvolution.* The model's encoder (coordinate descent on the lasso by
+   default, or the unrolled FISTA) encodes the whole recording in blocks
+   (each in parallel chunks): a code entry is a spike of one kernel at one
+   amplitude, overlapping spikes included. The entries above ``threshold``
+   are the events; each is reported at its kernel's reference sample.
 5. *Units.* Each kernel's events are split on their code amplitude and the
    footprint left over on every channel (a recursive two-way split test:
    Gaussian mixtures, separation, relative size, BIC), so that units with
@@ -92,8 +92,9 @@ class SpikeSorter(BaseEstimator):
     r"""Spike sorting by convolutional dictionary learning and deconvolution.
 
     Learns one multichannel kernel per spike shape with
-    :class:`~skunroll.ConvolutionalDictionaryLearning` (CRsAE's unrolled
-    encoder), deconvolves the recording with it (overlapping spikes are
+    :class:`~skunroll.ConvolutionalDictionaryLearning` (coordinate descent
+    on the lasso, or CRsAE's unrolled FISTA encoder, whose weights are the
+    kernels), deconvolves the recording with it (overlapping spikes are
     separated by the sparse code), and clusters every kernel's spikes on their
     amplitudes so that units sharing a shape separate. See the module
     docstring of :mod:`skunroll.spikes.sorter` for the steps.
@@ -145,8 +146,17 @@ class SpikeSorter(BaseEstimator):
     rank1 : bool, default=False
         Kernels as a spatial pattern times a waveform (rank-1) rather than
         full ``(n_channels, n_taps)`` kernels.
+    encoder : {"cd", "fista"}, default="cd"
+        Encoder of the kernels' training and of the deconvolution (the
+        ``encoder`` of :class:`~skunroll.ConvolutionalDictionaryLearning`):
+        "cd" solves their lasso by coordinate descent, at a cost that follows
+        the number of spikes; "fista" runs ``n_unroll`` steps of the unrolled
+        FISTA (CRsAE's network). On SpikeInterface's recordings "cd" sorted
+        as accurately (mean accuracy 0.798 against 0.794 over 15 recordings)
+        in half the time on 16 channels (see the user guide).
     n_unroll : int, default=100
-        Depth of the unrolled FISTA encoder.
+        Depth of the unrolled encoder with ``encoder="fista"`` (not used by
+        "cd").
     max_iter : int, default=3
         Training epochs of the kernels.
     train_seconds : float, default=4.0
@@ -265,6 +275,7 @@ class SpikeSorter(BaseEstimator):
         "whiten": ["boolean"],
         "rank1": ["boolean"],
         "n_unroll": [Interval(Integral, 1, None, closed="left")],
+        "encoder": [StrOptions({"cd", "fista"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "train_seconds": [Interval(Real, 0, None, closed="neither")],
         "max_units_per_kernel": [Interval(Integral, 1, None, closed="left")],
@@ -293,6 +304,7 @@ class SpikeSorter(BaseEstimator):
         freq_band=(300.0, 6000.0),
         whiten=False,
         rank1=False,
+        encoder="cd",
         n_unroll=100,
         max_iter=3,
         train_seconds=4.0,
@@ -318,6 +330,7 @@ class SpikeSorter(BaseEstimator):
         self.freq_band = freq_band
         self.whiten = whiten
         self.rank1 = rank1
+        self.encoder = encoder
         self.n_unroll = n_unroll
         self.max_iter = max_iter
         self.train_seconds = train_seconds
@@ -418,11 +431,10 @@ class SpikeSorter(BaseEstimator):
         # a constant channel, found before filtering (whose edge effects
         # would leave it a tiny non-zero noise level)
         constant = np.all(X == X[:1], axis=0)
-        X = _pre.bandpass(X, self._check_band(), float(self.sampling_frequency))
-        if q > 1:  # after the low-pass: no aliasing
-            X = X[::q]
+        band = self._check_band()
+        XnT = _pre.bandpass(X, band, float(self.sampling_frequency), q, self.n_jobs)
         if fitting:
-            median, noise = _pre.robust_noise(X)
+            median, noise = _pre.robust_noise(XnT.T)
             live = (noise > 0) & ~constant
             if not live.any():
                 raise ValueError(
@@ -435,9 +447,8 @@ class SpikeSorter(BaseEstimator):
             median = self._median
         live = self.noise_level_ > 0
         scale = np.where(live, 1.0 / np.where(live, self.noise_level_, 1.0), 0.0)
-        XnT = np.ascontiguousarray(
-            ((X - median.astype(X.dtype)) * scale.astype(X.dtype)).T, dtype=np.float32
-        )
+        XnT -= median.astype(np.float32)[:, None]
+        XnT *= scale.astype(np.float32)[:, None]
         if fitting:
             self.whitening_ = _pre.whitening_matrix(XnT.T) if self.whiten else None
             if self.whitening_ is not None:
@@ -590,6 +601,7 @@ class SpikeSorter(BaseEstimator):
             align_kernels=False,
             rank1=self.rank1,
             n_unroll=self.n_unroll,
+            encoder=self.encoder,
             max_iter=self.max_iter,
             tol=0.0,
             batch_size=max(1, min(8, len(segs))),
@@ -628,7 +640,7 @@ class SpikeSorter(BaseEstimator):
         nms = max(1, int(round(0.5e-3 * fs)))
         spread = max(1, int(round(0.1e-3 * fs)))
         block = max(L, int(self.block_seconds * fs))
-        reach = self.n_unroll * (L - 1) + nms + spread
+        reach = cdl._encoder_reach() + nms + spread
         found = []
         n_blocks = int(np.ceil(P / block))
         for b, s in enumerate(range(0, P, block)):

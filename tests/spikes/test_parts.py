@@ -6,9 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from scipy import signal
 
 from skunroll.spikes._cluster import merge_units, template_distance
-from skunroll.spikes._preprocess import MAD_TO_STD, as_recording, robust_noise
+from skunroll.spikes._preprocess import (
+    MAD_TO_STD,
+    as_recording,
+    bandpass,
+    robust_noise,
+)
 
 DTYPES = [np.int16, np.int32, np.uint8, np.float32, np.float64]
 
@@ -51,6 +57,47 @@ def test_robust_noise_is_the_gaussian_sd_despite_spikes():
     assert np.all(np.abs(median - 3.0) < 0.03 * np.array([1.0, 5.0]))
     np.testing.assert_allclose(noise, [1.0, 5.0], rtol=0.03)
     assert abs(MAD_TO_STD - np.sqrt(2) * 0.476936) < 1e-6  # erfinv(1/2) sqrt(2)
+
+
+@pytest.mark.parametrize("band", [(300.0, 6000.0), (300.0, None), (None, 3000.0)])
+@pytest.mark.parametrize("q", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bandpass_is_scipys_sosfiltfilt_decimated_channel_major(band, q, dtype):
+    rng = np.random.default_rng(2)
+    X = (rng.standard_normal((5003, 3)) * [1.0, 50.0, 0.01] + 7.0).astype(dtype)
+    X0 = X.copy()
+    out = bandpass(X, band, 20000.0, q, n_jobs=2)
+    low, high = band
+    if low and high:
+        sos = signal.butter(2, [low, high], "bandpass", fs=20000.0, output="sos")
+    elif low:
+        sos = signal.butter(2, low, "highpass", fs=20000.0, output="sos")
+    else:
+        sos = signal.butter(2, high, "lowpass", fs=20000.0, output="sos")
+    ref = signal.sosfiltfilt(sos, X.astype(np.float64), axis=0)[::q].T
+    assert out.dtype == np.float32 and out.flags["C_CONTIGUOUS"]
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())
+    np.testing.assert_array_equal(X, X0)
+    # no band: the decimated recording, channel-major float32
+    np.testing.assert_array_equal(
+        bandpass(X, (None, None), 2e4, q), X[::q].T.astype(np.float32)
+    )
+    # a recording shorter than scipy's padding is padded by what it has
+    short = bandpass(X[:7], band, 20000.0, 1)
+    assert short.shape == (3, 7) and np.all(np.isfinite(short))
+
+
+def test_robust_noise_of_a_channel_major_view_equals_the_time_major_one():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((3000, 4)) * [1, 2, 0, 3]
+    X[:, 2] = np.where(np.arange(3000) % 10 == 0, 1.0, 0.0)  # MAD 0, varies
+    median, noise = robust_noise(X)
+    m2, n2 = robust_noise(np.ascontiguousarray(X.T).T)
+    np.testing.assert_array_equal(median, m2)
+    np.testing.assert_array_equal(noise, n2)
+    np.testing.assert_allclose(median, np.median(X, axis=0))
+    assert noise[2] == pytest.approx(X[:, 2].std())
 
 
 def test_template_distance_brute_force():

@@ -255,7 +255,7 @@ def test_contracts(ground_truth, fitted, capsys):
     "params, floor",
     # whitening measured 0.897 on this recording (whose noise is independent
     # across channels, so whitening only adds its estimation error)
-    [({"whiten": True}, 0.85), ({"rank1": True}, 0.9)],
+    [({"whiten": True}, 0.85), ({"rank1": True}, 0.9), ({"encoder": "fista"}, 0.9)],
 )
 def test_options_sort_as_well(ground_truth, params, floor):
     _, gt, X = ground_truth
