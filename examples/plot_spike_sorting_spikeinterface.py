@@ -9,8 +9,8 @@ SpikeInterface (``spikeinterface.core.generate_ground_truth_recording``: a
 own ``compare_sorter_to_ground_truth``. The sorter works in units of each
 channel's robust noise level, learns one multichannel kernel per spike shape
 with :class:`~skunroll.ConvolutionalDictionaryLearning`, deconvolves the
-recording with the unrolled encoder and splits every kernel's spikes by
-amplitude and footprint. Needs the ``spikes`` extra
+recording (coordinate descent on the lasso of the kernels) and splits every
+kernel's spikes by amplitude and footprint. Needs the ``spikes`` extra
 (``pip install "skunroll[spikes]"``).
 """
 
