@@ -16,10 +16,12 @@ per-entry tolerance, not at the exact solution). Nothing here
 validates input.
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import fft as sp_fft
+from sklearn.exceptions import ConvergenceWarning
 
 from .._kernels import _conv as _k
 from .._kernels import _conv_cd as _cd
@@ -144,10 +146,19 @@ def _run_sample(x, H, net, step, mode, mask, z_out, grad, losses, z_init=None,
                 "the 'cd' encoder is not unrolled: it has no back-propagated "
                 "gradient (use gradient='dec')."
             )
-        tol = CD_TOL * cd_scale(H, net.alphas, x)
-        _cd.cd_sample(x, H, net.alphas.astype(np.float64), args[5], mask, use_mask,
-                      args[8], tol, CD_MAX_PASSES, mode, z_out, grad, losses,
-                      *warm)  # fmt: skip
+        alphas = net.alphas.astype(np.float64)
+        tol = CD_TOL * cd_scale(H, alphas, x)
+        passes = _cd.cd_sample(x, H, alphas, net.signs.astype(np.int64), mask,
+                               use_mask, alphas, tol, CD_MAX_PASSES, mode, z_out,
+                               grad, losses, *warm)  # fmt: skip
+        if passes >= CD_MAX_PASSES:
+            warnings.warn(
+                f"the 'cd' encoder stopped after {CD_MAX_PASSES} passes with codes "
+                "still moving by more than its tolerance; the codes are not "
+                "converged.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
     elif uses_fft(net, H):
         fft_sample(*args, *warm)
     elif net.likelihood == "gaussian" and mode <= _k.DEC:

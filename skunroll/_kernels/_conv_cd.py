@@ -42,7 +42,8 @@ def cd_sample(x, H, thresholds, signs, mask, use_mask, alphas, tol, max_passes,
     ``lambda_k``; ``tol`` is the largest code change at which a segment is
     left alone. ``losses`` receives the data loss and the penalty; for "dec"
     ``grad`` accumulates the kernel gradient at the codes. Returns the
-    number of passes run."""
+    number of passes run (``max_passes`` if it stopped there; a converged
+    run ends with a pass that moves nothing, so fewer)."""
     n_kernels = H.shape[0]
     F = np.ascontiguousarray(kernel_gram(H)[:, :, ::-1, ::-1])
     eh = (F.shape[2] - 1) // 2

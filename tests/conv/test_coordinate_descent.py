@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from scipy import signal
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import InvalidParameterError
 
 import skunroll._conv.network as conv_network
@@ -122,6 +123,7 @@ def test_chunks_agree_with_the_whole_signal(monkeypatch):
     # kernel) from the exact solution: close, not equal
     assert np.max(np.abs(chunked - whole)) <= 0.03 * np.max(np.abs(whole))
     monkeypatch.setattr(conv_network, "CD_TOL", 1e-7)
+    monkeypatch.setattr(conv_network, "CD_MAX_PASSES", 10**6)
     whole = encode(X, H, net, 1.0, chunk_positions=10**6)
     chunked = encode(X, H, net, 1.0, n_jobs=2, chunk_positions=251)
     assert np.max(np.abs(chunked - whole)) <= 1e-3
@@ -169,6 +171,13 @@ def _synth(z, H):
         for c in range(H.shape[1]):
             out[c] += signal.convolve2d(z[k], H[k, c])
     return out
+
+
+def test_a_run_stopped_by_the_pass_cap_warns(monkeypatch):
+    X, H = _problem(seed=6)
+    monkeypatch.setattr(conv_network, "CD_MAX_PASSES", 3)
+    with pytest.warns(ConvergenceWarning, match="not converged"):
+        forward_backward(X, H, _cd(), 1.0, "forward")
 
 
 def test_unrolled_gradients_are_refused():
