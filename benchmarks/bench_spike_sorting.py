@@ -27,6 +27,10 @@ anyway, for wall times measured in the same run as skunroll's;
 ``--own`` also runs ``bench_convolutional``'s 17-minute single-channel
 recording (skunroll's own simulator): encode + detect events.
 
+``--states N`` runs skunroll with ``random_state`` 0 to N - 1 (its seeds,
+training chunks and mixtures) and reports its mean accuracy per unit over
+them: how much a result depends on the draw.
+
 ``--oracle`` also prints, per recording, a bound on what any sorter can reach
 from the waveforms: for every unit, the smallest over the other units of the
 accuracy of a linear discriminant fitted *with the true labels* on the two
@@ -183,9 +187,9 @@ def run_peer(name, rec, n_jobs):
     return sorting, time.perf_counter() - t0
 
 
-def run_skunroll(rec, n_jobs):
+def run_skunroll(rec, n_jobs, random_state=0):
     t0 = time.perf_counter()
-    sorting = sort_recording(rec, random_state=0, n_jobs=n_jobs)
+    sorting = sort_recording(rec, random_state=random_state, n_jobs=n_jobs)
     return sorting, time.perf_counter() - t0
 
 
@@ -200,6 +204,13 @@ def main():
     )
     parser.add_argument(
         "--no-skunroll", action="store_true", help="the peers only (to fill the cache)"
+    )
+    parser.add_argument(
+        "--states",
+        type=int,
+        default=1,
+        help="skunroll with random_state 0..STATES-1: its row is the mean "
+        "accuracy per unit over them (and the median wall time)",
     )
     parser.add_argument(
         "--oracle",
@@ -243,7 +254,7 @@ def main():
         snr = unit_snr(rec, gt)
         big = snr >= 5
         name = f"{C}ch {U}u {int(dur)}s s{seed}"
-        runs = [] if args.no_skunroll else [("skunroll", run_skunroll)]
+        runs = [] if args.no_skunroll else [("skunroll", None)]
         runs += [(p, lambda r, j, p=p: run_peer(p, r, j)) for p in args.peers]
         for sorter, fn in runs:
             cache = None
@@ -256,6 +267,14 @@ def main():
                         cached = json.load(f)
                     wall, acc = cached["wall"], np.array(cached["accuracy"])
                     sorter_name = f"{sorter}*"
+                elif sorter == "skunroll":
+                    walls, accs = [], []
+                    for state in range(args.states):
+                        sorting, wall = run_skunroll(rec, args.n_jobs, state)
+                        walls.append(wall)
+                        accs.append(score(gt, sorting))
+                    wall, acc = float(np.median(walls)), np.mean(accs, axis=0)
+                    sorter_name = sorter
                 else:
                     sorting, wall = fn(rec, args.n_jobs)
                     acc = score(gt, sorting)
