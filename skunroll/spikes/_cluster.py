@@ -179,7 +179,14 @@ def distinct_kernels(H, refs, centre, similar):
 
 
 def split_features(
-    features, max_clusters, min_separation, min_size, min_ratio, seed, n_axes=2
+    features,
+    max_clusters,
+    min_separation,
+    min_size,
+    min_ratio,
+    seed,
+    n_axes=2,
+    n_starts=3,
 ):
     """Clusters of one kernel's events ``(n, d)`` by a recursive split test.
 
@@ -201,6 +208,11 @@ def split_features(
     dimensions a mixture finds splits in one unit's noise), whichever is more
     separated.
 
+    Every mixture with footprint axes is fitted from ``n_starts`` random
+    starts, each a candidate: two small units whose amplitudes overlap and whose footprints
+    differ are found from some starts only (the likelihood's best two-way
+    split of such a group can be another one that fails the tests).
+
     ``min_ratio`` guards against a large unit whose amplitudes are flat or
     bimodal within a few percent (the sub-sample phase of its spikes): a
     two-component mixture fitted to a uniform distribution finds components
@@ -216,7 +228,9 @@ def split_features(
     while groups and n_clusters < max_clusters:
         groups.sort(key=len)
         idx = groups.pop()
-        side = _two_way_cut(F[idx], min_separation, min_size, min_ratio, seed, n_axes)
+        side = _two_way_cut(
+            F[idx], min_separation, min_size, min_ratio, seed, n_axes, n_starts
+        )
         if side is None:
             continue
         labels[idx[side]] = n_clusters
@@ -225,13 +239,13 @@ def split_features(
     return labels
 
 
-def _two_way_cut(F, min_separation, min_size, min_ratio, seed, n_axes):
+def _two_way_cut(F, min_separation, min_size, min_ratio, seed, n_axes, n_starts):
     """The rows on the second side of a significant two-way cut, or None.
 
     Mixtures are fitted on the amplitude alone and with the footprint's main
     axes (in several dimensions a mixture can settle on a split of the noise
-    while the amplitude's modes are plain); the most separated cut that
-    passes the tests is taken."""
+    while the amplitude's modes are plain), the latter from ``n_starts``
+    random starts; the most separated cut that passes the tests is taken."""
     if len(F) < 2 * min_size:
         return None
     candidates = [F[:, :1]]
@@ -242,30 +256,35 @@ def _two_way_cut(F, min_separation, min_size, min_ratio, seed, n_axes):
             candidates.append(np.column_stack([F[:, 0], foot @ axes[:n].T]))
     best, best_sep = None, -np.inf
     for G in candidates:
-        gmm = GaussianMixture(
-            2, random_state=seed, reg_covar=1e-6, covariance_type="full"
-        )
-        gmm.fit(G)
-        mu, cov = gmm.means_, gmm.covariances_
-        diff = mu[1] - mu[0]
-        if np.linalg.norm(diff) < min_ratio * np.linalg.norm(mu, axis=1).max():
-            continue
-        w = np.linalg.solve(cov[0] + cov[1], diff)
-        m = mu @ w
-        s2 = np.array([w @ cov[0] @ w, w @ cov[1] @ w])
-        sep = abs(m[1] - m[0]) / np.sqrt(s2.mean())
-        if sep < min_separation or sep <= best_sep:
-            continue
-        side = gmm.predict(G) == 1
-        if min(side.sum(), (~side).sum()) < min_size:
-            continue
-        # and two components must explain the group better than one by the
-        # BIC: on a few dozen events in several dimensions, a mixture's
-        # separation alone is inflated by its fitted covariances
-        one = GaussianMixture(1, reg_covar=1e-6, covariance_type="full").fit(G)
-        if gmm.bic(G) >= one.bic(G):
-            continue
-        best, best_sep = side, sep
+        one_bic = None
+        # one dimension: EM finds the same two modes from any start
+        for start in range(n_starts if G.shape[1] > 1 else 1):
+            gmm = GaussianMixture(
+                2, random_state=seed + start, reg_covar=1e-6, covariance_type="full"
+            )
+            gmm.fit(G)
+            mu, cov = gmm.means_, gmm.covariances_
+            diff = mu[1] - mu[0]
+            if np.linalg.norm(diff) < min_ratio * np.linalg.norm(mu, axis=1).max():
+                continue
+            w = np.linalg.solve(cov[0] + cov[1], diff)
+            m = mu @ w
+            s2 = np.array([w @ cov[0] @ w, w @ cov[1] @ w])
+            sep = abs(m[1] - m[0]) / np.sqrt(s2.mean())
+            if sep < min_separation or sep <= best_sep:
+                continue
+            side = gmm.predict(G) == 1
+            if min(side.sum(), (~side).sum()) < min_size:
+                continue
+            # and two components must explain the group better than one by
+            # the BIC: on a few dozen events in several dimensions, a
+            # mixture's separation alone is inflated by its fitted covariances
+            if one_bic is None:
+                one = GaussianMixture(1, reg_covar=1e-6, covariance_type="full")
+                one_bic = one.fit(G).bic(G)
+            if gmm.bic(G) >= one_bic:
+                continue
+            best, best_sep = side, sep
     return best
 
 
