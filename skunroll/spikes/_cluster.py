@@ -209,9 +209,10 @@ def split_features(
     separated.
 
     Every mixture with footprint axes is fitted from ``n_starts`` random
-    starts, each a candidate: two small units whose amplitudes overlap and whose footprints
-    differ are found from some starts only (the likelihood's best two-way
-    split of such a group can be another one that fails the tests).
+    starts, each a candidate: two small units whose amplitudes overlap and
+    whose footprints differ are found from some starts only (the
+    likelihood's best two-way split of such a group can be another one that
+    fails the tests).
 
     ``min_ratio`` guards against a large unit whose amplitudes are flat or
     bimodal within a few percent (the sub-sample phase of its spikes): a
