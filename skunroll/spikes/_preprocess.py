@@ -143,8 +143,10 @@ def bandpass(X, band, sampling_frequency, decimate=1, n_jobs=None):
     out = np.empty((C, -(-T // decimate)), dtype=np.float32)
     buffers = {}
 
-    def run(c):
-        buf = buffers.setdefault(threading.get_ident(), np.empty(T + 2 * padlen))
+    def run(c):  # one float64 buffer per thread
+        buf = buffers.get(threading.get_ident())
+        if buf is None:
+            buf = buffers[threading.get_ident()] = np.empty(T + 2 * padlen)
         _iir.sosfiltfilt_channel(X, c, sos, zi, padlen, decimate, out[c], buf)
 
     map_in_order(run, C, n_jobs)
