@@ -149,8 +149,8 @@ def _run_sample(x, H, net, step, mode, mask, z_out, grad, losses, z_init=None,
         alphas = net.alphas.astype(np.float64)
         tol = CD_TOL * cd_scale(H, alphas, x)
         passes = _cd.cd_sample(x, H, alphas, net.signs.astype(np.int64), mask,
-                               use_mask, alphas, tol, CD_MAX_PASSES, mode, z_out,
-                               grad, losses, *warm)  # fmt: skip
+                               use_mask, tol, CD_MAX_PASSES, mode, z_out, grad,
+                               losses, *warm)  # fmt: skip
         if passes >= CD_MAX_PASSES:
             warnings.warn(
                 f"the 'cd' encoder stopped after {CD_MAX_PASSES} passes with codes "

@@ -24,6 +24,7 @@ segment is marked), or after ``max_passes`` passes.
 import numpy as np
 from numba import njit
 
+from ._blas import copy_into
 from ._conv import (
     _gram_apply_sparse,
     _gram_scatter,
@@ -35,10 +36,10 @@ from ._conv import (
 
 
 @njit(nogil=True, cache=True)
-def cd_sample(x, H, thresholds, signs, mask, use_mask, alphas, tol, max_passes,
-              mode, z_out, grad, losses, z_init, warm):  # fmt: skip
+def cd_sample(x, H, alphas, signs, mask, use_mask, tol, max_passes, mode, z_out,
+              grad, losses, z_init, warm):  # fmt: skip
     """Encode one signal ``x`` ``(C, h, w)`` to ``z_out`` by LGCD, from
-    ``z_init`` when ``warm`` else from zero. ``thresholds`` are the l1 weights
+    ``z_init`` when ``warm`` else from zero. ``alphas`` are the l1 weights
     ``lambda_k``; ``tol`` is the largest code change at which a segment is
     left alone. ``losses`` receives the data loss and the penalty; for "dec"
     ``grad`` accumulates the kernel gradient at the codes. Returns the
@@ -53,23 +54,16 @@ def cd_sample(x, H, thresholds, signs, mask, use_mask, alphas, tol, max_passes,
     analysis(x, H, b)
     z = np.zeros(z_out.shape)
     if warm:
-        for k in range(K):
-            for i in range(p1):
-                for j in range(p2):
-                    z[k, i, j] = z_init[k, i, j]
+        copy_into(z_init, z)
     c = np.zeros(z_out.shape)  # H^T H z
     _gram_apply_sparse(F, z, c)
-    r = np.empty(z_out.shape)
-    for k in range(K):
-        for i in range(p1):
-            for j in range(p2):
-                r[k, i, j] = b[k, i, j] - c[k, i, j]
+    r = b - c  # H^T (x - H z), float64
     inv = np.empty(n_kernels)
     th = np.empty(n_kernels)
     for k in range(n_kernels):
         d = F[k, k, eh, ew]
         inv[k] = 1.0 / d if d > 0.0 else 0.0
-        th[k] = thresholds[k] * inv[k]
+        th[k] = alphas[k] * inv[k]
     seg = max(1, 2 * (ew + 1))
     n_seg = (p2 + seg - 1) // seg
     marked = np.ones((p1, n_seg), dtype=np.bool_)
@@ -119,10 +113,6 @@ def cd_sample(x, H, thresholds, signs, mask, use_mask, alphas, tol, max_passes,
                         marked[i2, s2] = True
         if not moved:
             break
-    for k in range(K):
-        for i in range(p1):
-            for j in range(p2):
-                z_out[k, i, j] = z[k, i, j]
-                c[k, i, j] = b[k, i, j] - r[k, i, j]
-    gram_finish(x, H, z_out, b, c, alphas, mode, losses, grad)
+    copy_into(z, z_out)
+    gram_finish(x, H, z_out, b, b - r, alphas, mode, losses, grad)
     return passes

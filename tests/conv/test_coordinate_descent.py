@@ -134,7 +134,7 @@ def test_a_warm_start_at_the_solution_stays_there():
     x = X[0]
     z = np.zeros((3, 5, 114))
     grad, losses = np.zeros((1, 1, 1, 1)), np.zeros(2)
-    args = (ALPHAS, SIGNS, np.ones((1, 1, 1), bool), False, ALPHAS, 1e-4, 10**6, 0)
+    args = (ALPHAS, SIGNS, np.ones((1, 1, 1), bool), False, 1e-4, 10**6, 0)
     cold = _conv_cd.cd_sample(x, H, *args, z, grad, losses, z, False)
     again = z.copy()
     warm = _conv_cd.cd_sample(x, H, *args, again, grad, losses, z.copy(), True)
