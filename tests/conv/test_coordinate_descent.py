@@ -28,6 +28,17 @@ ALPHAS = np.array([0.3, 0.5, 0.4])
 SIGNS = np.array([0, 1, -1])
 
 
+def _synth(z, H):
+    """``H z`` by scipy, independent of the package's kernels."""
+    out = np.zeros(
+        (H.shape[1], z.shape[1] + H.shape[2] - 1, z.shape[2] + H.shape[3] - 1)
+    )
+    for k in range(H.shape[0]):
+        for c in range(H.shape[1]):
+            out[c] += signal.convolve2d(z[k], H[k, c])
+    return out
+
+
 def _problem(seed=0, shape=(2, 6, 120), kernel=(2, 7), dtype=np.float64):
     """Images ``(n, C, h, w)`` made of sparse events of three kernels, and
     the kernels ``(K, C, kh, kw)``."""
@@ -39,19 +50,13 @@ def _problem(seed=0, shape=(2, 6, 120), kernel=(2, 7), dtype=np.float64):
     )
     codes *= rng.random(codes.shape) < 0.03
     for i in range(2):
-        for k in range(3):
-            for c in range(shape[0]):
-                X[i, c] += signal.convolve2d(codes[i, k], H[k, c])
+        X[i] += _synth(codes[i], H)
     return X.astype(dtype), H.astype(dtype)
 
 
 def _residual_correlation(x, H, z):
     """``H^T (x - H z)`` by scipy, independent of the package's kernels."""
-    e = np.zeros_like(x, dtype=np.float64)
-    for k in range(H.shape[0]):
-        for c in range(H.shape[1]):
-            e[c] += signal.convolve2d(z[k], H[k, c])
-    r = x - e
+    r = x - _synth(z, H)
     return np.stack([
         sum(signal.correlate2d(r[c], H[k, c], mode="valid") for c in range(H.shape[1]))
         for k in range(H.shape[0])
@@ -147,11 +152,7 @@ def test_dec_gradient_is_the_correlation_of_the_residual_with_the_codes():
     res = forward_backward(X, H, _cd(), 1.0, "dec")
     expected = np.zeros_like(H)
     for x, z in zip(X, res.codes, strict=True):
-        e = np.zeros_like(x)
-        for k in range(3):
-            for c in range(2):
-                e[c] += signal.convolve2d(z[k], H[k, c])
-        r = x - e
+        r = x - _synth(z, H)
         for k in range(3):
             for c in range(2):
                 expected[k, c] -= signal.correlate2d(r[c], z[k], mode="valid")
@@ -161,16 +162,6 @@ def test_dec_gradient_is_the_correlation_of_the_residual_with_the_codes():
         0.5 * np.sum((x - _synth(z, H)) ** 2) for x, z in zip(X, res.codes, strict=True)
     )
     assert res.data_loss == pytest.approx(data, rel=1e-9)
-
-
-def _synth(z, H):
-    out = np.zeros(
-        (H.shape[1], z.shape[1] + H.shape[2] - 1, z.shape[2] + H.shape[3] - 1)
-    )
-    for k in range(H.shape[0]):
-        for c in range(H.shape[1]):
-            out[c] += signal.convolve2d(z[k], H[k, c])
-    return out
 
 
 def test_a_run_stopped_by_the_pass_cap_warns(monkeypatch):
