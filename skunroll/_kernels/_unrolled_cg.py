@@ -13,6 +13,8 @@ psi``. The matrix products are BLAS calls (``np.dot``) over the whole chunk.
   from zero, the preconditioner a (q, q) matrix shared by the chunk (the
   inverse of an approximation of every ``A_i``), forward only; also returns
   ``W X`` accumulated from the steps' products;
+- ``output_terms``: the element-wise terms of the surrogate and of the
+  output gradient in one pass over the chunk;
 - ``cg_backward``: the hand-written reverse pass of those steps: the adjoint
   of the right-hand sides, and the gradients with respect to ``W`` and
   ``d`` through the operator;
@@ -38,12 +40,13 @@ def _scale_columns(Y, d, r, out):
 
 @njit(nogil=True, cache=True)
 def _col_dot(a, b, out):
+    """``out[c] = sum_k a[k, c] b[k, c]``, row by row (contiguous, so the
+    inner loop vectorises)."""
     q, N = a.shape
-    for c in range(N):
-        s = 0.0
-        for k in range(q):
-            s += a[k, c] * b[k, c]
-        out[c] = s
+    out[:] = 0.0
+    for k in range(q):
+        for c in range(N):
+            out[c] += a[k, c] * b[k, c]
 
 
 @njit(nogil=True, cache=True)
@@ -105,10 +108,13 @@ def cg_forward(W, Wt, d, r, B, n_steps, rel_tol, record, P_h, V_h, Y_h, R_h, coe
 
 
 @njit(nogil=True, cache=True)
-def pcg_forward(W, Wt, d, r, B, Pinv, n_steps, rel_tol):
+def pcg_forward(W, Wt, D, B, Pinv, n_steps, rel_tol):
     """``n_steps`` preconditioned CG steps on ``A_i x = b`` for every column
     of ``B``, from zero, with the symmetric positive definite (q, q)
     ``Pinv`` (an approximation of ``A_i^{-1}`` shared by the chunk).
+    ``D`` (p, N) is ``d`` with every sample's column repeated for each of
+    its right-hand sides (``np.repeat(d, r, axis=1)``), so that the loops
+    over the (p, N) arrays run along contiguous rows.
 
     Returns the solutions ``X`` (q, N) and ``U = W X`` (p, N), accumulated
     from the steps' products ``W p_t`` (no extra product). A column whose
@@ -116,7 +122,6 @@ def pcg_forward(W, Wt, d, r, B, Pinv, n_steps, rel_tol):
     """
     q, N = B.shape
     p = W.shape[0]
-    n_chunk = N // r
     X = np.zeros((q, N), dtype=B.dtype)
     U = np.zeros((p, N), dtype=B.dtype)
     R = B.copy()
@@ -126,6 +131,7 @@ def pcg_forward(W, Wt, d, r, B, Pinv, n_steps, rel_tol):
     rho_new = np.empty(N, dtype=np.float64)
     gamma = np.empty(N, dtype=np.float64)
     alpha = np.empty(N, dtype=np.float64)
+    beta = np.empty(N, dtype=np.float64)
     Z = np.empty((p, N), dtype=B.dtype)
     _col_dot(R, Zr, rho)
     floor = rho * rel_tol
@@ -136,18 +142,16 @@ def pcg_forward(W, Wt, d, r, B, Pinv, n_steps, rel_tol):
         # after it)
         _col_dot(P, P, gamma)
         for j in range(p):
-            for i in range(n_chunk):
-                dji = d[j, i]
-                for c in range(i * r, i * r + r):
-                    z = Y[j, c] * dji
-                    Z[j, c] = z
-                    gamma[c] += Y[j, c] * z
+            for c in range(N):
+                z = Y[j, c] * D[j, c]
+                Z[j, c] = z
+                gamma[c] += Y[j, c] * z
         for c in range(N):
             taken = rho[c] > floor[c] and gamma[c] > 0
             alpha[c] = rho[c] / gamma[c] if taken else 0.0
-            a = alpha[c]
-            for k in range(q):
-                X[k, c] += a * P[k, c]
+        for k in range(q):
+            for c in range(N):
+                X[k, c] += alpha[c] * P[k, c]
         for j in range(p):
             for c in range(N):
                 U[j, c] += alpha[c] * Y[j, c]
@@ -161,11 +165,59 @@ def pcg_forward(W, Wt, d, r, B, Pinv, n_steps, rel_tol):
         _col_dot(R, Zr, rho_new)
         for c in range(N):
             taken = rho[c] > floor[c] and gamma[c] > 0
-            beta = rho_new[c] / rho[c] if taken else 0.0
-            for k in range(q):
-                P[k, c] = Zr[k, c] + beta * P[k, c]
+            beta[c] = rho_new[c] / rho[c] if taken else 0.0
             rho[c] = rho_new[c] if taken else 0.0
+        for k in range(q):
+            for c in range(N):
+                P[k, c] = Zr[k, c] + beta[c] * P[k, c]
     return X, U
+
+
+@njit(nogil=True, cache=True)
+def output_terms(Xt, M, U, d, inv_psi, r, G, g_m, g_log_psi, n_observed):
+    """The solver outputs' element-wise terms of a chunk in one pass.
+
+    ``U = W X`` (p, N) holds ``W mu_i`` in column ``i r`` and ``W sigma_ik``
+    in columns ``i r + k``. Fills ``G`` (p, N, dtype of ``U``) with
+    ``diag(1 / psi) e_i`` (``e_i`` the residual at the mean on the observed
+    rows) in the mean's columns and ``-diag(d_i) W sigma_ik / K`` in the
+    probes', so that the output gradient of ``W`` is ``G X^T``; adds to
+    ``g_m`` and ``g_log_psi`` (float64) their output gradients, less the
+    term ``-M.sum(0) / 2`` of ``g_log_psi``, and to ``n_observed`` the
+    column sums of the mask ``M``; returns ``(sum_i e_i^T
+    diag(1 / psi) e_i, sum_ik sigma_ik^T W^T D_i W sigma_ik)``, the data
+    and the probes' quadratic terms of the surrogate (float64 sums).
+    """
+    n, p = Xt.shape
+    K = r - 1
+    quad_e = 0.0
+    quad_probe = 0.0
+    for j in range(p):
+        w = inv_psi[j]
+        se = 0.0
+        se2 = 0.0
+        sp = 0.0
+        count = 0.0
+        for i in range(n):
+            c = i * r
+            count += M[i, j]
+            e = (Xt[i, j] - U[j, c]) * M[i, j]
+            de = e * w
+            G[j, c] = de
+            se += de
+            se2 += e * de
+            dji = d[j, i]
+            for k in range(1, r):
+                ws = U[j, c + k]
+                dws = ws * dji
+                G[j, c + k] = -dws / K
+                sp += ws * dws
+        g_m[j] += se
+        g_log_psi[j] += 0.5 * (se2 + sp / K)
+        n_observed[j] += count
+        quad_e += se2
+        quad_probe += sp
+    return quad_e, quad_probe
 
 
 @njit(nogil=True, cache=True)

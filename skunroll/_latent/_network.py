@@ -34,12 +34,14 @@ needs the posterior mean ``mu`` and covariance ``Sigma`` of every sample:
 """
 
 import numpy as np
+from scipy.linalg import lapack
 
 from .._kernels._unrolled_cg import (
     LOG_2PI,
     cg_backward,
     cg_forward,
     exact_chunk,
+    output_terms,
     pcg_forward,
 )
 from .._parallel import map_in_order
@@ -181,10 +183,14 @@ def preconditioner(W, d, kind):
     d_bar = d.mean(axis=1) if kind == "mean" else d
     W64 = W.astype(np.float64)
     A = (W64.T * d_bar.astype(np.float64)) @ W64
-    A[np.diag_indices_from(A)] += 1.0
-    L = np.linalg.cholesky(A)
-    Linv = np.linalg.solve(L, np.eye(A.shape[0]))
-    return Linv.T @ Linv
+    A.flat[:: A.shape[0] + 1] += 1.0
+    # the inverse from the Cholesky factor (LAPACK potrf, potri: lower half)
+    L, info = lapack.dpotrf(A, lower=1)
+    if info == 0:
+        A, info = lapack.dpotri(L, lower=1)
+    if info != 0:  # not positive definite (non-finite parameters)
+        return np.full(A.shape, np.nan)
+    return np.tril(A) + np.tril(A, -1).T
 
 
 def unrolled_chunk(Xt, M, W, log_psi, S, n_steps, network, precondition=None):
@@ -227,7 +233,8 @@ def unrolled_chunk(Xt, M, W, log_psi, S, n_steps, network, precondition=None):
         Pinv = preconditioner(
             W_, d if precondition == "mean" else inv_psi64, precondition
         ).astype(dt)
-        X, U = pcg_forward(W_, Wt, d, r, Bm, Pinv, n_steps, rel_tol)
+        D = np.repeat(d, r, axis=1)
+        X, U = pcg_forward(W_, Wt, D, Bm, Pinv, n_steps, rel_tol)
         U = U.reshape(p, n, r)
     else:
         X = cg_forward(
@@ -236,31 +243,28 @@ def unrolled_chunk(Xt, M, W, log_psi, S, n_steps, network, precondition=None):
         U = (W_ @ X).reshape(p, n, r)
     Xr = X.reshape(q, n, r)
     mu, sig = Xr[:, :, 0], Xr[:, :, 1:]
-    E = (Xt.T - U[:, :, 0]) * M.T  # residual at the mean, observed rows
-    WS = U[:, :, 1:]  # W sigma_k, (p, n, K)
-    dWS = WS * d[:, :, None]
-    E64 = E.astype(np.float64)
-    DE = E64 * inv_psi64[:, None]
-    mu64 = mu.astype(np.float64)
-    sig64 = sig.astype(np.float64)
-    sig_sq = np.sum(sig64 * sig64, axis=0)  # (n, K)
-    quad_probe = np.sum(WS.astype(np.float64) * dWS, axis=0)  # (n, K)
-    Sprobe = np.sum(S.astype(np.float64) * sig64, axis=0)  # (n, K)
-    n_obs = M.sum(axis=1)
-    value = -0.5 * (
-        np.sum(n_obs) * LOG_2PI
-        + float(M.sum(axis=0) @ log_psi)
-        + float(np.sum(E64 * DE))
-        + float(np.sum(mu64 * mu64))
-        + n * q * LOG_2PI
+    U2 = U.reshape(p, N)
+    G = np.empty((p, N), dtype=dt)
+    gm = np.zeros(p)
+    g_log_psi = np.zeros(p)
+    M_cols = np.zeros(p)  # observed count per feature
+    quad_e, quad_probe = output_terms(
+        Xt, M, U2, d, inv_psi64, r, G, gm, g_log_psi, M_cols
     )
-    value += float(np.sum(Sprobe - 0.5 * (sig_sq + quad_probe))) / K
-    # the output gradient: the Fisher identity with Sigma ~ mean sigma sigma^T
-    gW = DE @ mu64.T
-    gW -= (dWS.reshape(p, n * K).astype(np.float64) @ sig64.reshape(q, n * K).T) / K
-    gm = DE.sum(axis=1)
-    g_log_psi = -0.5 * M.sum(axis=0) + 0.5 * inv_psi64 * np.sum(E64 * E64, axis=1)
-    g_log_psi += 0.5 * np.sum(dWS.astype(np.float64) * WS, axis=(1, 2)) / K
+    g_log_psi -= 0.5 * M_cols
+    sig64 = sig.astype(np.float64)
+    value = -0.5 * (
+        (M_cols.sum() + n * q) * LOG_2PI
+        + float(M_cols @ log_psi)
+        + quad_e
+        + float(np.sum(np.square(mu, dtype=np.float64)))
+    )
+    value += (
+        float(np.sum(S * sig64)) - 0.5 * (float(np.sum(sig64 * sig64)) + quad_probe)
+    ) / K
+    # the output gradient: the Fisher identity with Sigma ~ mean sigma sigma^T,
+    # sum_i [D e_i mu_i^T - sum_k D_i W sigma_ik sigma_ik^T / K] = G X^T
+    gW = (G @ X.T).astype(np.float64)
     out = {"value": value, "mu": mu, "sigma": sig}
     if network:
         # adjoint of the solver outputs: dS/dmu = b - A mu, dS/dsigma = (s - A sigma)/K

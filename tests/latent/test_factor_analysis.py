@@ -170,6 +170,30 @@ def test_network_gradient_matches_finite_differences_of_the_surrogate(n_steps):
         )
 
 
+@pytest.mark.parametrize("precondition", [None, "mean"])
+def test_float32_chunk_agrees_with_float64(precondition):
+    """The output gradient's float32 path (its fused element-wise pass and
+    its one product for the loadings' gradient) against float64 on the same
+    data and probes."""
+    rng, W, m, log_psi, X, M = _small(seed=8, n=40, p=30, q=4)
+    n, p = X.shape
+    q, K = W.shape[1], 2
+    a = rademacher(rng, (n, K, p), np.float64)
+    e = rademacher(rng, (n, K, q), np.float64)
+    S = draw_probes(W, log_psi, M, a, e)
+    Xt = (X - m) * M
+    out64 = unrolled_chunk(Xt, M, W, log_psi, S, 3, False, precondition)
+    f32 = (Xt.astype(np.float32), M.astype(np.float32))
+    out32 = unrolled_chunk(
+        *f32, W, log_psi, S.astype(np.float32), 3, False, precondition
+    )
+    assert out32["value"] == pytest.approx(out64["value"], rel=1e-5)
+    for name in ("W", "m", "log_psi"):
+        assert out32[name].dtype == np.float64
+        scale = np.max(np.abs(out64[name]))
+        np.testing.assert_allclose(out32[name], out64[name], atol=1e-4 * scale)
+
+
 def test_gradients_agree_once_the_solver_has_converged():
     """With as many steps as factors, CG is exact: network = output, and with
     many probes both are the exact gradient within Monte Carlo error."""
@@ -271,7 +295,8 @@ def test_pcg_kernel_returns_W_times_its_solutions(dtype):
     W_ = W.astype(dtype)
     tol = float(np.finfo(dtype).eps) ** 2
     for n_steps in (1, 2, q):
-        X_, U = pcg_forward(W_, np.ascontiguousarray(W_.T), d, r, B, Pinv, n_steps, tol)
+        D = np.repeat(d, r, axis=1)
+        X_, U = pcg_forward(W_, np.ascontiguousarray(W_.T), D, B, Pinv, n_steps, tol)
         assert X_.dtype == dtype and U.dtype == dtype
         rtol = 1e-4 if dtype == np.float32 else 1e-10
         np.testing.assert_allclose(U, W_ @ X_, rtol=rtol, atol=rtol)
