@@ -180,17 +180,22 @@ def preconditioner(W, d, kind):
     chunk's mean of ``d_i`` (so the approximation is the mean of the
     ``A_i``), ``kind="full"`` every row observed (``d_bar = 1 / psi``, pass
     it as ``d``, shape (p,))."""
-    d_bar = d.mean(axis=1) if kind == "mean" else d
-    W64 = W.astype(np.float64)
-    A = (W64.T * d_bar.astype(np.float64)) @ W64
+    if kind == "mean":  # the mean over the chunk, as a product (a fast reduction)
+        d_bar = d @ np.full(d.shape[1], 1.0 / d.shape[1], dtype=d.dtype)
+    else:
+        d_bar = d
+    # the product in W's dtype (an approximation need not be exact), the
+    # factorisation in float64
+    A = ((W.T * d_bar.astype(W.dtype)) @ W).astype(np.float64)
     A.flat[:: A.shape[0] + 1] += 1.0
-    # the inverse from the Cholesky factor (LAPACK potrf, potri: lower half)
+    # A^{-1} = L^{-T} L^{-1} (LAPACK potrf: the factor with its upper half
+    # zeroed; trtri: its inverse)
     L, info = lapack.dpotrf(A, lower=1)
     if info == 0:
-        A, info = lapack.dpotri(L, lower=1)
+        L, info = lapack.dtrtri(L, lower=1)
     if info != 0:  # not positive definite (non-finite parameters)
         return np.full(A.shape, np.nan)
-    return np.tril(A) + np.tril(A, -1).T
+    return L.T @ L
 
 
 def unrolled_chunk(Xt, M, W, log_psi, S, n_steps, network, precondition=None):
