@@ -32,6 +32,7 @@ to get there). Times are medians over ``--repeats`` fits.
     python benchmarks/bench_factor_analysis.py            # the issue's setup
     python benchmarks/bench_factor_analysis.py --quick    # small, seconds
     python benchmarks/bench_factor_analysis.py --methods pcg output --skip-em
+    python benchmarks/bench_factor_analysis.py --dtype float32  # float32 data
 """
 
 import argparse
