@@ -5,6 +5,7 @@ estimator contracts."""
 import numpy as np
 import pytest
 import spikeinterface.core as sc
+from scipy import signal
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import (
@@ -111,6 +112,35 @@ def test_same_spikes_in_any_unit(ground_truth, fitted):
     assert accuracies(gt, times, labels).min() >= 0.9
     # the gain puts templates and noise levels back in µV
     np.testing.assert_allclose(sorter.noise_level_, fitted.noise_level_, rtol=0.05)
+
+
+def test_event_features_are_read_from_the_residual(ground_truth, fitted):
+    """An event's footprint features are the projections of the residual (the
+    recording less the reconstruction from all codes, here by scipy) on the
+    kernel's per-channel waveforms, so that a spike overlapping another
+    unit's does not carry that unit's waveform into them."""
+    _, _, X = ground_truth
+    XnT = fitted._prepare(X, fitting=False)
+    pos, ker, amp, feats = fitted._deconvolve(XnT)  # 6 s: one block
+    codes = fitted.dictionary_learning_.code_maps(XnT[None])[0].astype(np.float64)
+    H = fitted.kernels_
+    K, C, L = H.shape
+    recon = np.zeros(XnT.shape)
+    for k in range(K):
+        for c in range(C):
+            recon[c] += signal.convolve(codes[k], H[k, c])
+    residual = XnT - recon
+    assert np.std(residual) < np.std(XnT)
+    for i in np.linspace(0, len(pos) - 1, 25).astype(int):
+        h = H[ker[i]]
+        energy = np.sum(h**2, axis=1)
+        w = h / np.sqrt(energy)[:, None]
+        w[energy < 0.05 * energy.max()] = w[np.argmax(energy)]
+        window = residual[:, pos[i] : pos[i] + L]
+        assert feats[i, 0] == amp[i]
+        np.testing.assert_allclose(
+            feats[i, 1:], np.sum(window * w, axis=1), rtol=1e-4, atol=1e-3
+        )
 
 
 def test_amplitude_split_separates_units_of_one_shape():
