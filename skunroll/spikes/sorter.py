@@ -18,7 +18,9 @@ The pipeline, on a recording ``(n_times, n_channels)``:
    amplitude, overlapping spikes included. The entries above ``threshold``
    are the events; each is reported at its kernel's reference sample.
 5. *Units.* Each kernel's events are split on their code amplitude and the
-   footprint left over on every channel (a recursive two-way split test:
+   footprint left over on every channel, read from the deconvolution's
+   residual so that overlapping spikes do not enter it (a recursive two-way
+   split test:
    Gaussian mixtures, separation, relative size, BIC), so that units with
    one shape and different amplitudes or footprints separate; units whose
    mean waveforms are closer than ``merge_distance`` noise levels (or 8 % of
