@@ -5,7 +5,10 @@ A chunk of samples, each with its own observed rows, shares the loadings
 with ``D_i = diag(mask_i / psi)``; its right-hand sides are the ``r``
 consecutive columns ``i r, ..., i r + r - 1`` of a (q, N) array (the mean's
 right-hand side, then the probes). ``d`` (p, n_chunk) holds ``mask_i /
-psi``. The matrix products are BLAS calls (``np.dot``) over the whole chunk.
+psi``, and ``D`` (p, N) the same with every sample's column repeated for
+each of its right-hand sides (``np.repeat(d, r, axis=1)``: the loops over
+the (p, N) arrays then run along contiguous rows and vectorise). The matrix
+products are BLAS calls (``np.dot``) over the whole chunk.
 
 - ``cg_forward``: ``n_steps`` conjugate-gradient steps from zero on every
   column, recording what the backward pass needs;
@@ -30,12 +33,12 @@ LOG_2PI = np.log(2.0 * np.pi)
 
 
 @njit(nogil=True, cache=True)
-def _scale_columns(Y, d, r, out):
-    """``out[j, c] = Y[j, c] * d[j, c // r]``."""
+def _scale_columns(Y, D, out):
+    """``out = Y * D`` (``D`` the per-column weights, see ``pcg_forward``)."""
     p, N = Y.shape
     for j in range(p):
         for c in range(N):
-            out[j, c] = Y[j, c] * d[j, c // r]
+            out[j, c] = Y[j, c] * D[j, c]
 
 
 @njit(nogil=True, cache=True)
@@ -50,7 +53,7 @@ def _col_dot(a, b, out):
 
 
 @njit(nogil=True, cache=True)
-def cg_forward(W, Wt, d, r, B, n_steps, rel_tol, record, P_h, V_h, Y_h, R_h, coef):
+def cg_forward(W, Wt, D, B, n_steps, rel_tol, record, P_h, V_h, Y_h, R_h, coef):
     """``n_steps`` CG steps on ``A_i x = b`` for every column of ``B``.
 
     Returns the solutions (q, N). With ``record``, fills per step ``t``:
@@ -76,7 +79,7 @@ def cg_forward(W, Wt, d, r, B, n_steps, rel_tol, record, P_h, V_h, Y_h, R_h, coe
         coef[2, 0, :] = rho
     for t in range(n_steps):
         Y = np.dot(W, P)
-        _scale_columns(Y, d, r, Z)
+        _scale_columns(Y, D, Z)
         V = np.dot(Wt, Z)
         V += P
         _col_dot(P, V, gamma)
@@ -221,7 +224,7 @@ def output_terms(Xt, M, U, d, inv_psi, r, G, g_m, g_log_psi, n_observed):
 
 
 @njit(nogil=True, cache=True)
-def cg_backward(W, Wt, d, r, Xbar, n_steps, P_h, V_h, Y_h, R_h, coef, B, gW, gd):
+def cg_backward(W, Wt, D, r, Xbar, n_steps, P_h, V_h, Y_h, R_h, coef, B, gW, gd):
     """Reverse pass of ``cg_forward``: given ``Xbar``, the adjoint of its
     output, returns the adjoint of the right-hand sides ``B`` (q, N) and
     adds to ``gW`` (p, q) and ``gd`` (p, n_chunk) the gradients through the
@@ -277,12 +280,12 @@ def cg_backward(W, Wt, d, r, Xbar, n_steps, P_h, V_h, Y_h, R_h, coef, B, gW, gd)
             rhobar_next[c] = rhobar_t
         # v_t = A p_t: pbar += A vbar, Abar += vbar p^T
         Yv = np.dot(W, vbar)
-        _scale_columns(Yv, d, r, Zv)
+        _scale_columns(Yv, D, Zv)
         AV = np.dot(Wt, Zv)
         for k in range(q):
             for c in range(N):
                 pbar[k, c] += AV[k, c] + vbar[k, c]
-        _scale_columns(Y_h[t], d, r, Zp)
+        _scale_columns(Y_h[t], D, Zp)
         gW += np.dot(Zv, P.T)
         gW += np.dot(Zp, vbar.T)
         Yt = Y_h[t]

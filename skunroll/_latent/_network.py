@@ -220,6 +220,7 @@ def unrolled_chunk(Xt, M, W, log_psi, S, n_steps, network, precondition=None):
     W_ = np.ascontiguousarray(W, dtype=dt)
     Wt = np.ascontiguousarray(W_.T)
     d = np.ascontiguousarray((M * inv_psi).T)  # (p, n)
+    D = np.repeat(d, r, axis=1)  # (p, N): d per right-hand side
     Xd = Xt * inv_psi  # zero where missing
     Bm = np.empty((q, n, r), dtype=dt)
     Bm[:, :, 0] = Wt @ Xd.T
@@ -238,12 +239,11 @@ def unrolled_chunk(Xt, M, W, log_psi, S, n_steps, network, precondition=None):
         Pinv = preconditioner(
             W_, d if precondition == "mean" else inv_psi64, precondition
         ).astype(dt)
-        D = np.repeat(d, r, axis=1)
         X, U = pcg_forward(W_, Wt, D, Bm, Pinv, n_steps, rel_tol)
         U = U.reshape(p, n, r)
     else:
         X = cg_forward(
-            W_, Wt, d, r, Bm, n_steps, rel_tol, network, P_h, V_h, Y_h, R_h, coef
+            W_, Wt, D, Bm, n_steps, rel_tol, network, P_h, V_h, Y_h, R_h, coef
         )
         U = (W_ @ X).reshape(p, n, r)
     Xr = X.reshape(q, n, r)
@@ -283,7 +283,7 @@ def unrolled_chunk(Xt, M, W, log_psi, S, n_steps, network, precondition=None):
         gW_net = np.zeros((p, q), dtype=dt)
         gd = np.zeros((p, n), dtype=dt)
         Bbar = cg_backward(
-            W_, Wt, d, r, Xbar.reshape(q, N), n_steps, P_h, V_h, Y_h, R_h, coef,
+            W_, Wt, D, r, Xbar.reshape(q, N), n_steps, P_h, V_h, Y_h, R_h, coef,
             Bm, gW_net, gd,
         )  # fmt: skip
         bbar = Bbar.reshape(q, n, r)[:, :, 0]  # the probes' adjoints are dropped
