@@ -41,7 +41,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._conv.dict_learning import ConvolutionalDictionaryLearning
-from .._kernels import _conv as _k
+from .._conv.network import reconstruct
 from .._parallel import N_JOBS, single_threaded_blas
 from . import _cluster
 from . import _preprocess as _pre
@@ -89,16 +89,6 @@ PRIVATE = (
     "_sub_kernel",
     "_sub_counts",
 )
-
-
-def _reconstruct(codes, kernels):
-    """``H z`` (C, p + L - 1) of code maps ``codes`` (K, p) with kernels
-    (K, C, L), in the codes' dtype; zero codes cost nothing."""
-    K, C, L = kernels.shape
-    out = np.empty((C, codes.shape[1] + L - 1, 1), dtype=codes.dtype)
-    H = np.ascontiguousarray(kernels[:, :, :, None], dtype=codes.dtype)
-    _k.synthesis(np.ascontiguousarray(codes[:, :, None]), H, out)
-    return out[:, :, 0]
 
 
 class SpikeSorter(BaseEstimator):
@@ -672,7 +662,10 @@ class SpikeSorter(BaseEstimator):
             amp = mass[k, p]
             keep = (p + a >= s) & (p + a < e) & (amp >= thr[k])
             k, p, amp = k[keep], p[keep], amp[keep]
-            residual = segment - _reconstruct(codes, self.kernels_)
+            # H z of the block (its codes as 1-D maps (1, K, p, 1), the
+            # kernels (K, C, L, 1)): zero codes cost nothing
+            recon = reconstruct(codes[None, :, :, None], self.kernels_[..., None])
+            residual = segment - recon[0, :, :, 0]
             feats = np.empty((len(p), self._n_features(C)))
             for kk in np.unique(k):
                 sel = np.flatnonzero(k == kk)
