@@ -80,6 +80,16 @@ MAX_SPLIT_EVENTS = 4000
 #: ... on their amplitude and this many principal axes of their footprints
 #: (recomputed in every group the split test cuts)
 FOOTPRINT_AXES = (2, 4)
+#: an event is a code that is the largest of its kernel's within this many ms:
+#: 0.3 rather than half a millisecond, so that two units of one kernel whose
+#: spikes fall 0.3-0.5 ms apart both give events (a spike's own code spreads
+#: over a sample or two, and a unit keeps one spike within DEDUPE_MS)
+NMS_MS = 0.3
+#: a spike is dropped when its code amplitude is below this fraction of its
+#: unit's median: a large spike leaves small codes on other kernels at the
+#: same time (amplitudes of 2-5 noise levels beside 56), which the Gaussian
+#: classes of those kernels would otherwise give to a large unit of theirs
+AMP_FLOOR = 0.3
 #: private fitted state (removed with the public one when fit fails)
 PRIVATE = (
     "_median",
@@ -88,6 +98,7 @@ PRIVATE = (
     "_sub_unit",
     "_sub_kernel",
     "_sub_counts",
+    "_sub_amp",
 )
 
 
@@ -631,7 +642,7 @@ class SpikeSorter(BaseEstimator):
         reach).
 
         An event is a local maximum of one kernel's code map (the largest
-        within half a millisecond); its amplitude is the code's mass within
+        within ``NMS_MS``); its amplitude is the code's mass within
         0.1 ms of it (a spike between two samples spreads its code over
         neighbouring positions), kept if at least ``(threshold - alpha) *
         sigma_k``. Its features (:meth:`_event_features`) are read from the
@@ -644,7 +655,7 @@ class SpikeSorter(BaseEstimator):
         P = T - L + 1
         fs = self._fs()
         thr = np.maximum(self.threshold - self._alpha(), 0.0) * self.kernel_noise_
-        nms = max(1, int(round(0.5e-3 * fs)))
+        nms = max(1, int(round(NMS_MS * 1e-3 * fs)))
         spread = max(1, int(round(0.1e-3 * fs)))
         block = max(L, int(self.block_seconds * fs))
         reach = cdl._encoder_reach() + nms + spread
@@ -729,7 +740,7 @@ class SpikeSorter(BaseEstimator):
         nb = self.n_before_
         T = XnT.shape[1]
         self._classes, self._first_sub = [], []
-        sub_templates, sub_counts, sub_kernel = [], [], []
+        sub_templates, sub_counts, sub_kernel, sub_amp = [], [], [], []
         seed = rng.randint(np.iinfo(np.int32).max)
         for k in range(K):
             sel = np.flatnonzero(ker == k)
@@ -767,6 +778,8 @@ class SpikeSorter(BaseEstimator):
                     w = np.zeros((XnT.shape[0], L))
                 sub_templates.append(w)
                 sub_counts.append(int((labels == c).sum()))
+                a = amp[sel][labels == c]
+                sub_amp.append(float(np.median(a)) if a.size else 0.0)
                 sub_kernel.append(k)
         max_lag = max(1, L // 8)
         merged = _cluster.merge_units(
@@ -780,15 +793,18 @@ class SpikeSorter(BaseEstimator):
         self._sub_unit = merged
         self._sub_kernel = np.asarray(sub_kernel)
         self._sub_counts = np.asarray(sub_counts)
+        self._sub_amp = np.asarray(sub_amp)
 
     def _label(self, XnT, events):
-        """Spike times and unit labels of deconvolution events."""
+        """Spike times and unit labels of deconvolution events (less those
+        whose amplitude is below ``AMP_FLOOR`` times their sub-unit's median
+        in ``fit``)."""
         pos, ker, amp, features = events
         sub = np.empty(len(pos), dtype=np.int64)
         for k, classes in enumerate(self._classes):
             sel = np.flatnonzero(ker == k)
             sub[sel] = self._first_sub[k] + classes.predict(features[sel])
-        ok = sub >= 0
+        ok = amp >= AMP_FLOOR * self._sub_amp[sub]
         times = pos[ok] + self.kernel_reference_[ker[ok]]
         units = self._sub_unit[sub[ok]]
         amp = amp[ok]

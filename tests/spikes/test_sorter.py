@@ -143,6 +143,37 @@ def test_event_features_are_read_from_the_residual(ground_truth, fitted):
         )
 
 
+def test_spikes_far_below_their_unit_amplitude_are_dropped(ground_truth, fitted):
+    """An event whose code amplitude is under AMP_FLOOR times the median of
+    the sub-unit its features fall in (a large spike's small code on another
+    kernel) gives no spike; one just above it does."""
+    from skunroll.spikes import sorter
+
+    _, _, X = ground_truth
+    XnT = fitted._prepare(X, fitting=False)
+    pos, ker, amp, feats = fitted._deconvolve(XnT)
+    sub = np.empty(len(pos), dtype=np.int64)
+    for k, classes in enumerate(fitted._classes):
+        sel = ker == k
+        sub[sel] = fitted._first_sub[k] + classes.predict(feats[sel])
+    # isolated events (no other within 2 ms), every 10th of them altered
+    gap = np.diff(pos)
+    alone = np.flatnonzero(
+        (np.r_[np.inf, gap] > 2e-3 * fitted._fs())
+        & (np.r_[gap, np.inf] > 2e-3 * fitted._fs())
+    )
+    low, high = alone[::20], alone[10::20]
+    floor = sorter.AMP_FLOOR * fitted._sub_amp[sub]
+    amp = amp.copy()
+    amp[low] = 0.9 * floor[low]
+    amp[high] = 1.1 * floor[high]
+    times, _ = fitted._label(XnT, (pos, ker, amp, feats))
+    at = pos + fitted.kernel_reference_[ker]
+    assert low.size > 5 and high.size > 5
+    assert not np.isin(at[low], times).any()
+    assert np.isin(at[high], times).all()
+
+
 def test_amplitude_split_separates_units_of_one_shape():
     """Two units with one waveform at 8 and 16 noise levels: one kernel, two
     units (the post-deconvolution split)."""
