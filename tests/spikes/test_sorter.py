@@ -267,6 +267,8 @@ def test_constant_channel_is_ignored(ground_truth, fitted):
         (np.ones((6000, 2)), {}, "every channel of X is constant"),
         (np.full((6000, 2), np.nan), {}, "entirely NaN"),
         (np.random.default_rng(0).standard_normal((6000, 2)), {}, "no spikes"),
+        # nine crossings of 4 noise levels, in no cluster of five
+        (np.random.default_rng(0).standard_normal((600_000, 1)), {}, "no cluster"),
         (np.zeros(6000), {}, "X has shape"),
         (np.zeros((6000, 2), dtype=complex), {}, "complex"),
         (np.zeros((6000, 2)), {"sampling_frequency": 0.0}, "sampling_frequency"),
@@ -279,6 +281,17 @@ def test_bad_input(X, params, match):
     with pytest.raises(ValueError, match=match):
         sorter.fit(X)
     assert not hasattr(sorter, "templates_")  # no half-fitted estimator
+
+
+def test_noise_gives_no_unit_and_says_so():
+    """Twenty seconds of Gaussian noise on four channels: crossings of 4
+    noise levels cluster, but no unit keeps min_spikes spikes; the sorter
+    warns rather than returning an empty sorting silently."""
+    X = np.random.default_rng(0).standard_normal((600_000, 4))
+    with pytest.warns(UserWarning, match="found no neurons"):
+        sorter = SpikeSorter(30000.0, random_state=0).fit(X)
+    assert sorter.n_units_ == 0 and sorter.spike_times_.size == 0
+    assert sorter.templates_.shape == (0, sorter.templates_.shape[1], 4)
 
 
 def test_partly_nan_channel_names_it(ground_truth):
