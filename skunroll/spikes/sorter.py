@@ -90,10 +90,11 @@ FOOTPRINT_AXES = (2, 4)
 #: spikes fall 0.3-0.5 ms apart both give events (a spike's own code spreads
 #: over a sample or two, and a unit keeps one spike within DEDUPE_MS)
 NMS_MS = 0.3
-#: a spike is dropped when its code amplitude is below this fraction of its
-#: unit's median: a large spike leaves small codes on other kernels at the
-#: same time (amplitudes of 2-5 noise levels beside 56), which the Gaussian
-#: classes of those kernels would otherwise give to a large unit of theirs
+#: a spike is dropped when its code amplitude is below this fraction of the
+#: median of its cluster (its kernel's class, in fit): a large spike leaves
+#: small codes on other kernels at the same time (amplitudes of 2-5 noise
+#: levels beside 56), which the Gaussian classes of those kernels would
+#: otherwise give to a large unit of theirs
 AMP_FLOOR = 0.3
 #: private fitted state (removed with the public one when fit fails)
 PRIVATE = (

@@ -156,7 +156,8 @@ def test_spikes_far_below_their_unit_amplitude_are_dropped(ground_truth, fitted)
     for k, classes in enumerate(fitted._classes):
         sel = ker == k
         sub[sel] = fitted._first_sub[k] + classes.predict(feats[sel])
-    # isolated events (no other within 2 ms), every 10th of them altered
+    # isolated events (no other within 2 ms): every 20th just under its
+    # floor, and every 20th from the 10th just over it
     gap = np.diff(pos)
     alone = np.flatnonzero(
         (np.r_[np.inf, gap] > 2e-3 * fitted._fs())
