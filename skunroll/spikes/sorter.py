@@ -701,14 +701,17 @@ class SpikeSorter(BaseEstimator):
             amp = mass[k, p]
             keep = (p + a >= s) & (p + a < e) & (amp >= thr[k])
             k, p, amp = k[keep], p[keep], amp[keep]
-            # H z of the block (its codes as 1-D maps (1, K, p, 1), the
-            # kernels (K, C, L, 1)): zero codes cost nothing
-            recon = reconstruct(codes[None, :, :, None], self.kernels_[..., None])
-            residual = segment - recon[0, :, :, 0]
-            feats = np.empty((len(p), self._n_features(C)))
-            for kk in np.unique(k):
-                sel = np.flatnonzero(k == kk)
-                feats[sel] = self._event_features(residual, kk, p[sel], amp[sel])
+            if C == 1:  # the amplitude is the only feature: no residual
+                feats = amp[:, None].astype(np.float64)
+            else:
+                # H z of the block (its codes as 1-D maps (1, K, p, 1), the
+                # kernels (K, C, L, 1)): zero codes cost nothing
+                recon = reconstruct(codes[None, :, :, None], self.kernels_[..., None])
+                residual = segment - recon[0, :, :, 0]
+                feats = np.empty((len(p), 1 + C))
+                for kk in np.unique(k):
+                    sel = np.flatnonzero(k == kk)
+                    feats[sel] = self._event_features(residual, kk, p[sel], amp[sel])
             found.append((p + a, k, amp, feats))
             if self.verbose:
                 self._log(f"deconvolved block {b + 1}/{n_blocks}")
@@ -722,15 +725,12 @@ class SpikeSorter(BaseEstimator):
             dup[idx[1:]] = np.diff(pos[idx]) <= nms
         return pos[~dup], ker[~dup], amp[~dup], feats[~dup]
 
-    @staticmethod
-    def _n_features(n_channels):
-        return 1 if n_channels == 1 else 1 + n_channels
-
     def _event_features(self, residual, k, pos, amp):
         """Features of kernel ``k``'s events at code positions ``pos`` of a
         block whose ``residual`` (C, length) is the recording less the
-        reconstruction from all its codes: the code amplitude and, with
-        several channels, the footprint left over, ``<r_c, w_c>`` per channel
+        reconstruction from all its codes, with several channels (with one,
+        the code amplitude is the only feature): the code amplitude and the
+        footprint left over, ``<r_c, w_c>`` per channel
         ``c`` (``w_c`` the kernel's unit-norm waveform on ``c``, or on its
         main channel where ``c`` holds under 5 % of its energy; ``r`` the
         residual in the event's window). Units that share a kernel's shape at
@@ -743,8 +743,6 @@ class SpikeSorter(BaseEstimator):
         a small unit next to a large one, which hides the small units'
         differences (their features' spread fell from about 4.5 to 1-2 noise
         levels on a 4-channel SpikeInterface recording)."""
-        if residual.shape[0] == 1:
-            return amp[:, None].astype(np.float64)
         h = self.kernels_[k]  # (C, L), unit norm
         energy = np.sum(h**2, axis=1)
         norms = np.sqrt(energy)
